@@ -7,9 +7,9 @@ boundary into one of these.
 .. code-block:: text
 
     RealtimeError
-    ├── ProtocolError            a frame that is not valid JSON, or a known event with invalid fields
+    ├── ProtocolError            malformed JSON, or a known event with invalid fields
     ├── ConfigError              a configuration one dialect cannot express, or an invalid option
-    ├── ConnectionError          the WebSocket could not be opened (DNS, refused, handshake, timeout)
+    ├── ConnectionError          the WebSocket could not be opened (refused, handshake, timeout)
     │   └── AuthenticationError  the server refused the credentials (HTTP 401/403, close 4001)
     ├── ConnectionClosed         the connection closed while something was pending (code, reason)
     ├── ServerError              the server answered a request with an ``error`` event
@@ -68,7 +68,7 @@ class ConfigError(RealtimeError, ValueError):
     """A configuration is invalid, or cannot be expressed in the chosen dialect."""
 
 
-class ConnectionError(RealtimeError):  # noqa: A001 - mirrors the builtin on purpose
+class ConnectionError(RealtimeError):
     """The connection could not be established."""
 
 
@@ -103,7 +103,7 @@ class ServerError(RealtimeError):
         self,
         message: str,
         *,
-        type: str | None = None,  # noqa: A002 - wire name
+        type: str | None = None,
         code: str | None = None,
         param: str | None = None,
         event_id: str | None = None,
@@ -142,7 +142,7 @@ class APIError(RealtimeError):
         message: str,
         *,
         status: int | None = None,
-        type: str | None = None,  # noqa: A002 - wire name
+        type: str | None = None,
         code: str | None = None,
         param: str | None = None,
         request_id: str | None = None,
