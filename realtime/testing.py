@@ -1,0 +1,498 @@
+"""A scripted fake Realtime server for tests: a real ``websockets`` server on loopback.
+
+Use it when you want to test code that talks to a Realtime server without a network or
+an API key. It listens on ``127.0.0.1`` with an ephemeral port, answers the WebSocket
+handshake on any path, records everything each client sends (parsed JSON) together with
+the request path and headers, and plays a *script* of steps per connection:
+
+* :func:`expect` waits for a client event matching a type (glob allowed), a partial dict
+  or a predicate;
+* :func:`emit` sends server events (dicts are JSON-encoded, ``str``/``bytes`` go out raw);
+* :func:`reply` sends events computed from the last matched client event (to name its
+  ``event_id`` in an ``error``, say);
+* :func:`delay` pauses; :func:`close` closes with a code and reason; :func:`drop` aborts
+  the TCP connection so the client sees an abnormal closure (1006).
+
+After its script, a connection stays open: frames are still recorded and, when a
+``handler`` is given (free-running mode), each client event is passed to it and whatever
+it returns is sent back. Tests can also push events at any time with :meth:`FakeServer.send`.
+
+Example::
+
+    from realtime.testing import FakeServer, emit, expect, reply
+
+    script = [
+        expect("session.update"),
+        reply(lambda ev: {"type": "session.updated", "session": ev["session"]}),
+    ]
+    async with FakeServer(script) as server:
+        async with realtime.connect(url=server.url) as session:
+            await session.update(config)
+        assert server.received_types() == ["session.update"]
+
+Successive connections (a client reconnecting) take successive scripts from
+``scripts=[first, second, ...]``; connections beyond the list get no script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import itertools
+import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from types import TracebackType
+from typing import Any, Literal, TypeAlias
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed as WSConnectionClosed
+from websockets.http11 import Request, Response
+
+__all__ = [
+    "ClientMatch",
+    "Connection",
+    "FakeServer",
+    "Frame",
+    "Handler",
+    "Step",
+    "close",
+    "delay",
+    "drop",
+    "emit",
+    "expect",
+    "matches",
+    "reply",
+    "session_created",
+]
+
+Frame: TypeAlias = "Mapping[str, Any] | str | bytes"
+"""What the server can send: a dict (JSON-encoded) or a raw text/binary frame."""
+
+ClientMatch: TypeAlias = "str | Mapping[str, Any] | Callable[[dict[str, Any]], bool]"
+"""How to recognise a client event: a type (glob allowed), a partial dict, or a predicate."""
+
+Handler: TypeAlias = (
+    "Callable[[dict[str, Any], Connection], Iterable[Frame] | Awaitable[Iterable[Frame] | None]"
+    " | None]"
+)
+"""Free-running mode: called with each client event; returns the frames to send back."""
+
+
+def matches(event: Mapping[str, Any], pattern: ClientMatch) -> bool:
+    """Return True when a client event (parsed JSON) matches ``pattern``.
+
+    A ``str`` matches the event's ``type`` (``fnmatch`` globs such as ``"response.*"``);
+    a mapping matches when every key it names is present with a matching value (nested
+    mappings match recursively, other values by equality); a callable is a predicate.
+    """
+    if isinstance(pattern, str):
+        return fnmatch.fnmatchcase(str(event.get("type", "")), pattern)
+    if isinstance(pattern, Mapping):
+        return _partial_match(event, pattern)
+    return bool(pattern(dict(event)))
+
+
+def _partial_match(value: Any, pattern: Any) -> bool:
+    if isinstance(pattern, Mapping):
+        if not isinstance(value, Mapping):
+            return False
+        return all(k in value and _partial_match(value[k], v) for k, v in pattern.items())
+    return bool(value == pattern)
+
+
+# --- steps -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One scripted action; build steps with :func:`expect`, :func:`emit` and friends."""
+
+    kind: Literal["expect", "emit", "reply", "delay", "close", "drop"]
+    match: ClientMatch | None = None
+    frames: tuple[Frame, ...] = ()
+    compute: Callable[[dict[str, Any]], Frame | Iterable[Frame]] | None = None
+    seconds: float = 0.0
+    code: int = 1000
+    reason: str = ""
+
+
+def expect(match: ClientMatch, *, timeout: float = 5.0, strict: bool = False) -> Step:
+    """Wait for a client event matching ``match`` (see :func:`matches`).
+
+    Non-matching events are recorded and skipped unless ``strict`` is set, in which case
+    the first non-matching event fails the script. Failing to see a match within
+    ``timeout`` seconds fails the script too; failures are raised by
+    :meth:`FakeServer.__aexit__` as :class:`AssertionError`.
+    """
+    return Step("expect", match=match, seconds=timeout, code=1 if strict else 0)
+
+
+def emit(*frames: Frame) -> Step:
+    """Send server events; dicts without an ``event_id`` get one."""
+    return Step("emit", frames=tuple(frames))
+
+
+def reply(compute: Callable[[dict[str, Any]], Frame | Iterable[Frame]]) -> Step:
+    """Send the frame(s) ``compute(last_matched_client_event)`` returns."""
+    return Step("reply", compute=compute)
+
+
+def delay(seconds: float) -> Step:
+    """Pause the script."""
+    return Step("delay", seconds=seconds)
+
+
+def close(code: int = 1000, reason: str = "") -> Step:
+    """Close the WebSocket with ``code`` and ``reason`` (a clean closing handshake)."""
+    return Step("close", code=code, reason=reason)
+
+
+def drop() -> Step:
+    """Abort the TCP connection without a closing handshake (the client sees 1006)."""
+    return Step("drop")
+
+
+def session_created(dialect: str = "ga", **session: Any) -> dict[str, Any]:
+    """A ``session.created`` event in the shape of ``dialect`` ("ga" or "beta").
+
+    Keyword arguments override fields of the ``session`` object (``expires_at=...``).
+    """
+    base: dict[str, Any] = {"id": "sess_fake", "object": "realtime.session", "model": "fake"}
+    if dialect == "ga":
+        base.update(type="realtime", output_modalities=["audio"], expires_at=0)
+    else:
+        base.update(modalities=["text", "audio"], expires_at=0)
+    base.update(session)
+    return {"type": "session.created", "session": base}
+
+
+# --- connections -------------------------------------------------------------------------
+
+
+@dataclass
+class Connection:
+    """One client connection as the server saw it.
+
+    ``path`` and ``headers`` come from the handshake request; ``received`` lists the client
+    events (parsed JSON; frames that are not JSON objects are kept as ``{"raw": ...}``).
+    ``dialect`` is ``"beta"`` when the client sent ``OpenAI-Beta: realtime=v1``.
+    """
+
+    index: int
+    path: str
+    headers: Headers
+    received: list[dict[str, Any]] = field(default_factory=list)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    ws: ServerConnection | None = field(default=None, repr=False)
+    _queue: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue, repr=False)
+
+    @property
+    def dialect(self) -> str:
+        """``"beta"`` or ``"ga"``, from the ``OpenAI-Beta`` request header."""
+        return "beta" if "realtime" in self.headers.get("OpenAI-Beta", "") else "ga"
+
+    async def send(self, *frames: Frame) -> None:
+        """Send frames to this client now (dicts JSON-encoded)."""
+        if self.ws is None:
+            raise RuntimeError("connection is not open")
+        for frame in frames:
+            await self.ws.send(_encode(frame))
+
+
+_ids = itertools.count(1)
+
+
+def _encode(frame: Frame) -> str | bytes:
+    if isinstance(frame, (str, bytes)):
+        return frame
+    data = dict(frame)
+    data.setdefault("event_id", f"event_fake{next(_ids)}")
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _as_frames(value: Frame | Iterable[Frame] | None) -> list[Frame]:
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes, Mapping)):
+        return [value]
+    return list(value)
+
+
+class FakeServer:
+    """A scripted Realtime server on ``127.0.0.1`` (ephemeral port); an async context manager.
+
+    Args:
+        script: the steps every connection plays (when ``scripts`` is not given).
+        scripts: one script per successive connection (for reconnect tests).
+        handler: free-running mode; called with each client event received after the
+            script ended, returns frames to send (sync or async).
+        hello: send a ``session.created`` event (in the connection's dialect) first.
+        require_key: when set, the handshake is refused with HTTP 401 unless the request
+            carries ``Authorization: Bearer <key>`` or ``api-key: <key>``.
+
+    ``url`` is ``ws://127.0.0.1:<port>/v1`` (a base URL, like the local server's); the
+    client may append ``/realtime?model=...``. Script failures (an expectation not met)
+    are collected in ``failures`` and raised as :class:`AssertionError` on exit.
+    """
+
+    def __init__(
+        self,
+        script: Sequence[Step] = (),
+        *,
+        scripts: Sequence[Sequence[Step]] | None = None,
+        handler: Handler | None = None,
+        hello: bool = True,
+        require_key: str | None = None,
+    ) -> None:
+        self._scripts = [list(s) for s in scripts] if scripts is not None else None
+        self._script = list(script)
+        self._handler = handler
+        self._hello = hello
+        self._require_key = require_key
+        self._server: Server | None = None
+        self.connections: list[Connection] = []
+        self.failures: list[str] = []
+        self.refused = 0
+        self._changed = asyncio.Condition()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # lifecycle
+
+    async def __aenter__(self) -> FakeServer:
+        """Start listening; returns the server (``.url`` is then valid)."""
+        self._server = await serve(
+            self._serve,
+            "127.0.0.1",
+            0,
+            max_size=None,
+            compression=None,
+            process_request=self._process_request,
+            ping_interval=None,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the server; raise :class:`AssertionError` if a script step failed."""
+        await self.aclose()
+        if exc_type is None and self.failures:
+            raise AssertionError("fake server script failed: " + "; ".join(self.failures))
+
+    async def aclose(self) -> None:
+        """Close every connection and stop listening."""
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+            self._server = None
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on."""
+        if self._server is None:
+            raise RuntimeError("FakeServer is not running: use 'async with FakeServer() as s'")
+        sock = next(iter(self._server.sockets))
+        return int(sock.getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        """``ws://127.0.0.1:<port>/v1``."""
+        return f"ws://127.0.0.1:{self.port}/v1"
+
+    # inspection
+
+    @property
+    def received(self) -> list[dict[str, Any]]:
+        """Every client event of every connection, in order."""
+        return [ev for conn in self.connections for ev in conn.received]
+
+    def received_types(self) -> list[str]:
+        """The ``type`` of every client event received, in order."""
+        return [str(ev.get("type")) for ev in self.received]
+
+    @property
+    def connection(self) -> Connection:
+        """The latest connection (raises when no client connected yet)."""
+        if not self.connections:
+            raise RuntimeError("no client has connected")
+        return self.connections[-1]
+
+    async def wait_connections(self, count: int, timeout: float = 5.0) -> Connection:
+        """Wait until ``count`` clients have connected; returns the latest connection."""
+        await self._wait(lambda: len(self.connections) >= count, timeout, f"{count} connections")
+        return self.connections[-1]
+
+    async def wait_received(
+        self, match: ClientMatch, *, count: int = 1, timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """Wait until ``count`` client events matching ``match`` arrived; returns the last."""
+
+        def found() -> list[dict[str, Any]]:
+            return [ev for ev in self.received if matches(ev, match)]
+
+        await self._wait(lambda: len(found()) >= count, timeout, f"client event {match!r}")
+        return found()[count - 1]
+
+    async def send(self, *frames: Frame) -> None:
+        """Send frames on the latest connection now."""
+        await self.connection.send(*frames)
+
+    async def _wait(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        async def wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(ready)
+
+        try:
+            await asyncio.wait_for(wait(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # serving
+
+    def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        if self._require_key is None:
+            return None
+        auth = request.headers.get("Authorization", "")
+        key = request.headers.get("api-key", "")
+        if auth == f"Bearer {self._require_key}" or key == self._require_key:
+            return None
+        self.refused += 1
+        return ws.respond(HTTPStatus.UNAUTHORIZED, "invalid api key\n")
+
+    def _script_for(self, index: int) -> list[Step]:
+        if self._scripts is None:
+            return self._script
+        return self._scripts[index] if index < len(self._scripts) else []
+
+    async def _serve(self, ws: ServerConnection) -> None:
+        request = ws.request
+        assert request is not None
+        conn = Connection(len(self.connections), request.path, request.headers, ws=ws)
+        self.connections.append(conn)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        reader = asyncio.create_task(self._read(conn))
+        handling: asyncio.Task[None] | None = None
+        try:
+            await self._notify()
+            if self._hello:
+                await conn.send(session_created(conn.dialect))
+            if await self._run_script(conn, self._script_for(conn.index)):
+                handling = self._start_handler(conn)
+            await reader
+        except WSConnectionClosed:
+            pass
+        finally:
+            reader.cancel()
+            if handling is not None:
+                handling.cancel()
+                with contextlib.suppress(BaseException):
+                    await handling
+            with contextlib.suppress(BaseException):
+                await reader
+            conn.closed.set()
+            if task is not None:
+                self._tasks.discard(task)
+            await self._notify()
+
+    async def _read(self, conn: Connection) -> None:
+        assert conn.ws is not None
+        try:
+            async for message in conn.ws:
+                try:
+                    data = json.loads(message)
+                except ValueError:
+                    data = None
+                event = data if isinstance(data, dict) else {"raw": message}
+                conn.received.append(event)
+                conn._queue.put_nowait(event)
+                await self._notify()
+        except WSConnectionClosed:
+            pass
+
+    async def _run_script(self, conn: Connection, script: list[Step]) -> bool:
+        """Play ``script``; False when the connection was closed or the script failed."""
+        assert conn.ws is not None
+        last: dict[str, Any] = {}
+        for number, step in enumerate(script, 1):
+            if step.kind == "expect":
+                assert step.match is not None
+                got = await self._expect(conn, step, number)
+                if got is None:
+                    return False
+                last = got
+            elif step.kind == "emit":
+                await conn.send(*step.frames)
+            elif step.kind == "reply":
+                assert step.compute is not None
+                await conn.send(*_as_frames(step.compute(last)))
+            elif step.kind == "delay":
+                await asyncio.sleep(step.seconds)
+            elif step.kind == "close":
+                await conn.ws.close(step.code, step.reason)
+                return False
+            else:  # drop
+                conn.ws.transport.abort()
+                return False
+        return True
+
+    async def _expect(self, conn: Connection, step: Step, number: int) -> dict[str, Any] | None:
+        assert step.match is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + step.seconds
+        while True:
+            remaining = deadline - loop.time()
+            try:
+                event = await asyncio.wait_for(conn._queue.get(), max(remaining, 0))
+            except asyncio.TimeoutError:
+                self.failures.append(
+                    f"connection {conn.index} step {number}: no client event matching "
+                    f"{step.match!r} within {step.seconds} s"
+                )
+                return None
+            if matches(event, step.match):
+                return event
+            if step.code:
+                self.failures.append(
+                    f"connection {conn.index} step {number}: expected {step.match!r}, "
+                    f"got {event.get('type')!r}"
+                )
+                return None
+
+    def _start_handler(self, conn: Connection) -> asyncio.Task[None] | None:
+        handler = self._handler
+        if handler is None:
+            return None
+
+        async def run() -> None:
+            with contextlib.suppress(WSConnectionClosed):
+                while True:
+                    event = await conn._queue.get()
+                    try:
+                        result = handler(event, conn)
+                        if isinstance(result, Awaitable):
+                            result = await result
+                    except Exception as exc:
+                        self.failures.append(f"connection {conn.index}: handler raised {exc!r}")
+                        continue
+                    await conn.send(*_as_frames(result))
+
+        return asyncio.create_task(run())
