@@ -1,0 +1,277 @@
+"""Which event classes make up each dialect.
+
+The lists follow the ``RealtimeClientEvent`` and ``RealtimeServerEvent`` unions of
+each spec (beta: openapi-2025-04, GA: openapi-2026-08).  The GA file also defines
+``transcription_session.update``/``updated`` outside its unions; GA expresses a
+transcription session as ``session.update`` with ``session.type = "transcription"``,
+so those two belong to the beta dialect only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Literal, get_args
+
+from ..exceptions import ConfigError
+from .base import ClientEvent, ServerEvent
+from .conversation import (
+    BetaConversationItemCreatedEvent,
+    BetaConversationItemCreateEvent,
+    BetaConversationItemRetrievedEvent,
+    ConversationCreatedEvent,
+    ConversationItemAddedEvent,
+    ConversationItemCreatedEvent,
+    ConversationItemCreateEvent,
+    ConversationItemDeletedEvent,
+    ConversationItemDeleteEvent,
+    ConversationItemDoneEvent,
+    ConversationItemRetrievedEvent,
+    ConversationItemRetrieveEvent,
+    ConversationItemTruncatedEvent,
+    ConversationItemTruncateEvent,
+)
+from .errors import ErrorEvent
+from .input_audio_buffer import (
+    BetaInputAudioBufferCommittedEvent,
+    InputAudioBufferAppendEvent,
+    InputAudioBufferClearedEvent,
+    InputAudioBufferClearEvent,
+    InputAudioBufferCommitEvent,
+    InputAudioBufferCommittedEvent,
+    InputAudioBufferDtmfEventReceivedEvent,
+    InputAudioBufferSpeechStartedEvent,
+    InputAudioBufferSpeechStoppedEvent,
+    InputAudioBufferTimeoutTriggeredEvent,
+)
+from .mcp import (
+    McpListToolsCompletedEvent,
+    McpListToolsFailedEvent,
+    McpListToolsInProgressEvent,
+    ResponseMcpCallArgumentsDeltaEvent,
+    ResponseMcpCallArgumentsDoneEvent,
+    ResponseMcpCallCompletedEvent,
+    ResponseMcpCallFailedEvent,
+    ResponseMcpCallInProgressEvent,
+)
+from .output_audio_buffer import (
+    OutputAudioBufferClearedEvent,
+    OutputAudioBufferClearEvent,
+    OutputAudioBufferStartedEvent,
+    OutputAudioBufferStoppedEvent,
+)
+from .rate_limits import RateLimitsUpdatedEvent
+from .responses import (
+    BetaResponseCreatedEvent,
+    BetaResponseCreateEvent,
+    BetaResponseDoneEvent,
+    BetaResponseFunctionCallArgumentsDoneEvent,
+    BetaResponseOutputItemAddedEvent,
+    BetaResponseOutputItemDoneEvent,
+    ResponseAudioDeltaEvent,
+    ResponseAudioDoneEvent,
+    ResponseAudioTranscriptDeltaEvent,
+    ResponseAudioTranscriptDoneEvent,
+    ResponseCancelEvent,
+    ResponseContentPartAddedEvent,
+    ResponseContentPartDoneEvent,
+    ResponseCreatedEvent,
+    ResponseCreateEvent,
+    ResponseDoneEvent,
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
+    ResponseOutputAudioDeltaEvent,
+    ResponseOutputAudioDoneEvent,
+    ResponseOutputAudioTranscriptDeltaEvent,
+    ResponseOutputAudioTranscriptDoneEvent,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseOutputTextDeltaEvent,
+    ResponseOutputTextDoneEvent,
+    ResponseTextDeltaEvent,
+    ResponseTextDoneEvent,
+)
+from .session import (
+    BetaSessionCreatedEvent,
+    BetaSessionUpdatedEvent,
+    BetaSessionUpdateEvent,
+    SessionCreatedEvent,
+    SessionUpdatedEvent,
+    SessionUpdateEvent,
+    TranscriptionSessionUpdatedEvent,
+    TranscriptionSessionUpdateEvent,
+)
+from .transcription import (
+    BetaConversationItemInputAudioTranscriptionCompletedEvent,
+    ConversationItemInputAudioTranscriptionCompletedEvent,
+    ConversationItemInputAudioTranscriptionDeltaEvent,
+    ConversationItemInputAudioTranscriptionFailedEvent,
+    ConversationItemInputAudioTranscriptionSegmentEvent,
+)
+
+__all__ = [
+    "DIALECTS",
+    "BETA_CLIENT_EVENTS",
+    "BETA_SERVER_EVENTS",
+    "Dialect",
+    "GA_CLIENT_EVENTS",
+    "GA_SERVER_EVENTS",
+    "client_event_types",
+    "server_event_types",
+    "wire_type",
+]
+
+Dialect = Literal["beta", "ga"]
+"""The protocol dialect: ``"beta"`` (openapi-2025-04) or ``"ga"`` (openapi-2026-08)."""
+
+DIALECTS: tuple[Dialect, ...] = ("beta", "ga")
+
+BETA_CLIENT_EVENTS: tuple[type[ClientEvent], ...] = (
+    BetaConversationItemCreateEvent,
+    ConversationItemDeleteEvent,
+    ConversationItemRetrieveEvent,
+    ConversationItemTruncateEvent,
+    InputAudioBufferAppendEvent,
+    InputAudioBufferClearEvent,
+    InputAudioBufferCommitEvent,
+    ResponseCancelEvent,
+    BetaResponseCreateEvent,
+    BetaSessionUpdateEvent,
+    TranscriptionSessionUpdateEvent,
+)
+
+GA_CLIENT_EVENTS: tuple[type[ClientEvent], ...] = (
+    ConversationItemCreateEvent,
+    ConversationItemDeleteEvent,
+    ConversationItemRetrieveEvent,
+    ConversationItemTruncateEvent,
+    InputAudioBufferAppendEvent,
+    InputAudioBufferClearEvent,
+    InputAudioBufferCommitEvent,
+    OutputAudioBufferClearEvent,
+    ResponseCancelEvent,
+    ResponseCreateEvent,
+    SessionUpdateEvent,
+)
+
+# Server events with the same shape in both dialects.
+_SHARED_SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
+    ConversationCreatedEvent,
+    ConversationItemDeletedEvent,
+    ConversationItemInputAudioTranscriptionDeltaEvent,
+    ConversationItemInputAudioTranscriptionFailedEvent,
+    ConversationItemTruncatedEvent,
+    ErrorEvent,
+    InputAudioBufferClearedEvent,
+    InputAudioBufferSpeechStartedEvent,
+    InputAudioBufferSpeechStoppedEvent,
+    RateLimitsUpdatedEvent,
+    ResponseContentPartAddedEvent,
+    ResponseContentPartDoneEvent,
+    ResponseFunctionCallArgumentsDeltaEvent,
+)
+
+BETA_SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
+    *_SHARED_SERVER_EVENTS,
+    BetaConversationItemCreatedEvent,
+    BetaConversationItemInputAudioTranscriptionCompletedEvent,
+    BetaConversationItemRetrievedEvent,
+    BetaInputAudioBufferCommittedEvent,
+    ResponseAudioDeltaEvent,
+    ResponseAudioDoneEvent,
+    ResponseAudioTranscriptDeltaEvent,
+    ResponseAudioTranscriptDoneEvent,
+    BetaResponseCreatedEvent,
+    BetaResponseDoneEvent,
+    BetaResponseFunctionCallArgumentsDoneEvent,
+    BetaResponseOutputItemAddedEvent,
+    BetaResponseOutputItemDoneEvent,
+    ResponseTextDeltaEvent,
+    ResponseTextDoneEvent,
+    BetaSessionCreatedEvent,
+    BetaSessionUpdatedEvent,
+    TranscriptionSessionUpdatedEvent,
+)
+
+GA_SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
+    *_SHARED_SERVER_EVENTS,
+    ConversationItemCreatedEvent,
+    ConversationItemAddedEvent,
+    ConversationItemDoneEvent,
+    ConversationItemInputAudioTranscriptionCompletedEvent,
+    ConversationItemInputAudioTranscriptionSegmentEvent,
+    ConversationItemRetrievedEvent,
+    InputAudioBufferCommittedEvent,
+    InputAudioBufferDtmfEventReceivedEvent,
+    InputAudioBufferTimeoutTriggeredEvent,
+    McpListToolsCompletedEvent,
+    McpListToolsFailedEvent,
+    McpListToolsInProgressEvent,
+    OutputAudioBufferClearedEvent,
+    OutputAudioBufferStartedEvent,
+    OutputAudioBufferStoppedEvent,
+    ResponseCreatedEvent,
+    ResponseDoneEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
+    ResponseMcpCallArgumentsDeltaEvent,
+    ResponseMcpCallArgumentsDoneEvent,
+    ResponseMcpCallCompletedEvent,
+    ResponseMcpCallFailedEvent,
+    ResponseMcpCallInProgressEvent,
+    ResponseOutputAudioDeltaEvent,
+    ResponseOutputAudioDoneEvent,
+    ResponseOutputAudioTranscriptDeltaEvent,
+    ResponseOutputAudioTranscriptDoneEvent,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseOutputTextDeltaEvent,
+    ResponseOutputTextDoneEvent,
+    SessionCreatedEvent,
+    SessionUpdatedEvent,
+)
+
+
+def wire_type(cls: type[ClientEvent] | type[ServerEvent]) -> str:
+    """Return the wire ``type`` string of an event class (its ``type`` Literal)."""
+    (value,) = get_args(cls.model_fields["type"].annotation)
+    return str(value)
+
+
+def _table(classes: tuple[type[ServerEvent], ...]) -> Mapping[str, type[ServerEvent]]:
+    return MappingProxyType({wire_type(cls): cls for cls in classes})
+
+
+def _client_table(classes: tuple[type[ClientEvent], ...]) -> Mapping[str, type[ClientEvent]]:
+    return MappingProxyType({wire_type(cls): cls for cls in classes})
+
+
+_SERVER_TABLES = {"beta": _table(BETA_SERVER_EVENTS), "ga": _table(GA_SERVER_EVENTS)}
+_CLIENT_TABLES = {
+    "beta": _client_table(BETA_CLIENT_EVENTS),
+    "ga": _client_table(GA_CLIENT_EVENTS),
+}
+
+
+def _check(dialect: str) -> None:
+    if dialect not in _SERVER_TABLES:
+        raise ConfigError(f"unknown dialect {dialect!r} (expected 'beta' or 'ga')")
+
+
+def server_event_types(dialect: Dialect = "ga") -> Mapping[str, type[ServerEvent]]:
+    """Return the read-only map wire type -> server event class of ``dialect``.
+
+    Raises :class:`~realtime.exceptions.ConfigError` for a dialect other than ``"beta"``
+    or ``"ga"``.
+    """
+    _check(dialect)
+    return _SERVER_TABLES[dialect]
+
+
+def client_event_types(dialect: Dialect = "ga") -> Mapping[str, type[ClientEvent]]:
+    """Return the read-only map wire type -> client event class of ``dialect``.
+
+    Raises :class:`~realtime.exceptions.ConfigError` for a dialect other than ``"beta"``
+    or ``"ga"``.
+    """
+    _check(dialect)
+    return _CLIENT_TABLES[dialect]
