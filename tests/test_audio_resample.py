@@ -14,7 +14,7 @@ CONVERSIONS = [(48000, 24000), (24000, 48000), (44100, 24000), (24000, 8000)]
 
 
 def _sine(freq: float, rate: int, seconds: float, amp: float = 0.5) -> np.ndarray:
-    t = np.arange(int(round(rate * seconds)), dtype=np.float64) / rate
+    t = np.arange(round(rate * seconds), dtype=np.float64) / rate
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
@@ -39,7 +39,7 @@ def _db(ratio: float) -> float:
 def test_long_stream_of_10ms_chunks_has_no_drift_and_keeps_level(
     in_rate: int, out_rate: int
 ) -> None:
-    """60 s in 10 ms chunks: output length tracks n_in*out/in at every chunk; level within 0.5 dB."""
+    """60 s in 10 ms chunks: length tracks n_in*out/in at every chunk; level within 0.5 dB."""
     x = _sine(997, in_rate, 60.0)
     chunk = in_rate // 100
     rs = StreamResampler(in_rate, out_rate)
