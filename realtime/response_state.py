@@ -1,0 +1,361 @@
+"""The lifecycle of responses, their usage, and which response requests may go out (pure).
+
+A :class:`ResponseTracker` per session is fed every server event (:meth:`apply`) and
+the application's intents (:meth:`request_create`, :meth:`request_cancel`); each call
+returns the client events to send now. It keeps:
+
+* per ``response_id`` a state driven by the explicit :data:`TRANSITIONS` table::
+
+      (none) --response.created--> created --first output--> in_progress
+      created | in_progress --response.done--> completed | cancelled | failed | incomplete
+
+  any other move is illegal: it is recorded as a :class:`ProtocolError` in
+  :attr:`ResponseTracker.protocol_errors` (or raised with ``strict=True``);
+* the session's usage totals (:class:`UsageTotals`);
+* a queue of ``response.create`` requests: while a response is active (or one was
+  requested and not yet announced), a new request waits and goes out when the active
+  one is done, instead of earning ``conversation_already_has_active_response``
+  (with ``queue=False`` such a request raises :class:`ResponseError`);
+* the ``event_id`` of the client events it sent, so that harmless errors
+  (``response_cancel_not_active`` for a cancel that crossed the ``response.done``) are
+  recognised by :meth:`is_expected_error` and need not be raised.
+
+Out-of-band responses (``response.conversation == "none"``) are never queued.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from realtime.events import (
+    BetaResponseCreateEvent,
+    ClientEvent,
+    ResponseCancelEvent,
+    ResponseCreateEvent,
+    ServerEvent,
+    new_event_id,
+)
+from realtime.exceptions import ProtocolError, ResponseError
+
+__all__ = [
+    "HARMLESS_ERRORS",
+    "TERMINAL_STATUSES",
+    "TRANSITIONS",
+    "ResponseState",
+    "ResponseStatus",
+    "ResponseTracker",
+    "UsageTotals",
+]
+
+ResponseStatus = Literal["created", "in_progress", "completed", "cancelled", "failed", "incomplete"]
+
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "cancelled", "failed", "incomplete"})
+
+# Triggers: "created" (response.created), "output" (an event carrying the response_id),
+# and the final status named by response.done.
+TRANSITIONS: Mapping[tuple[str | None, str], str] = {
+    (None, "created"): "created",
+    ("created", "output"): "in_progress",
+    ("in_progress", "output"): "in_progress",
+    **{(s, final): final for s in ("created", "in_progress") for final in TERMINAL_STATUSES},
+}
+"""(current state, trigger) -> next state. Anything absent is an illegal transition."""
+
+HARMLESS_ERRORS: Mapping[str, frozenset[str]] = {
+    "response.cancel": frozenset({"response_cancel_not_active"}),
+    "response.create": frozenset({"conversation_already_has_active_response"}),
+}
+"""Error codes that are expected answers to a client event type sent by the tracker."""
+
+_EXPECTED_LIMIT = 1024
+_HISTORY_LIMIT = 256
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+@dataclass
+class UsageTotals:
+    """Token counts summed over responses (each ``response.done`` adds its usage)."""
+
+    responses: int = 0
+    total_tokens: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    input_text_tokens: int = 0
+    input_audio_tokens: int = 0
+    input_image_tokens: int = 0
+    input_cached_tokens: int = 0
+    output_text_tokens: int = 0
+    output_audio_tokens: int = 0
+
+    def add(self, usage: Any) -> None:
+        """Add one response's ``usage`` object (model or dict; missing counts are 0)."""
+        if usage is None:
+            return
+        self.responses += 1
+        self.total_tokens += _get(usage, "total_tokens") or 0
+        self.input_tokens += _get(usage, "input_tokens") or 0
+        self.output_tokens += _get(usage, "output_tokens") or 0
+        details = _get(usage, "input_token_details")
+        if details is not None:
+            self.input_text_tokens += _get(details, "text_tokens") or 0
+            self.input_audio_tokens += _get(details, "audio_tokens") or 0
+            self.input_image_tokens += _get(details, "image_tokens") or 0
+            self.input_cached_tokens += _get(details, "cached_tokens") or 0
+        details = _get(usage, "output_token_details")
+        if details is not None:
+            self.output_text_tokens += _get(details, "text_tokens") or 0
+            self.output_audio_tokens += _get(details, "audio_tokens") or 0
+
+
+@dataclass
+class ResponseState:
+    """What is known of one response."""
+
+    id: str
+    status: str = "created"
+    status_details: Any = None
+    usage: Any = None
+    output_item_ids: list[str] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        """True until the response is done."""
+        return self.status not in TERMINAL_STATUSES
+
+
+class ResponseTracker:
+    """Per-session response bookkeeping (see the module docstring).
+
+    ``queue``: queue ``response.create`` while a response is active (default) rather
+    than raise :class:`ResponseError`. ``strict``: raise illegal transitions as
+    :class:`ProtocolError` instead of only recording them. ``dialect`` selects the
+    model class of the ``response.create`` events the tracker builds itself.
+    """
+
+    def __init__(
+        self, *, queue: bool = True, strict: bool = False, dialect: Literal["beta", "ga"] = "ga"
+    ) -> None:
+        self.queue_enabled = queue
+        self.strict = strict
+        self.dialect = dialect
+        self.usage = UsageTotals()
+        self.protocol_errors: list[ProtocolError] = []
+        self._responses: OrderedDict[str, ResponseState] = OrderedDict()
+        self._active: dict[str, ResponseState] = {}
+        self._pending: ClientEvent | None = None  # sent response.create not yet announced
+        self._queue: deque[ClientEvent] = deque()
+        self._expected: OrderedDict[str, str] = OrderedDict()  # event_id -> client event type
+
+    # -- reading -----------------------------------------------------------------
+
+    def get(self, response_id: str) -> ResponseState | None:
+        """The state of a response (the last 256 are kept), or ``None``."""
+        return self._responses.get(response_id)
+
+    @property
+    def active_response(self) -> ResponseState | None:
+        """The most recently created response that is not done, if any."""
+        if not self._active:
+            return None
+        return next(reversed(self._active.values()))
+
+    @property
+    def busy(self) -> bool:
+        """True while a response is active or a requested one is not announced yet."""
+        return bool(self._active) or self._pending is not None
+
+    @property
+    def queued(self) -> int:
+        """How many ``response.create`` requests wait for the active response."""
+        return len(self._queue)
+
+    # -- intents -----------------------------------------------------------------
+
+    def new_create(self, **response: Any) -> ClientEvent:
+        """A ``response.create`` of the tracker's dialect with the given overrides."""
+        cls = BetaResponseCreateEvent if self.dialect == "beta" else ResponseCreateEvent
+        return cls(response=response) if response else cls()
+
+    def request_create(self, event: ClientEvent | None = None) -> list[ClientEvent]:
+        """Ask for a response; returns ``[event]`` to send now, or ``[]`` when queued.
+
+        ``event`` defaults to a plain ``response.create``; an ``event_id`` is assigned
+        when it has none. Raises :class:`ResponseError` when a response is active and
+        the tracker was built with ``queue=False``.
+        """
+        if event is None:
+            event = self.new_create()
+        if event.type != "response.create":
+            raise ResponseError(f"request_create needs a response.create, got {event.type!r}")
+        if event.event_id is None:
+            event = event.model_copy(update={"event_id": new_event_id()})
+        if _get(_get(event, "response"), "conversation") == "none":
+            return [event]  # out of band: runs beside the conversation's response
+        if self.busy:
+            if not self.queue_enabled:
+                active = self.active_response
+                what = f"response {active.id!r}" if active else "a requested response"
+                raise ResponseError(f"{what} is still active; cancel it or wait for it to finish")
+            self._queue.append(event)
+            return []
+        return self._send_create(event)
+
+    def request_cancel(self, response_id: str | None = None) -> list[ClientEvent]:
+        """Cancel the active response (or ``response_id``); returns ``[]`` when none is.
+
+        A cancel while a requested response is not yet announced goes out without a
+        ``response_id`` (the server cancels whatever it started). Queued requests stay.
+        """
+        if response_id is not None:
+            state = self._active.get(response_id)
+            if state is None:
+                return []
+            target: str | None = response_id
+        else:
+            active = self.active_response
+            if active is None and self._pending is None:
+                return []
+            target = active.id if active is not None else None
+        event = ResponseCancelEvent(response_id=target, event_id=new_event_id())
+        self._expect(event)
+        return [event]
+
+    def clear_queue(self) -> list[ClientEvent]:
+        """Drop the queued ``response.create`` requests and return them."""
+        dropped = list(self._queue)
+        self._queue.clear()
+        return dropped
+
+    def is_expected_error(self, event: ServerEvent) -> bool:
+        """True for an ``error`` that answers a tracker-sent event with a harmless code.
+
+        Matches ``error.event_id`` against the events this tracker sent and the code
+        against :data:`HARMLESS_ERRORS` (a ``response.create`` refused because a
+        response is active only counts when requests are queued: it is re-queued).
+        """
+        error = _get(event, "error")
+        event_id = _get(error, "event_id")
+        if not event_id:
+            return False
+        sent_type = self._expected.get(event_id)
+        if sent_type is None:
+            return False
+        if sent_type == "response.create" and not self.queue_enabled:
+            return False
+        return _get(error, "code") in HARMLESS_ERRORS.get(sent_type, frozenset())
+
+    # -- events ------------------------------------------------------------------
+
+    def apply(self, event: ServerEvent) -> list[ClientEvent]:
+        """Feed a server event; returns the client events to send now.
+
+        That is the next queued ``response.create`` once the active response is done
+        (or a request failed), otherwise ``[]``. Raises :class:`ProtocolError` for an
+        illegal transition only when ``strict``.
+        """
+        etype = event.type
+        if etype == "response.created":
+            response = _get(event, "response")
+            rid = _get(response, "id")
+            self._pending = None
+            if rid:
+                self._transition(rid, "created", etype)
+            return []
+        if etype == "response.done":
+            response = _get(event, "response")
+            rid = _get(response, "id")
+            status = _get(response, "status") or "completed"
+            if status not in TERMINAL_STATUSES:
+                message = f"response.done with non-final status {status!r}"
+                self._record(ProtocolError(message, event_type=etype))
+                status = "incomplete"
+            if rid:
+                state = self._transition(rid, status, etype)
+                state.status_details = _get(response, "status_details")
+                state.usage = _get(response, "usage")
+                state.output_item_ids = [
+                    i for i in (_get(x, "id") for x in _get(response, "output") or ()) if i
+                ]
+            self.usage.add(_get(response, "usage"))
+            return self._release()
+        if etype == "error":
+            return self._on_error(event)
+        if etype.startswith("response."):
+            rid = _get(event, "response_id")
+            if rid:
+                known = self._responses.get(rid)
+                if known is None or known.status != "in_progress":
+                    self._transition(rid, "output", etype)
+        return []
+
+    # -- internals ---------------------------------------------------------------
+
+    def _send_create(self, event: ClientEvent) -> list[ClientEvent]:
+        self._pending = event
+        self._expect(event)
+        return [event]
+
+    def _expect(self, event: ClientEvent) -> None:
+        if event.event_id is None:
+            return
+        self._expected[event.event_id] = event.type
+        if len(self._expected) > _EXPECTED_LIMIT:
+            self._expected.popitem(last=False)
+
+    def _release(self) -> list[ClientEvent]:
+        if self.busy or not self._queue:
+            return []
+        return self._send_create(self._queue.popleft())
+
+    def _on_error(self, event: ServerEvent) -> list[ClientEvent]:
+        error = _get(event, "error")
+        event_id = _get(error, "event_id")
+        pending = self._pending
+        if pending is None or not event_id or event_id != pending.event_id:
+            return []
+        self._pending = None
+        if _get(error, "code") == "conversation_already_has_active_response" and self.queue_enabled:
+            # The server started a response of its own (server VAD): ours waits for it.
+            self._queue.appendleft(pending)
+        return self._release()
+
+    def _record(self, error: ProtocolError) -> None:
+        self.protocol_errors.append(error)
+        if len(self.protocol_errors) > _HISTORY_LIMIT:
+            del self.protocol_errors[0]
+        if self.strict:
+            raise error
+
+    def _transition(self, response_id: str, trigger: str, event_type: str) -> ResponseState:
+        state = self._responses.get(response_id)
+        current = state.status if state is not None else None
+        nxt = TRANSITIONS.get((current, trigger))
+        if nxt is None:
+            error = ProtocolError(
+                f"illegal response transition {current or 'none'} --{trigger}--> "
+                f"for response {response_id!r}",
+                event_type=event_type,
+            )
+            self._record(error)
+            # The server is the source of truth: adopt a final status it reports anyway.
+            nxt = trigger if trigger in TERMINAL_STATUSES else (current or "in_progress")
+        if state is None:
+            state = ResponseState(response_id, nxt)
+            self._responses[response_id] = state
+            if len(self._responses) > _HISTORY_LIMIT:
+                self._responses.popitem(last=False)
+        else:
+            state.status = nxt
+        if nxt in TERMINAL_STATUSES:
+            self._active.pop(response_id, None)
+        else:
+            self._active[response_id] = state
+        return state
