@@ -14,29 +14,20 @@ Every model of the family modules is re-exported here.
 
 from __future__ import annotations
 
-from .base import (
-    ClientEvent,
-    ContentRefEvent,
-    Event,
-    ItemRefEvent,
-    Model,
-    OutputRefEvent,
-    ResponseRefEvent,
-    ServerEvent,
-    UnknownServerEvent,
-    new_event_id,
-)
-from .codec import (
-    encode_client_event,
-    encode_server_event,
-    parse_client_event,
-    parse_server_event,
-)
+from .base import *  # noqa: F403
+from .base import __all__ as _base_all
+from .codec import *  # noqa: F403
+from .codec import __all__ as _codec_all
 from .common import *  # noqa: F403
 from .common import __all__ as _common_all
+from .config import *  # noqa: F403
+from .config import __all__ as _config_all
 from .conversation import *  # noqa: F403
 from .conversation import __all__ as _conversation_all
-from .errors import ErrorEvent
+from .dialect import *  # noqa: F403
+from .dialect import __all__ as _dialect_all
+from .errors import *  # noqa: F403
+from .errors import __all__ as _errors_all
 from .input_audio_buffer import *  # noqa: F403
 from .input_audio_buffer import __all__ as _input_all
 from .items import *  # noqa: F403
@@ -45,8 +36,10 @@ from .mcp import *  # noqa: F403
 from .mcp import __all__ as _mcp_all
 from .output_audio_buffer import *  # noqa: F403
 from .output_audio_buffer import __all__ as _output_all
-from .rate_limits import RateLimit, RateLimitsUpdatedEvent
-from .registry import Dialect, client_event_types, server_event_types
+from .rate_limits import *  # noqa: F403
+from .rate_limits import __all__ as _rate_limits_all
+from .registry import *  # noqa: F403
+from .registry import __all__ as _registry_all
 from .responses import *  # noqa: F403
 from .responses import __all__ as _responses_all
 from .session import *  # noqa: F403
@@ -55,32 +48,19 @@ from .transcription import *  # noqa: F403
 from .transcription import __all__ as _transcription_all
 
 __all__ = [
-    "ClientEvent",
-    "ContentRefEvent",
-    "Dialect",
-    "ErrorEvent",
-    "Event",
-    "ItemRefEvent",
-    "Model",
-    "OutputRefEvent",
-    "RateLimit",
-    "RateLimitsUpdatedEvent",
-    "ResponseRefEvent",
-    "ServerEvent",
-    "UnknownServerEvent",
-    "client_event_types",
-    "encode_client_event",
-    "encode_server_event",
-    "new_event_id",
-    "parse_client_event",
-    "parse_server_event",
-    "server_event_types",
+    *_base_all,
+    *_codec_all,
     *_common_all,
+    *_config_all,
     *_conversation_all,
+    *_dialect_all,
+    *_errors_all,
     *_input_all,
     *_items_all,
     *_mcp_all,
     *_output_all,
+    *_rate_limits_all,
+    *_registry_all,
     *_responses_all,
     *_session_all,
     *_transcription_all,

@@ -13,7 +13,6 @@ The reference bases (:class:`ResponseRefEvent`, :class:`OutputRefEvent`,
 
 from __future__ import annotations
 
-import base64
 import itertools
 import secrets
 from typing import Annotated, Any
@@ -33,7 +32,6 @@ __all__ = [
     "ResponseRefEvent",
     "ServerEvent",
     "UnknownServerEvent",
-    "decode_b64",
     "new_event_id",
 ]
 
@@ -120,8 +118,3 @@ class ContentRefEvent(OutputRefEvent):
     """A server event about one content part of a response output item."""
 
     content_index: Int
-
-
-def decode_b64(data: str) -> bytes:
-    """Decode base64 audio carried by an event or content part; raises ``binascii.Error``."""
-    return base64.b64decode(data)

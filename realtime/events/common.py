@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Tag
 
+from ._support import tag_of
 from .base import Bool, Float, Int, Model
 
 __all__ = [
@@ -40,18 +41,8 @@ __all__ = [
     "TruncationRetentionRatio",
     "TurnDetection",
     "Usage",
-    "tag_of",
 ]
 
-
-def tag_of(known: frozenset[str]) -> Any:
-    """Return a pydantic discriminator function mapping a ``type`` outside ``known`` to ``"*"``."""
-
-    def discriminate(value: Any) -> str:
-        kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-        return kind if kind in known else "*"
-
-    return discriminate
 
 
 # --- tools (RealtimeFunctionTool, MCPTool) ------------------------------------------------

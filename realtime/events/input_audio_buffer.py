@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 from typing import Literal
 
-from .base import ClientEvent, Int, ItemRefEvent, ServerEvent, decode_b64
+from ._support import decode_b64
+from .base import ClientEvent, Int, ItemRefEvent, ServerEvent
 
 __all__ = [
     "BetaInputAudioBufferCommittedEvent",
@@ -41,8 +42,9 @@ class InputAudioBufferAppendEvent(ClientEvent):
         return cls(audio=audio, event_id=event_id)
 
     def audio_bytes(self) -> bytes:
-        """Decode the base64 audio (raises ``binascii.Error`` if it is not base64)."""
-        return decode_b64(self.audio)
+        """Decode the base64 audio; raises :class:`~realtime.exceptions.ProtocolError`
+        if it is not valid base64."""
+        return decode_b64(self.audio, self.type)
 
 
 class InputAudioBufferClearEvent(ClientEvent):

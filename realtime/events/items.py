@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Tag
 
-from .base import Bool, Model, decode_b64
-from .common import tag_of
+from ._support import decode_b64, tag_of
+from .base import Bool, Model
 
 __all__ = [
     "BetaConversationItem",

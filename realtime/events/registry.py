@@ -111,11 +111,7 @@ from .transcription import (
 
 __all__ = [
     "DIALECTS",
-    "BETA_CLIENT_EVENTS",
-    "BETA_SERVER_EVENTS",
     "Dialect",
-    "GA_CLIENT_EVENTS",
-    "GA_SERVER_EVENTS",
     "client_event_types",
     "server_event_types",
     "wire_type",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from ._support import decode_b64
 from .base import (
     Bool,
     ClientEvent,
@@ -22,7 +23,6 @@ from .base import (
     OutputRefEvent,
     ResponseRefEvent,
     ServerEvent,
-    decode_b64,
 )
 from .common import Prompt, Reasoning, Tool, ToolChoice, Usage
 from .items import BetaConversationItem, ContentPart, ConversationItem
@@ -253,8 +253,9 @@ class _AudioDelta(ContentRefEvent):
     delta: str
 
     def audio_bytes(self) -> bytes:
-        """Decode this chunk's base64 audio (raises ``binascii.Error`` if it is not base64)."""
-        return decode_b64(self.delta)
+        """Decode this chunk's base64 audio; raises :class:`~realtime.exceptions.ProtocolError`
+        if it is not valid base64."""
+        return decode_b64(self.delta, self.type)
 
 
 class ResponseOutputAudioDeltaEvent(_AudioDelta):

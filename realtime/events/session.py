@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Tag
 
+from ._support import tag_of
 from .base import Bool, ClientEvent, Float, Int, Model, ServerEvent
 from .common import (
     AudioFormatSpec,
@@ -26,7 +27,6 @@ from .common import (
     TracingConfig,
     TruncationRetentionRatio,
     TurnDetection,
-    tag_of,
 )
 
 __all__ = [
