@@ -66,6 +66,7 @@ __all__ = [
     "expect",
     "matches",
     "reply",
+    "acknowledge",
     "session_created",
 ]
 
@@ -170,6 +171,70 @@ def session_created(dialect: str = "ga", **session: Any) -> dict[str, Any]:
     return {"type": "session.created", "session": base}
 
 
+def acknowledge(event: Mapping[str, Any], conn: Connection) -> list[dict[str, Any]]:
+    """A free-running handler answering requests the way a server acknowledges them.
+
+    ``session.update`` -> ``session.updated`` (the session echoed over a base session),
+    ``transcription_session.update`` -> ``transcription_session.updated`` (beta),
+    ``input_audio_buffer.commit``/``clear`` -> ``committed``/``cleared``,
+    ``conversation.item.create`` -> ``conversation.item.created`` (beta) or
+    ``conversation.item.added`` + ``conversation.item.done`` (GA),
+    ``conversation.item.retrieve``/``truncate``/``delete`` -> ``retrieved``/``truncated``/
+    ``deleted``. Other events get no answer. Use as ``FakeServer(handler=acknowledge)``
+    or call it from your own handler.
+    """
+    etype = event.get("type")
+    dialect = conn.dialect
+    if etype == "session.update":
+        base = session_created(dialect)["session"]
+        base.update(event.get("session") or {})
+        return [{"type": "session.updated", "session": base}]
+    if etype == "transcription_session.update":
+        body = {"id": "sess_fake", "object": "realtime.transcription_session"}
+        body.update(event.get("session") or {})
+        return [{"type": "transcription_session.updated", "session": body}]
+    if etype == "input_audio_buffer.commit":
+        conn.items += 1
+        return [
+            {
+                "type": "input_audio_buffer.committed",
+                "item_id": f"item_audio{conn.items}",
+                "previous_item_id": None,
+            }
+        ]
+    if etype == "input_audio_buffer.clear":
+        return [{"type": "input_audio_buffer.cleared"}]
+    if etype == "conversation.item.create":
+        item = dict(event.get("item") or {})
+        conn.items += 1
+        item.setdefault("id", f"item_fake{conn.items}")
+        item.setdefault("object", "realtime.item")
+        item.setdefault("status", "completed")
+        prev = event.get("previous_item_id")
+        if dialect == "beta":
+            return [{"type": "conversation.item.created", "previous_item_id": prev, "item": item}]
+        return [
+            {"type": "conversation.item.added", "previous_item_id": prev, "item": item},
+            {"type": "conversation.item.done", "previous_item_id": prev, "item": item},
+        ]
+    if etype == "conversation.item.retrieve":
+        item = {
+            "id": event.get("item_id"),
+            "object": "realtime.item",
+            "type": "message",
+            "role": "user",
+            "status": "completed",
+            "content": [{"type": "input_text", "text": "retrieved"}],
+        }
+        return [{"type": "conversation.item.retrieved", "item": item}]
+    if etype == "conversation.item.truncate":
+        keys = ("item_id", "content_index", "audio_end_ms")
+        return [{"type": "conversation.item.truncated", **{k: event.get(k) for k in keys}}]
+    if etype == "conversation.item.delete":
+        return [{"type": "conversation.item.deleted", "item_id": event.get("item_id")}]
+    return []
+
+
 # --- connections -------------------------------------------------------------------------
 
 
@@ -186,6 +251,7 @@ class Connection:
     path: str
     headers: Headers
     received: list[dict[str, Any]] = field(default_factory=list)
+    items: int = 0
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     ws: ServerConnection | None = field(default=None, repr=False)
     _queue: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue, repr=False)

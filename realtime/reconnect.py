@@ -1,0 +1,182 @@
+"""Reconnection policy and the synthetic events a session emits about its connection.
+
+Reconnecting is opt-in: pass ``reconnect=ReconnectPolicy(...)`` to
+:func:`realtime.connect`. When the connection closes for a *recoverable* reason (an
+abnormal closure 1006, 1011 internal error, 1012 service restart, 1013 try again later,
+or a network error while connecting), the session waits
+``min(max_delay, base_delay * 2**attempt)`` seconds, scaled by a random factor in
+``[1 - jitter, 1]``, and tries again, up to ``max_attempts`` times. After a successful
+reconnect it re-sends the session configuration and, when ``reinject_history`` is set,
+re-creates the conversation's text and transcripts as items (the server forgot them).
+
+Handlers see the connection's life through synthetic events (they never come from the
+wire; they subclass :class:`realtime.events.ServerEvent`):
+
+* ``connection.lost`` (:class:`ConnectionLostEvent`): the connection dropped; a reconnect
+  follows when the policy allows it.
+* ``connection.restored`` (:class:`ConnectionRestoredEvent`): connected again.
+* ``connection.failed`` (:class:`ConnectionFailedEvent`): giving up; the session closes.
+* ``session.expiring`` (:class:`SessionExpiringEvent`): the server's ``expires_at`` is
+  near (``expiry_warning`` seconds ahead, a :func:`realtime.connect` option).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .events import ServerEvent
+from .exceptions import ConfigError
+
+__all__ = [
+    "RECOVERABLE_CLOSE_CODES",
+    "ConnectionFailedEvent",
+    "ConnectionLostEvent",
+    "ConnectionRestoredEvent",
+    "ReconnectPolicy",
+    "SessionExpiringEvent",
+    "history_items",
+]
+
+RECOVERABLE_CLOSE_CODES = frozenset({1006, 1011, 1012, 1013})
+"""Close codes after which reconnecting makes sense."""
+
+
+@dataclass(frozen=True)
+class ReconnectPolicy:
+    """When and how often to reconnect.
+
+    Args:
+        max_attempts: connection attempts after a loss before giving up (>= 1).
+        base_delay: seconds before the first attempt.
+        max_delay: cap of the exponential backoff.
+        jitter: fraction (0..1) of each delay that is randomised away.
+        reinject_history: after reconnecting, re-create the text and transcripts of the
+            conversation as items.
+        close_codes: the close codes treated as recoverable.
+    """
+
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 15.0
+    jitter: float = 0.2
+    reinject_history: bool = False
+    close_codes: frozenset[int] = RECOVERABLE_CLOSE_CODES
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.base_delay < 0 or self.max_delay < 0:
+            raise ConfigError("reconnect delays must not be negative")
+        if not 0 <= self.jitter <= 1:
+            raise ConfigError(f"jitter must be between 0 and 1, got {self.jitter}")
+
+    def is_recoverable(self, code: int | None) -> bool:
+        """True when a close with ``code`` (``None``: a network error) should reconnect."""
+        return code is None or code in self.close_codes
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before attempt number ``attempt`` (0-based)."""
+        raw = min(self.max_delay, self.base_delay * 2.0**attempt)
+        if self.jitter:
+            draw = rng.random() if rng is not None else random.random()
+            factor = 1 - self.jitter * draw
+            raw *= factor
+        return raw
+
+    def delays(self, rng: random.Random | None = None) -> Iterator[float]:
+        """The delays before each attempt, ``max_attempts`` of them."""
+        for attempt in range(self.max_attempts):
+            yield self.delay(attempt, rng)
+
+
+class ConnectionLostEvent(ServerEvent):
+    """Synthetic: the connection closed unexpectedly (``code`` 1006 for an abrupt drop)."""
+
+    type: Literal["connection.lost"] = "connection.lost"
+    code: int | None = None
+    reason: str = ""
+    will_reconnect: bool = False
+
+
+class ConnectionRestoredEvent(ServerEvent):
+    """Synthetic: the session is connected again after ``attempts`` tries."""
+
+    type: Literal["connection.restored"] = "connection.restored"
+    attempts: int = 1
+    downtime: float = 0.0
+
+
+class ConnectionFailedEvent(ServerEvent):
+    """Synthetic: reconnecting gave up (or was not allowed); the session is closing."""
+
+    type: Literal["connection.failed"] = "connection.failed"
+    code: int | None = None
+    reason: str = ""
+    attempts: int = 0
+
+
+class SessionExpiringEvent(ServerEvent):
+    """Synthetic: the server session expires at ``expires_at`` (Unix seconds), soon."""
+
+    type: Literal["session.expiring"] = "session.expiring"
+    expires_at: float = 0.0
+    seconds_left: float = 0.0
+
+
+def history_items(items: Any, dialect: str = "ga") -> list[dict[str, Any]]:
+    """Client ``item`` payloads re-creating the text of a conversation after a reconnect.
+
+    ``items`` is an iterable of conversation items (mappings or objects with ``type``,
+    ``role`` and ``content``, such as :class:`realtime.conversation.Conversation`'s).
+    Messages keep their text; audio parts become their transcript as text (audio itself
+    is not re-sent); function calls and outputs are kept. Items with nothing to say are
+    skipped. Assistant text is ``output_text`` (GA) or ``text`` (beta). The returned
+    dicts are ready for ``conversation.item.create``.
+    """
+    out: list[dict[str, Any]] = []
+    for item in items:
+        kind = _get(item, "type")
+        if kind == "message":
+            role = _get(item, "role") or "user"
+            texts: list[str] = []
+            for part in _get(item, "content") or ():
+                text = _get(part, "text") or _get(part, "transcript")
+                if text:
+                    texts.append(str(text))
+            if not texts:
+                continue
+            assistant = "output_text" if dialect == "ga" else "text"
+            part_type = assistant if role == "assistant" else "input_text"
+            content = [{"type": part_type, "text": " ".join(texts)}]
+            out.append({"type": "message", "role": role, "content": content})
+        elif kind == "function_call":
+            call_id, name = _get(item, "call_id"), _get(item, "name")
+            if call_id and name:
+                out.append(
+                    {
+                        "type": "function_call",
+                        "call_id": call_id,
+                        "name": name,
+                        "arguments": _get(item, "arguments") or "",
+                    }
+                )
+        elif kind == "function_call_output":
+            call_id = _get(item, "call_id")
+            if call_id:
+                out.append(
+                    {
+                        "type": "function_call_output",
+                        "call_id": call_id,
+                        "output": _get(item, "output") or "",
+                    }
+                )
+    return out
+
+
+def _get(obj: Any, name: str) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
