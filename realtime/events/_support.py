@@ -16,7 +16,7 @@ def tag_of(known: frozenset[str]) -> Any:
 
     def discriminate(value: Any) -> str:
         kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-        return kind if kind in known else "*"
+        return kind if isinstance(kind, str) and kind in known else "*"
 
     return discriminate
 
