@@ -72,6 +72,7 @@ HARMLESS_ERRORS: Mapping[str, frozenset[str]] = {
 
 _EXPECTED_LIMIT = 1024
 _HISTORY_LIMIT = 256
+_SENT_LIMIT = 16
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -153,6 +154,7 @@ class ResponseTracker:
         self._pending: ClientEvent | None = None  # sent response.create not yet announced
         self._queue: deque[ClientEvent] = deque()
         self._expected: OrderedDict[str, str] = OrderedDict()  # event_id -> client event type
+        self._sent_creates: OrderedDict[str, ClientEvent] = OrderedDict()  # event_id -> create
 
     # -- reading -----------------------------------------------------------------
 
@@ -301,6 +303,10 @@ class ResponseTracker:
     def _send_create(self, event: ClientEvent) -> list[ClientEvent]:
         self._pending = event
         self._expect(event)
+        if event.event_id is not None:
+            self._sent_creates[event.event_id] = event
+            if len(self._sent_creates) > _SENT_LIMIT:
+                self._sent_creates.popitem(last=False)
         return [event]
 
     def _expect(self, event: ClientEvent) -> None:
@@ -318,13 +324,15 @@ class ResponseTracker:
     def _on_error(self, event: ServerEvent) -> list[ClientEvent]:
         error = _get(event, "error")
         event_id = _get(error, "event_id")
-        pending = self._pending
-        if pending is None or not event_id or event_id != pending.event_id:
+        sent = self._sent_creates.pop(event_id, None) if event_id else None
+        if sent is None:
             return []
-        self._pending = None
+        if self._pending is sent:
+            self._pending = None
         if _get(error, "code") == "conversation_already_has_active_response" and self.queue_enabled:
-            # The server started a response of its own (server VAD): ours waits for it.
-            self._queue.appendleft(pending)
+            # The server had started a response of its own (server VAD), possibly the
+            # response.created taken for ours: ours waits for that one to finish.
+            self._queue.appendleft(sent)
         return self._release()
 
     def _record(self, error: ProtocolError) -> None:
