@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import inspect
 import ipaddress
+import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ __all__ = [
     "ENV_BASE_URL",
     "ENV_REALTIME_URL",
     "ApiKey",
+    "CredentialFilter",
     "Endpoint",
     "Provider",
     "Secret",
@@ -113,6 +115,28 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(type(self))
+
+
+class CredentialFilter(logging.Filter):
+    """A logging filter redacting credential headers in websockets' handshake debug lines.
+
+    websockets logs each header as ``("> %s: %s", name, value)`` at DEBUG level; for
+    ``Authorization``, ``api-key`` and cookies the value is replaced by ``[redacted]``.
+    """
+
+    SECRET_HEADERS = frozenset({"authorization", "api-key", "cookie", "set-cookie"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Redact the record in place; always lets it through."""
+        args = record.args
+        if (
+            isinstance(args, tuple)
+            and len(args) == 2
+            and isinstance(args[0], str)
+            and args[0].lower() in self.SECRET_HEADERS
+        ):
+            record.args = (args[0], "[redacted]")
+        return True
 
 
 def is_local_url(url: str) -> bool:

@@ -49,7 +49,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed as WSConnectionClosed
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
-from .connection import ApiKey, Endpoint, is_local_url, resolve_endpoint
+from .connection import ApiKey, CredentialFilter, Endpoint, is_local_url, resolve_endpoint
 from .conversation import Conversation
 from .dispatch import Dispatcher
 from .events import ClientEvent, ServerEvent, encode_client_event, parse_server_event
@@ -83,6 +83,10 @@ if TYPE_CHECKING:
 __all__ = ["EventMatch", "Session", "SessionContext", "connect"]
 
 logger = logging.getLogger("realtime.session")
+
+ws_logger = logging.getLogger("realtime.websockets")
+"""The logger handed to websockets (its handshake debug lines have credentials redacted)."""
+ws_logger.addFilter(CredentialFilter())
 
 Dialect = Literal["beta", "ga"]
 T = TypeVar("T")
@@ -402,6 +406,7 @@ class Session:
                 compression=self.compression,
                 proxy=None if is_local_url(url) else True,
                 user_agent_header="realtime-voice",
+                logger=ws_logger,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code

@@ -37,10 +37,12 @@ Successive connections (a client reconnecting) take successive scripts from
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import fnmatch
 import itertools
 import json
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -52,9 +54,15 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed as WSConnectionClosed
 from websockets.http11 import Request, Response
 
+from .connection import CredentialFilter
+
+_logger = logging.getLogger("realtime.testing")
+_logger.addFilter(CredentialFilter())
+
 __all__ = [
     "ClientMatch",
     "Connection",
+    "ServerEvents",
     "FakeServer",
     "Frame",
     "Handler",
@@ -235,6 +243,190 @@ def acknowledge(event: Mapping[str, Any], conn: Connection) -> list[dict[str, An
     return []
 
 
+class ServerEvents:
+    """Builders of common server events in the shape of one dialect (plain dicts).
+
+    Use them in scripts: ``ev = ServerEvents("beta"); emit(ev.audio_delta("item_1", pcm))``.
+    Only the fields the protocol requires are filled; pass extra keyword arguments to
+    add or override fields.
+    """
+
+    def __init__(self, dialect: str = "ga") -> None:
+        self.dialect = dialect
+        ga = dialect == "ga"
+        self.audio_delta_type = "response.output_audio.delta" if ga else "response.audio.delta"
+        self.transcript_delta_type = (
+            "response.output_audio_transcript.delta" if ga else "response.audio_transcript.delta"
+        )
+        self.text_delta_type = "response.output_text.delta" if ga else "response.text.delta"
+
+    def response_created(self, response_id: str, **extra: Any) -> dict[str, Any]:
+        """``response.created`` (status ``in_progress``)."""
+        response = {"id": response_id, "object": "realtime.response", "status": "in_progress"}
+        return {"type": "response.created", "response": response, **extra}
+
+    def response_done(
+        self,
+        response_id: str,
+        *,
+        status: str = "completed",
+        output: Sequence[Mapping[str, Any]] = (),
+        usage: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """``response.done`` with a final ``status``, its output items and usage."""
+        response: dict[str, Any] = {
+            "id": response_id,
+            "object": "realtime.response",
+            "status": status,
+            "output": [dict(o) for o in output],
+        }
+        if usage is not None:
+            response["usage"] = dict(usage)
+        return {"type": "response.done", "response": response}
+
+    def message_item(self, item_id: str, *, status: str = "in_progress") -> dict[str, Any]:
+        """An assistant message item with one audio content part."""
+        part = {"type": "output_audio" if self.dialect == "ga" else "audio", "transcript": ""}
+        return {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "role": "assistant",
+            "status": status,
+            "content": [part] if status == "completed" else [],
+        }
+
+    def function_call_item(
+        self,
+        item_id: str,
+        call_id: str,
+        name: str,
+        arguments: str = "",
+        *,
+        status: str = "completed",
+    ) -> dict[str, Any]:
+        """A ``function_call`` item."""
+        return {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "function_call",
+            "status": status,
+            "call_id": call_id,
+            "name": name,
+            "arguments": arguments,
+        }
+
+    def output_item_added(
+        self, response_id: str, item: Mapping[str, Any], output_index: int = 0
+    ) -> dict[str, Any]:
+        """``response.output_item.added``."""
+        return {
+            "type": "response.output_item.added",
+            "response_id": response_id,
+            "output_index": output_index,
+            "item": dict(item),
+        }
+
+    def output_item_done(
+        self, response_id: str, item: Mapping[str, Any], output_index: int = 0
+    ) -> dict[str, Any]:
+        """``response.output_item.done``."""
+        return {
+            "type": "response.output_item.done",
+            "response_id": response_id,
+            "output_index": output_index,
+            "item": dict(item),
+        }
+
+    def audio_delta(
+        self, response_id: str, item_id: str, pcm: bytes, content_index: int = 0
+    ) -> dict[str, Any]:
+        """An output audio delta carrying ``pcm`` (base64-encoded here)."""
+        return {
+            "type": self.audio_delta_type,
+            "response_id": response_id,
+            "item_id": item_id,
+            "output_index": 0,
+            "content_index": content_index,
+            "delta": base64.b64encode(pcm).decode("ascii"),
+        }
+
+    def transcript_delta(self, response_id: str, item_id: str, text: str) -> dict[str, Any]:
+        """An output audio transcript delta."""
+        return {
+            "type": self.transcript_delta_type,
+            "response_id": response_id,
+            "item_id": item_id,
+            "output_index": 0,
+            "content_index": 0,
+            "delta": text,
+        }
+
+    def arguments_done(
+        self, response_id: str, item_id: str, call_id: str, name: str, arguments: str
+    ) -> dict[str, Any]:
+        """``response.function_call_arguments.done`` (GA names the function; beta does not)."""
+        event: dict[str, Any] = {
+            "type": "response.function_call_arguments.done",
+            "response_id": response_id,
+            "item_id": item_id,
+            "output_index": 0,
+            "call_id": call_id,
+            "arguments": arguments,
+        }
+        if self.dialect == "ga":
+            event["name"] = name
+        return event
+
+    def speech_started(self, item_id: str, audio_start_ms: int = 0) -> dict[str, Any]:
+        """``input_audio_buffer.speech_started``."""
+        return {
+            "type": "input_audio_buffer.speech_started",
+            "item_id": item_id,
+            "audio_start_ms": audio_start_ms,
+        }
+
+    def input_transcription_completed(
+        self, item_id: str, transcript: str, content_index: int = 0
+    ) -> dict[str, Any]:
+        """``conversation.item.input_audio_transcription.completed``."""
+        event: dict[str, Any] = {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "item_id": item_id,
+            "content_index": content_index,
+            "transcript": transcript,
+        }
+        if self.dialect == "ga":
+            event["usage"] = {"type": "duration", "seconds": 1.0}
+        return event
+
+    def user_audio_item(self, item_id: str) -> dict[str, Any]:
+        """A user message item with one input audio part (as created after a commit)."""
+        return {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "role": "user",
+            "status": "completed",
+            "content": [{"type": "input_audio", "transcript": None}],
+        }
+
+    def item_added(
+        self, item: Mapping[str, Any], previous_item_id: str | None = None
+    ) -> dict[str, Any]:
+        """``conversation.item.added`` (GA) or ``conversation.item.created`` (beta)."""
+        etype = "conversation.item.added" if self.dialect == "ga" else "conversation.item.created"
+        return {"type": etype, "previous_item_id": previous_item_id, "item": dict(item)}
+
+    def error(
+        self, message: str, *, code: str | None = None, event_id: str | None = None
+    ) -> dict[str, Any]:
+        """An ``error`` event (``event_id`` names the client event at fault)."""
+        error = {"type": "invalid_request_error", "message": message, "code": code}
+        error["event_id"] = event_id
+        return {"type": "error", "error": error}
+
+
 # --- connections -------------------------------------------------------------------------
 
 
@@ -338,6 +530,7 @@ class FakeServer:
             compression=None,
             process_request=self._process_request,
             ping_interval=None,
+            logger=_logger,
         )
         return self
 
