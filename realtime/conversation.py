@@ -30,6 +30,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
+from realtime.events import (
+    BetaConversationItemCreateEvent,
+    ClientEvent,
+    ConversationItemCreateEvent,
+)
+
 __all__ = [
     "Change",
     "ContentPart",
@@ -403,6 +409,48 @@ class Conversation:
             return []
         return handler(event)
 
+    def replay_events(self, dialect: Literal["beta", "ga"] = "ga") -> list[ClientEvent]:
+        """``conversation.item.create`` events re-creating the history as text, in order.
+
+        For re-injecting a conversation into a fresh session (after a reconnect):
+        messages become text (a part's text, else its transcript; empty messages are
+        skipped), function calls and their outputs are re-created as they were. Item
+        ids are not reused (the new session assigns its own); audio is not replayed.
+        """
+        events: list[ClientEvent] = []
+        cls = BetaConversationItemCreateEvent if dialect == "beta" else ConversationItemCreateEvent
+        assistant_type = "text" if dialect == "beta" else "output_text"
+        for item in self.items:
+            wire: dict[str, Any]
+            if item.type == "message":
+                text = item.text
+                if not text:
+                    continue
+                role = item.role or "user"
+                part_type = assistant_type if role == "assistant" else "input_text"
+                wire = {
+                    "type": "message",
+                    "role": role,
+                    "content": [{"type": part_type, "text": text}],
+                }
+            elif item.type == "function_call" and item.call_id and item.name:
+                wire = {
+                    "type": "function_call",
+                    "call_id": item.call_id,
+                    "name": item.name,
+                    "arguments": item.arguments,
+                }
+            elif item.type == "function_call_output" and item.call_id and item.output is not None:
+                wire = {
+                    "type": "function_call_output",
+                    "call_id": item.call_id,
+                    "output": item.output,
+                }
+            else:
+                continue
+            events.append(cls(item=wire))
+        return events
+
     def clear(self) -> None:
         """Forget every item (for example after reconnecting to a fresh session)."""
         self._items.clear()
@@ -669,11 +717,7 @@ class Conversation:
         gen = self._generating
         if gen is None or gen.done:
             return []
-        return [
-            ConversationInterrupted(
-                gen, _get(event, "audio_start_ms"), _get(event, "item_id")
-            )
-        ]
+        return [ConversationInterrupted(gen, _get(event, "audio_start_ms"), _get(event, "item_id"))]
 
     # -- ordering (a doubly linked list kept in previous_item_id order) ----------
 

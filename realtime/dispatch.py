@@ -86,8 +86,7 @@ class Dispatcher:
     ) -> Callable[[H], H]: ...
 
     @overload
-    def on(self, pattern: str, handler: H, *, any_dialect: bool = False) -> H:
-        ...
+    def on(self, pattern: str, handler: H, *, any_dialect: bool = False) -> H: ...
 
     def on(
         self, pattern: str, handler: H | None = None, *, any_dialect: bool = False
@@ -105,12 +104,10 @@ class Dispatcher:
     @overload
     def once(
         self, pattern: str, handler: None = None, *, any_dialect: bool = False
-    ) -> Callable[[H], H]:
-        ...
+    ) -> Callable[[H], H]: ...
 
     @overload
-    def once(self, pattern: str, handler: H, *, any_dialect: bool = False) -> H:
-        ...
+    def once(self, pattern: str, handler: H, *, any_dialect: bool = False) -> H: ...
 
     def once(
         self, pattern: str, handler: H | None = None, *, any_dialect: bool = False

@@ -139,9 +139,7 @@ def plan_interruption(
     cancel = response_active and not server_cancels
     if cancel:
         events.append(
-            ResponseCancelEvent(response_id=response_id)
-            if response_id
-            else ResponseCancelEvent()
+            ResponseCancelEvent(response_id=response_id) if response_id else ResponseCancelEvent()
         )
     return Interruption(
         events=events,

@@ -40,12 +40,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, get_type_hints, overload
+from typing import TYPE_CHECKING, Any, Literal, get_type_hints, overload
 
 import pydantic
 from pydantic_core import to_jsonable_python
 
-from realtime.events import ConversationItemCreateEvent, ResponseCreateEvent
+from realtime.events import (
+    BetaConversationItemCreateEvent,
+    BetaResponseCreateEvent,
+    ConversationItemCreateEvent,
+    ResponseCreateEvent,
+)
 from realtime.exceptions import ToolError
 
 if TYPE_CHECKING:
@@ -488,14 +493,21 @@ class ToolCallCoordinator:
 
     With a ``tracker``, that ``response.create`` goes through
     :meth:`ResponseTracker.request_create` (queued while another response is active).
-    ``auto_respond=False`` never sends the follow-up ``response.create``.
+    ``auto_respond=False`` never sends the follow-up ``response.create``; neither does a
+    response that ended ``cancelled`` or ``failed`` (its calls still get outputs).
+    ``dialect`` selects the model classes of the events built (the JSON is the same).
     """
 
     def __init__(
-        self, *, tracker: ResponseTracker | None = None, auto_respond: bool = True
+        self,
+        *,
+        tracker: ResponseTracker | None = None,
+        auto_respond: bool = True,
+        dialect: Literal["beta", "ga"] = "ga",
     ) -> None:
         self.tracker = tracker
         self.auto_respond = auto_respond
+        self.dialect = dialect
         self._names: dict[str, str] = {}  # item_id -> function name (beta arguments.done lacks it)
         self._calls: dict[str, ToolCall] = {}  # call_id -> call
         self._results: dict[str, ToolResult] = {}  # call_id -> result
@@ -558,8 +570,13 @@ class ToolCallCoordinator:
         if result.call_id in self._results:
             raise ToolError(f"function call {result.call_id!r} already has an output")
         self._results[result.call_id] = result
+        cls = (
+            BetaConversationItemCreateEvent
+            if self.dialect == "beta"
+            else ConversationItemCreateEvent
+        )
         out: list[ClientEvent] = [
-            ConversationItemCreateEvent(
+            cls(
                 item={
                     "type": "function_call_output",
                     "call_id": result.call_id,
@@ -621,7 +638,6 @@ class ToolCallCoordinator:
         del self._responses[response_id]
         if not (self.auto_respond and rc.respond):
             return []
-        create = ResponseCreateEvent()
         if self.tracker is not None:
-            return self.tracker.request_create(create)
-        return [create]
+            return self.tracker.request_create(self.tracker.new_create())
+        return [BetaResponseCreateEvent() if self.dialect == "beta" else ResponseCreateEvent()]

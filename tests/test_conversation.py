@@ -18,7 +18,7 @@ from realtime.conversation import (
     ItemUpdated,
     b64_decoded_len,
 )
-from realtime.events import ServerEvent, parse_server_event
+from realtime.events import ServerEvent, encode_client_event, parse_server_event
 
 NAMES = {
     "beta": {
@@ -551,3 +551,56 @@ def test_previous_item_cycle_does_not_hang() -> None:
     conv = Conversation()
     feed(conv, [added("ga", user_item("a", "1"), "b"), added("ga", user_item("b", "2"), "a")])
     assert sorted(i.id for i in conv.items) == ["a", "b"]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_replay_events(dialect: str) -> None:
+    """replay_events re-creates the history as text items in order, per dialect."""
+    conv = Conversation()
+    events = [added(dialect, user_item("u1"), None)]
+    events += assistant_turn(dialect, "r1", "a1", "u1", ["Hello"])
+    events += finish_turn(dialect, "r1", "a1", "Hello!")
+    events.append(
+        ev(
+            dialect,
+            type="conversation.item.input_audio_transcription.completed",
+            item_id="u1",
+            content_index=0,
+            transcript="Hi.",
+        )
+    )
+    fc = {
+        "id": "f1",
+        "type": "function_call",
+        "status": "completed",
+        "call_id": "c1",
+        "name": "lookup",
+        "arguments": '{"q": 1}',
+    }
+    out = {
+        "id": "o1",
+        "type": "function_call_output",
+        "status": "completed",
+        "call_id": "c1",
+        "output": "42",
+    }
+    events += [
+        added(dialect, fc, "a1"),
+        added(dialect, out, "f1"),
+        added(dialect, user_item("u2"), "o1"),
+    ]
+    feed(conv, events)
+    objs = [json.loads(encode_client_event(e)) for e in conv.replay_events(dialect)]  # type: ignore[arg-type]
+    items = [o["item"] for o in objs]
+    assistant_part = "text" if dialect == "beta" else "output_text"
+    assert items == [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi."}]},
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": assistant_part, "text": "Hello!"}],
+        },
+        {"type": "function_call", "call_id": "c1", "name": "lookup", "arguments": '{"q": 1}'},
+        {"type": "function_call_output", "call_id": "c1", "output": "42"},
+    ]
+    assert all(o["type"] == "conversation.item.create" for o in objs)

@@ -11,7 +11,14 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel
 
-from realtime.events import ClientEvent, ServerEvent, encode_client_event, parse_server_event
+from realtime.events import (
+    BetaConversationItemCreateEvent,
+    BetaResponseCreateEvent,
+    ClientEvent,
+    ServerEvent,
+    encode_client_event,
+    parse_server_event,
+)
 from realtime.exceptions import ToolError
 from realtime.response_state import ResponseTracker
 from realtime.tools import (
@@ -584,3 +591,19 @@ async def test_end_to_end_with_registry() -> None:
     assert json.loads(outputs["call_a"])["city"] == "Oslo"
     assert "unknown tool" in json.loads(outputs["call_b"])["error"]
     assert "not valid JSON" in json.loads(outputs["call_c"])["error"]
+
+
+def test_beta_coordinator_builds_beta_events() -> None:
+    """With dialect="beta" the output and follow-up events are the beta model classes."""
+    coord = ToolCallCoordinator(dialect="beta")
+    for e in _two_calls("beta"):
+        coord.apply(e)
+    coord.apply(_response_done("beta"))
+    sent = [
+        x for c in coord.take_calls() for x in coord.complete(ToolResult(c.call_id, c.name, "x"))
+    ]
+    assert [type(e) for e in sent] == [
+        BetaConversationItemCreateEvent,
+        BetaConversationItemCreateEvent,
+        BetaResponseCreateEvent,
+    ]
