@@ -158,6 +158,8 @@ class ContentPart:
 
     def _add_audio(self, b64: str) -> None:
         self.audio_bytes_received += b64_decoded_len(b64)
+        if not self._retain:
+            return
         room = self._retain - len(self._audio)
         if room > 0:
             try:
@@ -575,8 +577,14 @@ class Conversation:
     # -- content -----------------------------------------------------------------
 
     def _output_part(self, event: Any, changes: list[Change]) -> tuple[Item, ContentPart]:
-        item = self._ensure(event.item_id, "message", "assistant", changes)
-        return item, item.part(_get(event, "content_index", 0) or 0)
+        item = self._items.get(event.item_id)
+        if item is None:
+            item = self._ensure(event.item_id, "message", "assistant", changes)
+        index = event.content_index  # every output content event carries it
+        content = item.content
+        if index < len(content):
+            return item, content[index]
+        return item, item.part(index)
 
     def _on_part(self, event: Any) -> list[Change]:
         changes: list[Change] = []
