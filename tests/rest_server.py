@@ -218,14 +218,19 @@ def _bad(message: str, param: str | None = None) -> Response:
     )
 
 
-def _sse(events: list[dict[str, Any]], state: ServerState, done: bool = False) -> Response:
+def _sse(
+    events: list[dict[str, Any]],
+    state: ServerState,
+    done: bool = False,
+    sizes: tuple[int, ...] | None = None,
+) -> Response:
     nl = state.sse_line_end
     text = f": test server{nl}{nl}"
     for ev in events:
         text += f"event: {ev['type']}{nl}data: {json.dumps(ev, ensure_ascii=False)}{nl}{nl}"
     if done:
         text += f"data: [DONE]{nl}{nl}"
-    pieces = chop(text.encode(), state.sse_piece_sizes)
+    pieces = chop(text.encode(), sizes or state.sse_piece_sizes)
     delay = state.sse_piece_delay
 
     async def gen() -> AsyncIterator[bytes]:
@@ -324,7 +329,8 @@ def _speech_reply(body: dict[str, Any], state: ServerState) -> Response:
                   for p in pieces]
         events.append({"type": "speech.audio.done",
                        "usage": {"input_tokens": 5, "output_tokens": 50, "total_tokens": 55}})
-        return _sse(events, state)
+        # big events: odd-sized pieces that still split lines, but not thousands of them
+        return _sse(events, state, sizes=(4093, 1, 2047, 3))
 
     async def gen() -> AsyncIterator[bytes]:
         for i, piece in enumerate(pieces):
