@@ -18,13 +18,13 @@ matches the counterpart types of the other dialect (``response.audio.delta`` and
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from itertools import count
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from realtime.events.dialect import equivalent_types
+from realtime.events.dialect import equivalent_patterns, equivalent_types
 
 if TYPE_CHECKING:
     from realtime.events import ServerEvent
@@ -55,14 +55,27 @@ class Subscription:
     seq: int = field(default=0)
 
     def matches(self, event_type: str) -> bool:
-        """True when this subscription wants events of ``event_type``."""
-        types = equivalent_types(event_type) if self.any_dialect else (event_type,)
+        """True when this subscription wants events of ``event_type``.
+
+        A dialect-neutral subscription compares the type and its counterpart with the
+        pattern and the pattern's spelling in each dialect: a glob over a renamed
+        family (``response.audio_transcript.*``) also covers its GA spelling.
+        """
         pattern = self.pattern
         if pattern == "*":
             return True
-        if is_glob(pattern):
-            return any(fnmatchcase(t, pattern) for t in types)
-        return pattern in types
+        if self.any_dialect:
+            types: Iterable[str] = equivalent_types(event_type)
+            patterns: Iterable[str] = equivalent_patterns(pattern)
+        else:
+            types, patterns = (event_type,), (pattern,)
+        for p in patterns:
+            if is_glob(p):
+                if any(fnmatchcase(t, p) for t in types):
+                    return True
+            elif p in types:
+                return True
+        return False
 
 
 class Dispatcher:

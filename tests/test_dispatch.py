@@ -136,6 +136,15 @@ def test_any_dialect(pattern: str, beta_type: str, ga_type: str) -> None:
     assert len(plain) == 1
 
 
+def test_any_dialect_glob_covers_renamed_family() -> None:
+    """A dialect-neutral glob over a renamed family covers types without a table entry."""
+    d = Dispatcher()
+    d.on("response.audio_transcript.*", h1, any_dialect=True)
+    d.on("response.output_text.*", h2, any_dialect=True)
+    assert d.handlers_for("response.output_audio_transcript.segment") == [h1]
+    assert d.handlers_for("response.text.annotation") == [h2]
+
+
 def test_any_dialect_does_not_overmatch() -> None:
     """A dialect-neutral exact subscription does not catch unrelated types."""
     d = Dispatcher()
