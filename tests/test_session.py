@@ -597,3 +597,31 @@ async def test_expiry_warning_event() -> None:
         warning = await s.wait_for("session.expiring", timeout=5)
     assert warning.expires_at == expires  # type: ignore[attr-defined]
     assert 0 <= warning.seconds_left <= 5  # type: ignore[attr-defined]
+
+
+@DIALECTS
+async def test_late_input_transcription_lands_in_user_item(dialect: str) -> None:
+    """An input transcription arriving after the response finished fills the user item."""
+    ev = ServerEvents(dialect)
+    user = ev.user_audio_item("item_user")
+    script = [
+        emit(ev.item_added(user)),
+        emit(ev.response_created("resp_1")),
+        emit(ev.output_item_added("resp_1", ev.message_item("item_bot"))),
+        emit(ev.transcript_delta("resp_1", "item_bot", "Sure.")),
+        emit(ev.response_done("resp_1", output=[ev.message_item("item_bot", status="completed")])),
+        emit(ev.input_transcription_completed("item_user", "what time is it")),
+    ]
+    got: list[ServerEvent] = []
+    async with FakeServer(script) as server:
+        ctx = rs.connect(url=server.url, dialect=dialect)
+        ctx._session.on("conversation.item.input_audio_transcription.*", got.append)
+        async with ctx as s:
+            await s.wait_for("conversation.item.input_audio_transcription.completed", timeout=5)
+            item = s.conversation.get("item_user")
+            assert item is not None
+            assert item.transcript == "what time is it"
+            assert [i.id for i in s.conversation.items] == ["item_user", "item_bot"]
+            assert s.responses.get("resp_1") is not None
+            assert s.responses.get("resp_1").status == "completed"  # type: ignore[union-attr]
+    assert len(got) == 1
