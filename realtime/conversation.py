@@ -34,6 +34,7 @@ from realtime.events import (
     BetaConversationItemCreateEvent,
     ClientEvent,
     ConversationItemCreateEvent,
+    UnknownServerEvent,
 )
 
 __all__ = [
@@ -403,11 +404,12 @@ class Conversation:
     def apply(self, event: Any) -> list[Change]:
         """Update the state from one server event; returns the changes it caused.
 
-        Events that do not concern the conversation return ``[]``. Malformed events
-        (missing ids) are ignored rather than raised: the parser validates frames.
+        Events that do not concern the conversation return ``[]``, and so do events the
+        parser could not type (:class:`~realtime.events.UnknownServerEvent`, e.g. the
+        other dialect's name for an event): their fields were never validated.
         """
         handler = self._handlers.get(event.type)
-        if handler is None:
+        if handler is None or isinstance(event, UnknownServerEvent):
             return []
         return handler(event)
 

@@ -177,9 +177,10 @@ class OutputAudioLog:
         """Account for an audio delta (beta ``response.audio.delta`` or GA equivalent)."""
         if event.type not in _AUDIO_DELTAS:
             return
-        item_id = event.item_id
-        if item_id in self._ignored:
-            return
+        item_id = _get(event, "item_id")
+        delta = _get(event, "delta")
+        if not isinstance(item_id, str) or not isinstance(delta, str) or item_id in self._ignored:
+            return  # an untyped event (UnknownServerEvent) carries no validated fields
         index = _get(event, "content_index", 0) or 0
         cur = self._current
         if cur is None or cur.item_id != item_id or cur.content_index != index:
@@ -187,7 +188,7 @@ class OutputAudioLog:
                 item_id, index, 0.0, now, _get(event, "response_id")
             )
             self._bytes = 0
-        self._bytes += _b64_len(event.delta)
+        self._bytes += _b64_len(delta)
         cur.received_ms = self._bytes / self._bytes_per_ms
 
     def interrupted(self, item_id: str | None = None) -> None:

@@ -604,3 +604,21 @@ def test_replay_events(dialect: str) -> None:
         {"type": "function_call_output", "call_id": "c1", "output": "42"},
     ]
     assert all(o["type"] == "conversation.item.create" for o in objs)
+
+
+def test_untyped_events_are_ignored() -> None:
+    """The other dialect's event names parse as UnknownServerEvent and change nothing."""
+    conv = Conversation()
+    feed(conv, assistant_turn("beta", "r1", "a1", None, ["x"]))
+    stray = ev(
+        "beta",
+        type="response.output_audio_transcript.delta",
+        response_id="r1",
+        item_id="a1",
+        output_index=0,
+        content_index=0,
+        delta="y",
+    )
+    assert type(stray).__name__ == "UnknownServerEvent"
+    assert conv.apply(stray) == []
+    assert conv["a1"].transcript == "x"

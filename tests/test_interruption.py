@@ -221,6 +221,15 @@ def test_output_audio_log(dialect: str) -> None:
     assert log.current is None
 
 
+def test_output_audio_log_ignores_untyped_events() -> None:
+    """An audio delta under the other dialect's name (untyped) is ignored."""
+    log = OutputAudioLog()
+    log.apply(audio_delta("ga", "a1", 100), 0.0)
+    stray = ev("beta", type="response.output_audio.delta", response_id="r", output_index=0)
+    log.apply(stray, 1.0)
+    assert log.current is not None and log.current.received_ms == pytest.approx(100)
+
+
 def test_output_audio_log_g711() -> None:
     """G.711 audio counts 8 bytes per millisecond."""
     log = OutputAudioLog("g711_alaw")
