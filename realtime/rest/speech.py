@@ -3,10 +3,10 @@
 :class:`SpeechStream` yields audio bytes as the body arrives, so playback can start
 after the first chunk instead of after the whole file. :func:`play` feeds an
 :class:`~audio.playback.AudioSink` while the audio arrives (PCM as it is, WAV parsed
-incrementally and resampled to 24 kHz) and reports time to first byte and to first
-queued sample. With ``stream_format="sse"`` the body is a stream of typed
-``speech.audio.delta`` / ``speech.audio.done`` events (:meth:`SpeechStream.events`);
-iterating bytes then yields the decoded audio of the deltas.
+incrementally and resampled to 24 kHz with :class:`audio.resample.StreamResampler`)
+and reports time to first byte and to first queued sample. With ``stream_format="sse"``
+the body is a stream of typed ``speech.audio.delta`` / ``speech.audio.done`` events
+(:meth:`SpeechStream.events`); iterating bytes then yields the decoded audio of the deltas.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import httpx
 import numpy as np
 
 from audio.playback import AudioSink
+from audio.resample import StreamResampler
 from realtime.exceptions import APIError, ConfigError
 from realtime.rest.models import (
     SpeechAudioDeltaEvent,
@@ -237,7 +238,7 @@ class _ToPcm24k:
             raise ConfigError(f"play() decodes 'pcm' and 'wav' audio, not {response_format!r}")
         self._wav = WavStreamParser() if response_format == "wav" else None
         self._odd = b""
-        self._resampler: Any = None
+        self._resampler: StreamResampler | None = None
 
     def feed(self, chunk: bytes) -> bytes:
         if self._wav is None:
@@ -250,16 +251,14 @@ class _ToPcm24k:
         if not pcm or rate is None or rate == PLAYBACK_RATE:
             return pcm
         if self._resampler is None:
-            import soxr
-
-            self._resampler = soxr.ResampleStream(rate, PLAYBACK_RATE, 1, dtype="int16")
-        out = self._resampler.resample_chunk(np.frombuffer(pcm, dtype="<i2"))
+            self._resampler = StreamResampler(rate, PLAYBACK_RATE, 1, dtype="int16")
+        out = self._resampler.process(np.frombuffer(pcm, dtype="<i2"))
         return bytes(np.asarray(out, dtype="<i2").tobytes())
 
     def flush(self) -> bytes:
         if self._resampler is None:
             return b""
-        out = self._resampler.resample_chunk(np.zeros(0, dtype="<i2"), last=True)
+        out = self._resampler.flush()
         return bytes(np.asarray(out, dtype="<i2").tobytes())
 
 
