@@ -276,12 +276,14 @@ class Microphone:
         self.start()
         block_s = max(self.blocksize, 1) / self._dev_rate
         while True:
+            if self._stream is None:
+                return
             self._drain()
             while len(self._pending) >= self.chunk_frames:
                 yield self._take_chunk()
+                if self._stream is None:
+                    return
                 self._drain()
-            if self._stream is None:
-                return
             self._wakeup.clear()
             self._waiting = True
             if self._ring is None or self._ring.available == 0:

@@ -20,6 +20,7 @@ stream.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -231,10 +232,8 @@ class VirtualPulse:
                 pid = int(pid_file.read_text().split()[0])
             except (OSError, ValueError, IndexError):
                 pid = None
-            try:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                 self._run("pactl", "exit", timeout=5.0)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
             if pid is not None:
                 deadline = time.monotonic() + 3.0
                 while time.monotonic() < deadline:
@@ -244,10 +243,8 @@ class VirtualPulse:
                         break
                     time.sleep(0.05)
                 else:
-                    try:
+                    with contextlib.suppress(OSError):
                         os.kill(pid, 9)
-                    except OSError:
-                        pass
             self._started = False
         for key, value in self._saved_env.items():
             if value is None:
