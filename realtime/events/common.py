@@ -44,7 +44,6 @@ __all__ = [
 ]
 
 
-
 # --- tools (RealtimeFunctionTool, MCPTool) ------------------------------------------------
 
 

@@ -359,9 +359,7 @@ class ResponseFunctionCallArgumentsDeltaEvent(OutputRefEvent):
 class BetaResponseFunctionCallArgumentsDoneEvent(OutputRefEvent):
     """A function call's complete JSON arguments (beta: without the function name)."""
 
-    type: Literal["response.function_call_arguments.done"] = (
-        "response.function_call_arguments.done"
-    )
+    type: Literal["response.function_call_arguments.done"] = "response.function_call_arguments.done"
     call_id: str
     arguments: str
 
@@ -369,9 +367,7 @@ class BetaResponseFunctionCallArgumentsDoneEvent(OutputRefEvent):
 class ResponseFunctionCallArgumentsDoneEvent(OutputRefEvent):
     """A function call's complete JSON arguments and the function's ``name`` (GA)."""
 
-    type: Literal["response.function_call_arguments.done"] = (
-        "response.function_call_arguments.done"
-    )
+    type: Literal["response.function_call_arguments.done"] = "response.function_call_arguments.done"
     call_id: str
     name: str
     arguments: str
