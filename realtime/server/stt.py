@@ -449,7 +449,9 @@ class IncrementalTranscriber:
         self._final_since_offset: list[Word] = []
         self._last = _Pass()  # unsettled words of the latest pass
         self._pending_deltas: list[str] = []
-        self._future: concurrent.futures.Future[None] | None = None
+        self._in_flight = False
+        self._idle = threading.Event()
+        self._idle.set()
         self._last_pass_bytes = 0
         self._passes = 0
         self._closed = False
@@ -488,9 +490,19 @@ class IncrementalTranscriber:
             if self._closed:
                 raise ConfigError("this transcriber has finished; start a new one")
             self._audio += pcm16_24k
-            due = len(self._audio) - self._last_pass_bytes >= self.interval_s * INPUT_RATE * 2
-            if due and (self._future is None or self._future.done()):
-                self._start_pass_locked()
+            end = len(self._audio)
+            due = end - self._last_pass_bytes >= self.interval_s * INPUT_RATE * 2
+            if not due or self._in_flight:
+                return
+            self._in_flight = True
+            self._idle.clear()
+            self._last_pass_bytes = end
+            start_s, snapshot, prompt = self._pass_input_locked(end)
+        try:  # submitted outside the lock: an executor may run the pass right here
+            self._executor.submit(self._run_pass, start_s, snapshot, prompt, end)
+        except RuntimeError as exc:  # executor shut down
+            logger.warning("cannot start an incremental STT pass: %s", exc)
+            self._pass_done()
 
     def take_deltas(self) -> list[str]:
         """Deltas produced since the last call (only used without ``on_delta``)."""
@@ -515,9 +527,7 @@ class IncrementalTranscriber:
             if self._closed:
                 raise ConfigError("this transcriber has finished; start a new one")
             self._closed = True
-            future = self._future
-        if future is not None:
-            future.result()
+        self._idle.wait()
         with self._lock:
             if self._error is not None:
                 raise SttError(f"incremental transcription failed: {self._error}")
@@ -561,26 +571,36 @@ class IncrementalTranscriber:
         prompt = " ".join(p for p in (self.prompt, settled) if p)
         return start_s, snapshot, prompt or None
 
-    def _start_pass_locked(self) -> None:
-        end = len(self._audio)
-        self._last_pass_bytes = end
-        start_s, snapshot, prompt = self._pass_input_locked(end)
-        self._future = self._executor.submit(self._run_pass, start_s, snapshot, prompt, end)
+    def _pass_done(self) -> None:
+        with self._lock:
+            self._in_flight = False
+            self._idle.set()
 
     def _run_pass(self, start_s: float, snapshot: bytes, prompt: str | None, end: int) -> None:
         """Worker thread: one engine run, then agreement with the previous pass."""
+        try:
+            new = self._agree(start_s, snapshot, prompt, end)
+            if self._on_delta is not None:  # before finish() may proceed: keeps deltas in order
+                for delta in new:
+                    self._on_delta(delta)
+        except Exception:  # a failing callback must not wedge finish()
+            logger.exception("incremental STT delta callback failed")
+        finally:
+            self._pass_done()
+
+    def _agree(self, start_s: float, snapshot: bytes, prompt: str | None, end: int) -> list[str]:
         try:
             result = self.engine.transcribe(snapshot, self.language, prompt, word_timestamps=True)
         except Exception as exc:  # reported by finish(); a partial failure is not fatal yet
             logger.warning("incremental STT pass failed: %s", exc)
             with self._lock:
                 self._error = exc
-            return
+            return []
         new: list[str] = []
         with self._lock:
             self._passes += 1
             if self._abandoned:
-                return
+                return []
             words = self._unsettled(result, start_s)
             agreed = 0
             for old, cur in zip(self._last.words, words, strict=False):
@@ -596,9 +616,7 @@ class IncrementalTranscriber:
                 self._trim_locked()
             if self._on_delta is None:
                 self._pending_deltas.extend(new)
-        if self._on_delta is not None:
-            for delta in new:
-                self._on_delta(delta)
+        return new
 
     def _unsettled(self, result: TranscriptResult, start_s: float) -> list[Word]:
         """The result's words (absolute times) after the words already final."""
