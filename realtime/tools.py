@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, get_type_hints, overload
 
 import pydantic
+from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
 
 from realtime.events import (
@@ -217,7 +218,6 @@ class Tool:
         self.model = self._build_model(func, arg_docs)
         self.parameters: dict[str, Any] = _strip_titles(self.model.model_json_schema())
         self.parameters.setdefault("properties", {})
-        self.parameters.pop("additionalProperties", None)
 
     def _build_model(
         self, func: Callable[..., Any], arg_docs: Mapping[str, str]
@@ -238,6 +238,12 @@ class Tool:
                 raise ToolError(f"tool {self.name!r}: positional-only parameter {pname!r}")
             annotation = hints.get(pname, Any)
             default = ... if param.default is param.empty else param.default
+            if isinstance(default, FieldInfo):  # def f(x: int = Field(3, ge=0))
+                if default.description is None and pname in arg_docs:
+                    # A new FieldInfo: the caller's one is never modified.
+                    default = FieldInfo.merge_field_infos(default, description=arg_docs[pname])
+                fields[pname] = (annotation, default)
+                continue
             fields[pname] = (
                 annotation,
                 pydantic.Field(default=default, description=arg_docs.get(pname)),

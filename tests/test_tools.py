@@ -6,10 +6,10 @@ import asyncio
 import json
 import threading
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from realtime.events import (
     BetaConversationItemCreateEvent,
@@ -121,6 +121,27 @@ def test_nested_model_parameter_and_property_named_title() -> None:
     t = Tool(place)
     assert "title" in t.parameters["properties"]
     assert t.validate('{"title": "a", "where": {"x": 1, "y": 2}}')["where"] == Point(x=1, y=2)
+
+
+def test_field_defaults_and_extra_properties() -> None:
+    """pydantic Field defaults keep their constraints; the schema forbids extra properties."""
+
+    def count(n: int = Field(3, ge=0), step: Annotated[int, Field(le=10)] = 1) -> list[int]:
+        """Count.
+
+        Args:
+            n: How many.
+        """
+        return list(range(0, n * step, step))
+
+    t = Tool(count)
+    props = t.parameters["properties"]
+    assert props["n"]["minimum"] == 0 and props["n"]["description"] == "How many."
+    assert props["step"]["maximum"] == 10
+    assert t.parameters["additionalProperties"] is False
+    assert t.validate("{}") == {"n": 3, "step": 1}
+    with pytest.raises(ToolError, match="n"):
+        t.validate('{"n": -1}')
 
 
 def test_decorator_forms_and_overrides() -> None:
