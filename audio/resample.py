@@ -25,7 +25,6 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 import soxr
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .exceptions import AudioFormatError
 
@@ -44,6 +43,7 @@ _DESIGNS: dict[str, tuple[int, float]] = {
 }
 _MAX_PHASES = 1024  # above this many polyphase branches the taps are computed per output frame
 _CORRELATE_MAX_PHASES = 4  # up to this many branches, strided np.correlate beats a gather
+_MAX_BLOCK_SIZE = 1 << 20  # largest block matrix (floats) for the many-phase path
 _MAX_RATE = 768_000
 _DTYPES = ("float32", "int16")
 
@@ -151,10 +151,22 @@ class StreamResampler:
         self.delay = 0 if same else math.ceil(self._half * self._up / self._down)
         self._d = self.delay * self._down / self._up
         self._taps = math.ceil(self._d + self._half) + 1
+        self._keep = self._taps - 1 + self._down  # input history kept between chunks
         self._bank: npt.NDArray[np.float32] | None = None
+        self._block: npt.NDArray[np.float32] | None = None
         if self.in_rate != self.out_rate and self._up <= _MAX_PHASES:
             phases = np.arange(self._up, dtype=np.float64)[:, None] / self._up
             self._bank = self._taps_for(phases)
+            span = self._down + self._taps - 1
+            if self._up > _CORRELATE_MAX_PHASES and self._up * span <= _MAX_BLOCK_SIZE:
+                r = np.arange(self._up)
+                offset = (r * self._down) // self._up
+                block = np.zeros((self._up, span), dtype=np.float32)
+                block[r[:, None], offset[:, None] + np.arange(self._taps)] = self._bank[
+                    (r * self._down) % self._up
+                ]
+                self._block = block
+                self._span_index = np.arange(span)
         self.reset()
 
     def _taps_for(self, frac: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
@@ -166,7 +178,7 @@ class StreamResampler:
 
     def reset(self) -> None:
         """Forget the stream: the next :meth:`process` starts a new one from silence."""
-        shape = (self._taps - 1,) if self.channels == 1 else (self._taps - 1, self.channels)
+        shape = (self._keep,) if self.channels == 1 else (self._keep, self.channels)
         self._history: npt.NDArray[np.float32] = np.zeros(shape, dtype=np.float32)
         self.frames_in = 0
         self.frames_out = 0
@@ -218,14 +230,17 @@ class StreamResampler:
         ext = np.concatenate((self._history, x), axis=0)
         start_in = self.frames_in
         self.frames_in += n
-        total_out = -(-self.frames_in * self._up // self._down)  # ceil
-        k = np.arange(self.frames_out, total_out, dtype=np.int64)
-        self.frames_out = total_out
-        self._history = ext[n:] if n else self._history
-        if len(k) == 0:
+        k0 = self.frames_out
+        k1 = -(-self.frames_in * self._up // self._down)  # ceil: outputs whose input is here
+        self.frames_out = k1
+        self._history = ext[len(ext) - self._keep :]
+        if k1 == k0:
             return np.zeros((0, *x.shape[1:]), dtype=np.float32)
-        pos = k * self._down
-        start = pos // self._up - start_in  # window start in ext (history length = taps - 1)
+        if self._block is not None:
+            return self._blocks(ext, start_in, k0, k1)
+        pos = np.arange(k0, k1, dtype=np.int64) * self._down
+        # ext index of each output's oldest tap (ext starts `keep` samples before start_in)
+        start = pos // self._up - (self._taps - 1) - start_in + self._keep
         phase = pos % self._up
         if self._bank is not None and self._up <= _CORRELATE_MAX_PHASES:
             return self._correlate(ext, start, phase)
@@ -233,9 +248,32 @@ class StreamResampler:
             taps = self._bank[phase]
         else:
             taps = self._taps_for((phase.astype(np.float64) / self._up)[:, None])
-        windows = sliding_window_view(ext, self._taps, axis=0)[start]
-        spec = "nt,nt->n" if ext.ndim == 1 else "nct,nt->nc"
+        windows = ext[start[:, None] + np.arange(self._taps)]  # [n, taps(, channels)]
+        spec = "nt,nt->n" if ext.ndim == 1 else "ntc,nt->nc"
         y: npt.NDArray[np.float32] = np.einsum(spec, windows, taps).astype(np.float32, copy=False)
+        return y
+
+    def _blocks(
+        self, ext: npt.NDArray[np.float32], start_in: int, k0: int, k1: int
+    ) -> npt.NDArray[np.float32]:
+        """Many phases: every M inputs give L outputs, one matrix product for all blocks."""
+        assert self._block is not None
+        up, down = self._up, self._down
+        span = self._block.shape[1]
+        q0 = k0 // up
+        q1 = (k1 - 1) // up
+        first = q0 * down - start_in + self._keep - (self._taps - 1)  # ext index of block q0
+        need = first + (q1 - q0) * down + span
+        if need > len(ext):  # the last block reaches past the input: its extra outputs are cut
+            pad = np.zeros((need - len(ext), *ext.shape[1:]), dtype=np.float32)
+            ext = np.concatenate((ext, pad), axis=0)
+        rows = first + np.arange(q1 - q0 + 1)[:, None] * down + self._span_index
+        if ext.ndim == 1:
+            out = (ext[rows] @ self._block.T).ravel()  # [blocks, L] -> outputs
+        else:  # [blocks, span, channels] -> [blocks, channels, L] -> [outputs, channels]
+            segs = ext[rows].transpose(0, 2, 1)
+            out = (segs @ self._block.T).transpose(0, 2, 1).reshape(-1, ext.shape[1])
+        y: npt.NDArray[np.float32] = out[k0 - q0 * up : k1 - q0 * up]
         return y
 
     def _correlate(
