@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from realtime.conversation import (
     Conversation,
@@ -622,3 +624,21 @@ def test_untyped_events_are_ignored() -> None:
     assert type(stray).__name__ == "UnknownServerEvent"
     assert conv.apply(stray) == []
     assert conv["a1"].transcript == "x"
+
+
+@settings(max_examples=150, deadline=None)
+@given(order=st.permutations(list(range(8))), dialect=st.sampled_from(DIALECTS))
+def test_any_arrival_order_gives_chain_order(order: list[int], dialect: str) -> None:
+    """Whatever order a chain of items arrives in, the conversation ends in chain order."""
+    ids = [f"i{n}" for n in range(8)]
+    conv = Conversation()
+    for n in order:
+        conv.apply(added(dialect, user_item(ids[n], str(n)), ids[n - 1] if n else None))
+    assert [i.id for i in conv.items] == ids
+    # Walking backwards through the links agrees with walking forwards.
+    back = []
+    node = conv._tail
+    while node is not None:
+        back.append(node.id)
+        node = node._prev
+    assert back == ids[::-1]
