@@ -188,6 +188,11 @@ def test_load_tts_caches_and_validates(piper: PiperEngine) -> None:
     assert load_tts("auto") is piper
     with pytest.raises(ConfigError, match="piper, espeak"):
         load_tts("festival")
+    assert load_tts("piper", voice="coral") is piper  # a voice name is only checked
+    with pytest.raises(ConfigError, match="voice"):
+        load_tts("piper", voice="nobody")
+    with pytest.raises(ConfigError, match="not found"):
+        load_tts("piper", voice="/nonexistent/other-voice.onnx")
 
 
 def test_auto_falls_back_to_espeak(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -274,3 +274,18 @@ def test_stream_keeps_partial_windows(model: SileroVad) -> None:
     assert len(stream.process(x)) == 0
     assert len(stream.process(x)) == 0
     assert len(stream.process(x)) == 1
+
+
+def test_espeak_speech_detected(model: SileroVad) -> None:
+    """Formant speech (espeak-ng) framed by silence gives one pair near its bounds."""
+    tts = pytest.importorskip("realtime.server.tts")
+    try:
+        engine = tts.load_tts("espeak")
+    except Exception as exc:  # no espeak-ng library or command here
+        pytest.skip(f"espeak-ng unavailable: {exc}")
+    pcm = silence(700) + engine.synthesize("Good morning, how are you today?") + silence(1200)
+    start, end = speech_bounds_ms(pcm)
+    events = run(StreamingVad(model), pcm, 960)
+    assert [type(e) for e in events] == [SpeechStarted, SpeechStopped]
+    assert abs(events[0].speech_start_ms - start) <= 60  # type: ignore[union-attr]
+    assert abs(events[1].speech_end_ms - end) <= 60  # type: ignore[union-attr]

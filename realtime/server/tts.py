@@ -357,21 +357,27 @@ def tts_engine_names() -> tuple[str, ...]:
 def load_tts(name: str = "auto", voice: str | Path | None = None) -> TtsEngine:
     """The process-wide TTS engine ``name`` (loaded on first use, then shared).
 
-    ``"auto"`` tries Piper then espeak-ng, logging why Piper was skipped. ``voice`` is a
-    Piper model path for ``"piper"`` (ignored by espeak, whose voice is chosen per call).
-    Raises :class:`ConfigError` for an unknown name or when no engine can be loaded.
+    ``"auto"`` tries Piper then espeak-ng, logging why Piper was skipped. ``voice`` is
+    either a Piper voice model (a path ending in ``.onnx``; its ``.onnx.json`` beside it),
+    used by ``"piper"``/``"auto"``, or a voice name, which is only checked here (the voice
+    is chosen per :meth:`~TtsEngine.synthesize` call). Raises :class:`ConfigError` for an
+    unknown engine or voice name, or when no engine can be loaded.
     """
     if name not in ("auto", *_ENGINES):
         raise ConfigError(f"unknown TTS engine {name!r}: use auto, {', '.join(_ENGINES)}")
-    key_voice = str(voice) if voice is not None else None
+    model = str(voice) if voice is not None and str(voice).endswith(".onnx") else None
     with _cache_lock:
         if name == "auto":
             try:
-                return _load_locked("piper", key_voice)
+                engine = _load_locked("piper", model)
             except ConfigError as exc:
                 logger.warning("piper TTS unavailable, falling back to espeak-ng: %s", exc)
-                return _load_locked("espeak", None)
-        return _load_locked(name, key_voice if name == "piper" else None)
+                engine = _load_locked("espeak", None)
+        else:
+            engine = _load_locked(name, model if name == "piper" else None)
+    if voice is not None and model is None:
+        engine.resolve_voice(str(voice))
+    return engine
 
 
 def _load_locked(name: str, voice: str | None) -> TtsEngine:
