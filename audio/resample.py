@@ -43,6 +43,7 @@ _DESIGNS: dict[str, tuple[int, float]] = {
 }
 _MAX_PHASES = 1024  # above this many polyphase branches the taps are computed per output frame
 _CORRELATE_MAX_PHASES = 4  # up to this many branches, strided np.correlate beats a gather
+_FINE_PHASES = 1024  # table resolution for ratios with more phases (linear interpolation)
 _MAX_BLOCK_SIZE = 1 << 20  # largest block matrix (floats) for the many-phase path
 _MAX_RATE = 768_000
 _DTYPES = ("float32", "int16")
@@ -151,8 +152,9 @@ class StreamResampler:
         self.delay = 0 if same else math.ceil(self._half * self._up / self._down)
         self._d = self.delay * self._down / self._up
         self._taps = math.ceil(self._d + self._half) + 1
-        self._keep = self._taps - 1 + self._down  # input history kept between chunks
+        self._keep = self._taps - 1  # input history kept between chunks
         self._bank: npt.NDArray[np.float32] | None = None
+        self._fine: npt.NDArray[np.float32] | None = None
         self._block: npt.NDArray[np.float32] | None = None
         if self.in_rate != self.out_rate and self._up <= _MAX_PHASES:
             phases = np.arange(self._up, dtype=np.float64)[:, None] / self._up
@@ -167,6 +169,9 @@ class StreamResampler:
                 ]
                 self._block = block
                 self._span_index = np.arange(span)
+                self._keep += self._down  # a block may start up to M samples back
+        elif self.in_rate != self.out_rate:  # huge L: interpolate in a fine table of phases
+            self._fine = self._taps_for(np.arange(_FINE_PHASES + 1)[:, None] / _FINE_PHASES)
         self.reset()
 
     def _taps_for(self, frac: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
@@ -247,7 +252,11 @@ class StreamResampler:
         if self._bank is not None:
             taps = self._bank[phase]
         else:
-            taps = self._taps_for((phase.astype(np.float64) / self._up)[:, None])
+            assert self._fine is not None
+            where = phase * (_FINE_PHASES / self._up)
+            below = where.astype(np.int64)
+            weight = (where - below).astype(np.float32)[:, None]
+            taps = self._fine[below] * (1 - weight) + self._fine[below + 1] * weight
         windows = ext[start[:, None] + np.arange(self._taps)]  # [n, taps(, channels)]
         spec = "nt,nt->n" if ext.ndim == 1 else "ntc,nt->nc"
         y: npt.NDArray[np.float32] = np.einsum(spec, windows, taps).astype(np.float32, copy=False)
