@@ -220,8 +220,8 @@ def test_cancel_not_active_error_is_expected(dialect: str) -> None:
     (cancel,) = t.request_cancel()
     t.apply(done(dialect, "r1"))  # the response finished before the cancel arrived
     err = error(dialect, "response_cancel_not_active", cancel.event_id)
-    assert t.is_expected_error(err)
     assert t.apply(err) == []
+    assert t.is_expected_error(err)
     assert not t.is_expected_error(error(dialect, "response_cancel_not_active", "evt_someone_else"))
     assert not t.is_expected_error(error(dialect, "invalid_value", cancel.event_id))
     assert not t.is_expected_error(error(dialect, "response_cancel_not_active", None))
@@ -235,6 +235,7 @@ def test_active_response_error_requeues_create() -> None:
     err = error("ga", "conversation_already_has_active_response", mine.event_id)
     assert t.is_expected_error(err)
     assert t.apply(err) == []
+    assert t.is_expected_error(err)  # still recognised after apply() saw it
     assert t.queued == 1
     (again,) = t.apply(done("ga", "auto"))
     assert again.event_id == mine.event_id
