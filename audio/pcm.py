@@ -87,7 +87,10 @@ def int16_from_pcm16(data: _Buffer) -> npt.NDArray[np.int16]:
     data = _check_buffer(data)
     if len(data) % 2:
         raise AudioFormatError(f"PCM16 data has an odd byte count ({len(data)})")
-    return np.frombuffer(data, dtype="<i2").view(np.int16)
+    samples = np.frombuffer(data, dtype="<i2")
+    if not samples.dtype.isnative:  # big-endian host: a converted copy
+        return samples.astype(np.int16)
+    return samples.view(np.int16)
 
 
 def pcm16_from_int16(samples: npt.NDArray[np.int16]) -> bytes:

@@ -174,6 +174,11 @@ class StreamResampler:
             self._fine = self._taps_for(np.arange(_FINE_PHASES + 1)[:, None] / _FINE_PHASES)
         self.reset()
 
+    @property
+    def delay_ms(self) -> float:
+        """The stream's latency in milliseconds (:attr:`delay` output frames)."""
+        return self.delay * 1000.0 / self.out_rate
+
     def _taps_for(self, frac: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
         """Filter rows (reversed: oldest sample first) for fractional positions *frac* [n, 1]."""
         i = np.arange(self._taps - 1, -1, -1, dtype=np.float64)[None, :]
