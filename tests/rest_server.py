@@ -28,8 +28,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 import numpy as np
+import pytest
 import uvicorn
 from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
@@ -107,8 +107,15 @@ class ServerState:
         fresh = ServerState()
         for name in ("requests", "scripted", "sent_times"):
             setattr(self, name, getattr(fresh, name))
-        for name in ("speech_seconds", "speech_chunks", "speech_delay", "speech_wav_rate",
-                     "sse_piece_sizes", "sse_piece_delay", "sse_line_end"):
+        for name in (
+            "speech_seconds",
+            "speech_chunks",
+            "speech_delay",
+            "speech_wav_rate",
+            "sse_piece_sizes",
+            "sse_piece_delay",
+            "sse_line_end",
+        ):
             setattr(self, name, getattr(fresh, name))
 
 
@@ -123,7 +130,9 @@ def chop(data: bytes, sizes: tuple[int, ...]) -> list[bytes]:
     return out
 
 
-def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+def error_body(
+    message: str, type_: str, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
     """An OpenAI-style error body."""
     return {"error": {"message": message, "type": type_, "code": code, "param": param}}
 
@@ -204,7 +213,9 @@ def _unauthorized(request: Request) -> Response:
     auth = request.headers.get("authorization") or request.headers.get("api-key") or ""
     # echoes what it got, like a careless server: the client must redact it
     return JSONResponse(
-        error_body(f"Incorrect API key provided: {auth}", "invalid_request_error", "invalid_api_key"),
+        error_body(
+            f"Incorrect API key provided: {auth}", "invalid_request_error", "invalid_api_key"
+        ),
         status_code=401,
         headers={"x-request-id": "req_unauthorized"},
     )
@@ -238,8 +249,9 @@ def _sse(
             yield piece
             await asyncio.sleep(delay)
 
-    return StreamingResponse(gen(), media_type="text/event-stream",
-                             headers={"x-request-id": "req_sse"})
+    return StreamingResponse(
+        gen(), media_type="text/event-stream", headers={"x-request-id": "req_sse"}
+    )
 
 
 def _transcript_reply(kind: str, received: ReceivedRequest, state: ServerState) -> Response:
@@ -260,11 +272,27 @@ def _transcript_reply(kind: str, received: ReceivedRequest, state: ServerState) 
                 ev["logprobs"] = logprobs
             events.append(ev)
         if "diarize" in f["model"][0]:
-            events.append({"type": "transcript.text.segment", "id": "seg_0", "start": 0.0,
-                           "end": 1.5, "text": text, "speaker": "A"})
-        done = {"type": "transcript.text.done", "text": text,
-                "usage": {"type": "tokens", "input_tokens": 10, "output_tokens": 7,
-                          "total_tokens": 17, "input_token_details": {"audio_tokens": 10}}}
+            events.append(
+                {
+                    "type": "transcript.text.segment",
+                    "id": "seg_0",
+                    "start": 0.0,
+                    "end": 1.5,
+                    "text": text,
+                    "speaker": "A",
+                }
+            )
+        done = {
+            "type": "transcript.text.done",
+            "text": text,
+            "usage": {
+                "type": "tokens",
+                "input_tokens": 10,
+                "output_tokens": 7,
+                "total_tokens": 17,
+                "input_token_details": {"audio_tokens": 10},
+            },
+        }
         if logprobs:
             done["logprobs"] = logprobs
         events.append(done)
@@ -275,28 +303,62 @@ def _transcript_reply(kind: str, received: ReceivedRequest, state: ServerState) 
         return PlainTextResponse(f"1\n00:00:00,000 --> 00:00:01,500\n{text}\n\n")
     if fmt == "vtt":
         return PlainTextResponse(f"WEBVTT\n\n00:00:00.000 --> 00:00:01.500\n{text}\n\n")
-    segment = {"id": 0, "seek": 0, "start": 0.0, "end": 1.5, "text": text, "tokens": [1, 2],
-               "temperature": 0.0, "avg_logprob": -0.2, "compression_ratio": 1.1,
-               "no_speech_prob": 0.01}
+    segment = {
+        "id": 0,
+        "seek": 0,
+        "start": 0.0,
+        "end": 1.5,
+        "text": text,
+        "tokens": [1, 2],
+        "temperature": 0.0,
+        "avg_logprob": -0.2,
+        "compression_ratio": 1.1,
+        "no_speech_prob": 0.01,
+    }
     if fmt == "verbose_json":
-        body: dict[str, Any] = {"language": "english", "duration": 1.5, "text": text,
-                                "segments": [segment], **extra}
+        body: dict[str, Any] = {
+            "language": "english",
+            "duration": 1.5,
+            "text": text,
+            "segments": [segment],
+            **extra,
+        }
         if "word" in f.get("timestamp_granularities[]", []):
-            body["words"] = [{"word": w, "start": 0.1 * i, "end": 0.1 * i + 0.1}
-                             for i, w in enumerate(text.split())]
+            body["words"] = [
+                {"word": w, "start": 0.1 * i, "end": 0.1 * i + 0.1}
+                for i, w in enumerate(text.split())
+            ]
         if kind == "transcriptions":
             body["usage"] = {"type": "duration", "seconds": 2}
         return JSONResponse(body)
     if fmt == "diarized_json":
-        return JSONResponse({"task": "transcribe", "duration": 1.5, "text": text,
-                             "segments": [{"type": "transcript.text.segment", "id": "seg_0",
-                                           "start": 0.0, "end": 1.5, "text": text,
-                                           "speaker": "A"}],
-                             "usage": {"type": "duration", "seconds": 1.5}, **extra})
+        return JSONResponse(
+            {
+                "task": "transcribe",
+                "duration": 1.5,
+                "text": text,
+                "segments": [
+                    {
+                        "type": "transcript.text.segment",
+                        "id": "seg_0",
+                        "start": 0.0,
+                        "end": 1.5,
+                        "text": text,
+                        "speaker": "A",
+                    }
+                ],
+                "usage": {"type": "duration", "seconds": 1.5},
+                **extra,
+            }
+        )
     body = {"text": text, **extra}
     if kind == "transcriptions":
-        body["usage"] = {"type": "tokens", "input_tokens": 10, "output_tokens": 7,
-                         "total_tokens": 17}
+        body["usage"] = {
+            "type": "tokens",
+            "input_tokens": 10,
+            "output_tokens": 7,
+            "total_tokens": 17,
+        }
         if f.get("include[]") == ["logprobs"]:
             body["logprobs"] = [{"token": "H", "logprob": -0.1, "bytes": [72]}]
     return JSONResponse(body)
@@ -313,9 +375,14 @@ def _speech_reply(body: dict[str, Any], state: ServerState) -> Response:
     rate = state.speech_wav_rate if fmt == "wav" else SPEECH_RATE
     pcm = sine_pcm(state.speech_seconds, rate)
     if fmt == "wav":
-        header = (b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVEfmt "
-                  + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
-                  + b"data" + struct.pack("<I", 0xFFFFFFFF))
+        header = (
+            b"RIFF"
+            + struct.pack("<I", 0xFFFFFFFF)
+            + b"WAVEfmt "
+            + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+            + b"data"
+            + struct.pack("<I", 0xFFFFFFFF)
+        )
         payload = header + pcm
     else:
         payload = pcm
@@ -325,10 +392,15 @@ def _speech_reply(body: dict[str, Any], state: ServerState) -> Response:
     delay = state.speech_delay
     sent = state.sent_times
     if body.get("stream_format") == "sse":
-        events = [{"type": "speech.audio.delta", "audio": base64.b64encode(p).decode()}
-                  for p in pieces]
-        events.append({"type": "speech.audio.done",
-                       "usage": {"input_tokens": 5, "output_tokens": 50, "total_tokens": 55}})
+        events = [
+            {"type": "speech.audio.delta", "audio": base64.b64encode(p).decode()} for p in pieces
+        ]
+        events.append(
+            {
+                "type": "speech.audio.done",
+                "usage": {"input_tokens": 5, "output_tokens": 50, "total_tokens": 55},
+            }
+        )
         # big events: odd-sized pieces that still split lines, but not thousands of them
         return _sse(events, state, sizes=(4093, 1, 2047, 3))
 
@@ -339,8 +411,9 @@ def _speech_reply(body: dict[str, Any], state: ServerState) -> Response:
             sent.append(time.monotonic())
             yield piece
 
-    return StreamingResponse(gen(), media_type="application/octet-stream",
-                             headers={"x-request-id": "req_speech"})
+    return StreamingResponse(
+        gen(), media_type="application/octet-stream", headers={"x-request-id": "req_speech"}
+    )
 
 
 def build_app(state: ServerState) -> Starlette:
@@ -388,10 +461,21 @@ def build_app(state: ServerState) -> Starlette:
         state.keys.add(key)
         state.issued[key] = session
         if kind == "client_secrets":
-            return JSONResponse({"value": key, "expires_at": expires,
-                                 "session": {"id": "sess_1", "object": "realtime.session", **session}})
-        return JSONResponse({"id": "sess_1", "object": "realtime.session", **session,
-                             "client_secret": {"value": key, "expires_at": expires}})
+            return JSONResponse(
+                {
+                    "value": key,
+                    "expires_at": expires,
+                    "session": {"id": "sess_1", "object": "realtime.session", **session},
+                }
+            )
+        return JSONResponse(
+            {
+                "id": "sess_1",
+                "object": "realtime.session",
+                **session,
+                "client_secret": {"value": key, "expires_at": expires},
+            }
+        )
 
     routes = []
     for kind in ("transcriptions", "translations", "speech"):
@@ -420,8 +504,14 @@ class RestTestServer:
 def serve() -> Iterator[RestTestServer]:
     """Run the test server on 127.0.0.1, port 0, in a background thread."""
     state = ServerState()
-    config = uvicorn.Config(build_app(state), host="127.0.0.1", port=0, log_level="warning",
-                            lifespan="off", access_log=False)
+    config = uvicorn.Config(
+        build_app(state),
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="rest-test-server", daemon=True)
     thread.start()

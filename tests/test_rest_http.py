@@ -1,5 +1,6 @@
 """Shared HTTP behaviour of realtime.rest: config, Azure, retries, errors, key hygiene."""
 
+# ruff: noqa: F811  (pytest fixtures imported from rest_server are redefined as arguments)
 from __future__ import annotations
 
 import email.utils
@@ -26,7 +27,7 @@ FAST = RetryPolicy(max_retries=2, initial_delay=0.01, max_delay=0.05)
 
 
 @pytest.fixture
-async def client(rest_server: RestTestServer) -> AsyncIterator[AsyncAudioClient]:  # noqa: F811
+async def client(rest_server: RestTestServer) -> AsyncIterator[AsyncAudioClient]:
     """A client of the test server with quick retries."""
     async with AsyncAudioClient(API_KEY, rest_server.base_url, retry=FAST) as c:
         yield c
@@ -83,7 +84,7 @@ def test_azure_profile_urls_and_header(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "az-key" not in repr(az) and "az-key" not in repr(ep)
 
 
-async def test_azure_requests_reach_the_deployment(rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_azure_requests_reach_the_deployment(rest_server: RestTestServer) -> None:
     """A transcription through an Azure profile hits the deployment route with api-key."""
     az = AzureConfig(deployment="dep1", endpoint=rest_server.origin, api_version="2024-06-01")
     async with AsyncAudioClient(API_KEY, azure=az) as c:
@@ -123,12 +124,17 @@ def test_retry_policy_bounds() -> None:
 
 
 async def test_429_with_retry_after_then_success(
-    rest_server: RestTestServer,  # noqa: F811
+    rest_server: RestTestServer,
 ) -> None:
     """A 429 carrying Retry-After is retried after that delay and the upload is re-sent whole."""
-    rest_server.state.push("/audio/transcriptions", JSONResponse(
-        error_body("Rate limit reached", "requests", "rate_limit_exceeded"),
-        status_code=429, headers={"Retry-After": "1"}))
+    rest_server.state.push(
+        "/audio/transcriptions",
+        JSONResponse(
+            error_body("Rate limit reached", "requests", "rate_limit_exceeded"),
+            status_code=429,
+            headers={"Retry-After": "1"},
+        ),
+    )
     policy = RetryPolicy(max_retries=2, initial_delay=5.0)
     audio = bytes(range(256)) * 1000
     async with AsyncAudioClient(API_KEY, rest_server.base_url, retry=policy) as c:
@@ -143,8 +149,9 @@ async def test_429_with_retry_after_then_success(
 
 
 @pytest.mark.parametrize("status", [408, 409, 500, 502, 503])
-async def test_retryable_statuses(client: AsyncAudioClient, rest_server: RestTestServer,  # noqa: F811
-                                  status: int) -> None:
+async def test_retryable_statuses(
+    client: AsyncAudioClient, rest_server: RestTestServer, status: int
+) -> None:
     """408, 409 and 5xx are retried; the retry succeeds."""
     rest_server.state.push("/realtime/client_secrets", PlainTextResponse("busy", status))
     key = await client.create_client_secret()
@@ -152,39 +159,56 @@ async def test_retryable_statuses(client: AsyncAudioClient, rest_server: RestTes
     assert len(rest_server.state.requests) == 2
 
 
-async def test_retries_are_bounded(client: AsyncAudioClient, rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_retries_are_bounded(client: AsyncAudioClient, rest_server: RestTestServer) -> None:
     """After max_retries the last error is raised with its status and request id."""
     for _ in range(3):
-        rest_server.state.push("/realtime/client_secrets", JSONResponse(
-            error_body("overloaded", "server_error"), 503, headers={"x-request-id": "req_503"}))
+        rest_server.state.push(
+            "/realtime/client_secrets",
+            JSONResponse(
+                error_body("overloaded", "server_error"), 503, headers={"x-request-id": "req_503"}
+            ),
+        )
     with pytest.raises(APIError) as info:
         await client.create_client_secret()
     assert info.value.status == 503 and info.value.request_id == "req_503"
     assert len(rest_server.state.requests) == 3
 
 
-async def test_long_retry_after_ends_retries(client: AsyncAudioClient,
-                                             rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_long_retry_after_ends_retries(
+    client: AsyncAudioClient, rest_server: RestTestServer
+) -> None:
     """A Retry-After beyond the total wait budget is not slept: the 429 is raised at once."""
-    rest_server.state.push("/realtime/client_secrets", JSONResponse(
-        error_body("slow down", "requests"), 429, headers={"Retry-After": "3600"}))
+    rest_server.state.push(
+        "/realtime/client_secrets",
+        JSONResponse(error_body("slow down", "requests"), 429, headers={"Retry-After": "3600"}),
+    )
     start = time.monotonic()
     with pytest.raises(APIError) as info:
         await client.create_client_secret()
     assert info.value.status == 429 and time.monotonic() - start < 2
 
 
-async def test_400_is_not_retried_and_maps_fields(client: AsyncAudioClient,
-                                                  rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_400_is_not_retried_and_maps_fields(
+    client: AsyncAudioClient, rest_server: RestTestServer
+) -> None:
     """A 400 error body becomes an APIError with status, type, code, param, message, request id."""
-    rest_server.state.push("/audio/transcriptions", JSONResponse(
-        error_body("Invalid file format.", "invalid_request_error", "invalid_value", "file"),
-        400, headers={"x-request-id": "req_abc123"}))
+    rest_server.state.push(
+        "/audio/transcriptions",
+        JSONResponse(
+            error_body("Invalid file format.", "invalid_request_error", "invalid_value", "file"),
+            400,
+            headers={"x-request-id": "req_abc123"},
+        ),
+    )
     with pytest.raises(APIError) as info:
         await client.transcribe(b"not audio")
     err = info.value
     assert (err.status, err.type, err.code, err.param) == (
-        400, "invalid_request_error", "invalid_value", "file")
+        400,
+        "invalid_request_error",
+        "invalid_value",
+        "file",
+    )
     assert err.message == "Invalid file format." and err.request_id == "req_abc123"
     assert "req_abc123" in str(err) and "HTTP 400" in str(err)
     assert len(rest_server.state.requests) == 1
@@ -218,8 +242,9 @@ async def test_connection_refused_is_retried_then_raised() -> None:
 # --- the key stays secret ---------------------------------------------------------------
 
 
-async def test_key_never_in_logs_reprs_or_errors(rest_server: RestTestServer,  # noqa: F811
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+async def test_key_never_in_logs_reprs_or_errors(
+    rest_server: RestTestServer, caplog: pytest.LogCaptureFixture
+) -> None:
     """The API key appears in no log record, repr or error, even when the server echoes it."""
     caplog.set_level(logging.DEBUG)
     secret = "sk-wrong-key-0123456789abcdefghij"
@@ -247,7 +272,7 @@ def test_redact_masks_full_and_partial_key() -> None:
 # --- the sync facade --------------------------------------------------------------------
 
 
-def test_sync_facade(rest_server: RestTestServer) -> None:  # noqa: F811
+def test_sync_facade(rest_server: RestTestServer) -> None:
     """AudioClient runs the same calls blocking: transcribe, stream, speak, keys."""
     with AudioClient(API_KEY, rest_server.base_url, retry=FAST) as c:
         result = c.transcribe(b"RIFFxxxxWAVE", response_format="text")

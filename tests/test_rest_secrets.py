@@ -1,5 +1,6 @@
 """Ephemeral realtime keys against the REST test server: creation and use."""
 
+# ruff: noqa: F811  (pytest fixtures imported from rest_server are redefined as arguments)
 from __future__ import annotations
 
 import time
@@ -20,7 +21,7 @@ from realtime.rest import AsyncAudioClient, EphemeralKey, Transcription
 
 
 @pytest.fixture
-async def client(rest_server: RestTestServer) -> AsyncIterator[AsyncAudioClient]:  # noqa: F811
+async def client(rest_server: RestTestServer) -> AsyncIterator[AsyncAudioClient]:
     """A client of the test server."""
     async with AsyncAudioClient(API_KEY, rest_server.base_url) as c:
         yield c
@@ -36,13 +37,17 @@ class FakeConfig:
         """A minimal session of the dialect asked for."""
         self.dialects.append(dialect)
         if dialect == "ga":
-            return {"type": "realtime", "model": "gpt-realtime",
-                    "audio": {"output": {"voice": "marin"}}}
+            return {
+                "type": "realtime",
+                "model": "gpt-realtime",
+                "audio": {"output": {"voice": "marin"}},
+            }
         return {"model": "gpt-4o-realtime-preview", "voice": "alloy"}
 
 
-async def test_ga_client_secret_and_its_use(client: AsyncAudioClient,
-                                            rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_ga_client_secret_and_its_use(
+    client: AsyncAudioClient, rest_server: RestTestServer
+) -> None:
     """A GA client secret comes back with value and expiry and authenticates further calls."""
     before = time.time()
     key = await client.create_client_secret({"model": "gpt-realtime"}, expires_after_seconds=120)
@@ -53,8 +58,10 @@ async def test_ga_client_secret_and_its_use(client: AsyncAudioClient,
     assert key.session["model"] == "gpt-realtime" and key.session["type"] == "realtime"
     req = rest_server.state.requests[-1]
     assert req.path == "/v1/realtime/client_secrets"
-    assert req.json == {"session": {"model": "gpt-realtime", "type": "realtime"},
-                        "expires_after": {"anchor": "created_at", "seconds": 120}}
+    assert req.json == {
+        "session": {"model": "gpt-realtime", "type": "realtime"},
+        "expires_after": {"anchor": "created_at", "seconds": 120},
+    }
     # the key is directly usable as a client's (or a session's) api_key
     async with AsyncAudioClient(key.value, rest_server.base_url) as ephemeral:
         result = await ephemeral.transcribe(b"RIFFxxxxWAVE")
@@ -62,7 +69,7 @@ async def test_ga_client_secret_and_its_use(client: AsyncAudioClient,
     assert rest_server.state.requests[-1].headers["authorization"] == f"Bearer {key.value}"
 
 
-async def test_unknown_key_is_refused(rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_unknown_key_is_refused(rest_server: RestTestServer) -> None:
     """A key the server never issued gets a 401 APIError."""
     async with AsyncAudioClient("ek_not_issued_0000", rest_server.base_url) as c:
         with pytest.raises(APIError) as info:
@@ -70,19 +77,22 @@ async def test_unknown_key_is_refused(rest_server: RestTestServer) -> None:  # n
     assert info.value.status == 401
 
 
-async def test_session_config_objects(client: AsyncAudioClient,
-                                      rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_session_config_objects(
+    client: AsyncAudioClient, rest_server: RestTestServer
+) -> None:
     """A SessionConfig-like object is written in the endpoint's dialect."""
     cfg = FakeConfig()
     await client.create_client_secret(cfg)
     assert rest_server.state.requests[-1].json["session"]["audio"] == {"output": {"voice": "marin"}}
     await client.create_realtime_session(cfg)
-    assert rest_server.state.requests[-1].json == {"model": "gpt-4o-realtime-preview",
-                                                   "voice": "alloy"}
+    assert rest_server.state.requests[-1].json == {
+        "model": "gpt-4o-realtime-preview",
+        "voice": "alloy",
+    }
     assert cfg.dialects == ["ga", "beta"]
 
 
-async def test_beta_sessions(client: AsyncAudioClient, rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_beta_sessions(client: AsyncAudioClient, rest_server: RestTestServer) -> None:
     """The beta session endpoints return the client_secret as an EphemeralKey."""
     key = await client.create_realtime_session({"voice": "verse"}, model="gpt-4o-realtime-preview")
     assert key.value in rest_server.state.keys and key.session["voice"] == "verse"
@@ -91,17 +101,18 @@ async def test_beta_sessions(client: AsyncAudioClient, rest_server: RestTestServ
     assert req.path == "/v1/realtime/sessions"
     assert req.json == {"voice": "verse", "model": "gpt-4o-realtime-preview"}
     tkey = await client.create_transcription_session(
-        {"input_audio_transcription": {"model": "gpt-4o-transcribe"}})
+        {"input_audio_transcription": {"model": "gpt-4o-transcribe"}}
+    )
     assert tkey.value in rest_server.state.keys and tkey.value != key.value
     assert rest_server.state.requests[-1].path == "/v1/realtime/transcription_sessions"
     gkey = await client.create_client_secret(
         {"audio": {"input": {"transcription": {"model": "gpt-4o-transcribe"}}}},
-        session_type="transcription")
+        session_type="transcription",
+    )
     assert gkey.session["type"] == "transcription"
 
 
-async def test_key_request_errors(client: AsyncAudioClient,
-                                  rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_key_request_errors(client: AsyncAudioClient, rest_server: RestTestServer) -> None:
     """Bad arguments raise ConfigError; a response without a key raises APIError."""
     with pytest.raises(ConfigError, match="7200"):
         await client.create_client_secret(expires_after_seconds=5)

@@ -1,5 +1,6 @@
 """Streamed speech against the REST test server: bytes as they arrive, play(), SSE events."""
 
+# ruff: noqa: F811  (pytest fixtures imported from rest_server are redefined as arguments)
 from __future__ import annotations
 
 import time
@@ -70,7 +71,7 @@ class RecordingSink:
 
 
 @pytest.fixture
-async def client(rest_server: RestTestServer) -> AsyncIterator[AsyncAudioClient]:  # noqa: F811
+async def client(rest_server: RestTestServer) -> AsyncIterator[AsyncAudioClient]:
     """A client of the test server with quick retries."""
     policy = RetryPolicy(initial_delay=0.01, max_delay=0.05)
     async with AsyncAudioClient(API_KEY, rest_server.base_url, retry=policy) as c:
@@ -82,8 +83,9 @@ def test_recording_sink_is_an_audio_sink() -> None:
     assert isinstance(RecordingSink(), AudioSink)
 
 
-async def test_bytes_arrive_before_the_body_completes(client: AsyncAudioClient,
-                                                      rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_bytes_arrive_before_the_body_completes(
+    client: AsyncAudioClient, rest_server: RestTestServer
+) -> None:
     """The first chunk is received before the server has even sent the last one."""
     state = rest_server.state
     state.speech_chunks, state.speech_delay = 8, 0.05
@@ -99,12 +101,19 @@ async def test_bytes_arrive_before_the_body_completes(client: AsyncAudioClient,
     assert audio.time_to_first_byte is not None and audio.time_to_first_byte < 0.3
     assert audio.request_id == "req_speech" and audio.bytes_received == 48000
     body = state.requests[-1].json
-    assert body == {"model": "gpt-4o-mini-tts", "input": "Hello there", "voice": "alloy",
-                    "response_format": "pcm", "instructions": "calm", "speed": 1.25}
+    assert body == {
+        "model": "gpt-4o-mini-tts",
+        "input": "Hello there",
+        "voice": "alloy",
+        "response_format": "pcm",
+        "instructions": "calm",
+        "speed": 1.25,
+    }
 
 
-async def test_play_pcm_with_odd_chunk_boundaries(client: AsyncAudioClient,
-                                                  rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_play_pcm_with_odd_chunk_boundaries(
+    client: AsyncAudioClient, rest_server: RestTestServer
+) -> None:
     """play() queues PCM whole samples only, even when chunks split a sample, and reports timing."""
     rest_server.state.speech_chunks = 13  # 3693-byte chunks: every boundary splits a sample
     sink = RecordingSink()
@@ -117,8 +126,9 @@ async def test_play_pcm_with_odd_chunk_boundaries(client: AsyncAudioClient,
     assert sink.drained_calls == 1
 
 
-async def test_play_wav_resamples_to_24k(client: AsyncAudioClient,
-                                         rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_play_wav_resamples_to_24k(
+    client: AsyncAudioClient, rest_server: RestTestServer
+) -> None:
     """A 16 kHz WAV body is parsed as it streams and queued as 24 kHz PCM."""
     rest_server.state.speech_wav_rate = 16000
     rest_server.state.speech_chunks = 11
@@ -141,15 +151,15 @@ async def test_write_to_file(client: AsyncAudioClient, tmp_path: Path) -> None:
     assert n == 48000 and target.read_bytes() == sine_pcm(1.0)
 
 
-async def test_sse_events_and_bytes(client: AsyncAudioClient,
-                                    rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_sse_events_and_bytes(client: AsyncAudioClient, rest_server: RestTestServer) -> None:
     """stream_format='sse' gives typed delta/done events; iterating bytes decodes the deltas."""
     rest_server.state.speech_chunks = 4
     stream = client.speak("hi", stream_format="sse")
     events = [e async for e in stream.events()]
     assert [type(e) for e in events] == [SpeechAudioDeltaEvent] * 4 + [SpeechAudioDoneEvent]
     assert b"".join(e.audio_bytes() for e in events if isinstance(e, SpeechAudioDeltaEvent)) == (
-        sine_pcm(1.0))
+        sine_pcm(1.0)
+    )
     assert stream.usage is not None and stream.usage.total_tokens == 55
     assert rest_server.state.requests[-1].json["stream_format"] == "sse"
     audio = await client.speak("hi", stream_format="sse").read()
@@ -175,8 +185,9 @@ async def test_speech_argument_errors(client: AsyncAudioClient) -> None:
         await play(client.speak("hi", response_format="mp3"), RecordingSink())
 
 
-async def test_speech_error_status_and_drop(client: AsyncAudioClient,
-                                            rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_speech_error_status_and_drop(
+    client: AsyncAudioClient, rest_server: RestTestServer
+) -> None:
     """An error status raises at open; a connection dropped mid-audio raises APIError."""
     rest_server.state.push("/audio/speech", PlainTextResponse("bad voice", 400))
     with pytest.raises(APIError, match="bad voice"):

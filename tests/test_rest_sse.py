@@ -126,13 +126,15 @@ def test_invalid_utf8_is_replaced_not_raised() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=12),
-       st.sampled_from([b"\n", b"\r\n", b"\r"]))
+@given(
+    st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=12),
+    st.sampled_from([b"\n", b"\r\n", b"\r"]),
+)
 def test_arbitrary_chunking(cuts: list[int], line_end: bytes) -> None:
     """Any chunking of the stream with any line ending yields the same events."""
     data = STREAM.replace(b"\n", line_end)
     points = sorted({min(c, len(data)) for c in cuts})
-    pieces = [data[a:b] for a, b in zip([0, *points], [*points, len(data)])]
+    pieces = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
     events, decoder = decode_in(pieces)
     assert events == EXPECTED
     assert not decoder.truncated

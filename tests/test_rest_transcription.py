@@ -1,5 +1,6 @@
 """Transcription and translation against the REST test server on 127.0.0.1."""
 
+# ruff: noqa: F811  (pytest fixtures imported from rest_server are redefined as arguments)
 from __future__ import annotations
 
 import hashlib
@@ -22,13 +23,13 @@ from realtime.exceptions import APIError, ConfigError
 from realtime.rest import (
     AsyncAudioClient,
     RetryPolicy,
+    Transcription,
+    TranscriptionDiarized,
+    TranscriptionVerbose,
     TranscriptStream,
     TranscriptTextDeltaEvent,
     TranscriptTextDoneEvent,
     TranscriptTextSegmentEvent,
-    Transcription,
-    TranscriptionDiarized,
-    TranscriptionVerbose,
     Translation,
     TranslationVerbose,
     UsageDuration,
@@ -40,7 +41,7 @@ WAV = wav_bytes(np.zeros(2400, dtype=np.int16), 24000)
 
 
 @pytest.fixture
-async def client(rest_server: RestTestServer) -> AsyncIterator[AsyncAudioClient]:  # noqa: F811
+async def client(rest_server: RestTestServer) -> AsyncIterator[AsyncAudioClient]:
     """A client of the test server with quick retries."""
     policy = RetryPolicy(initial_delay=0.01, max_delay=0.05)
     async with AsyncAudioClient(API_KEY, rest_server.base_url, retry=policy) as c:
@@ -55,18 +56,23 @@ def sha(data: bytes) -> str:
 # --- every response format --------------------------------------------------------------
 
 
-async def test_json(client: AsyncAudioClient, rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_json(client: AsyncAudioClient, rest_server: RestTestServer) -> None:
     """json -> Transcription with token usage; the multipart fields arrive as sent."""
-    result = await client.transcribe(WAV, language="fr", prompt="Bonjour", temperature=0.2,
-                                     include=["logprobs"])
+    result = await client.transcribe(
+        WAV, language="fr", prompt="Bonjour", temperature=0.2, include=["logprobs"]
+    )
     assert isinstance(result, Transcription)
     assert result.text == TRANSCRIPT
     assert isinstance(result.usage, UsageTokens) and result.usage.total_tokens == 17
     assert result.logprobs is not None and result.logprobs[0].token == "H"
     req = rest_server.state.requests[-1]
     assert req.fields == {
-        "model": ["gpt-4o-mini-transcribe"], "response_format": ["json"], "language": ["fr"],
-        "prompt": ["Bonjour"], "temperature": ["0.2"], "include[]": ["logprobs"],
+        "model": ["gpt-4o-mini-transcribe"],
+        "response_format": ["json"],
+        "language": ["fr"],
+        "prompt": ["Bonjour"],
+        "temperature": ["0.2"],
+        "include[]": ["logprobs"],
     }
     assert req.file is not None
     assert (req.file.filename, req.file.content_type) == ("audio.wav", "audio/wav")
@@ -76,8 +82,9 @@ async def test_json(client: AsyncAudioClient, rest_server: RestTestServer) -> No
 
 
 @pytest.mark.parametrize("fmt", ["text", "srt", "vtt"])
-async def test_text_formats(client: AsyncAudioClient, rest_server: RestTestServer,  # noqa: F811
-                            fmt: str) -> None:
+async def test_text_formats(
+    client: AsyncAudioClient, rest_server: RestTestServer, fmt: str
+) -> None:
     """text, srt and vtt return the body as str, UTF-8 intact."""
     result = await client.transcribe(WAV, response_format=fmt)  # type: ignore[call-overload]
     assert isinstance(result, str) and TRANSCRIPT in result
@@ -88,11 +95,13 @@ async def test_text_formats(client: AsyncAudioClient, rest_server: RestTestServe
     assert rest_server.state.requests[-1].fields["response_format"] == [fmt]
 
 
-async def test_verbose_json_with_words(client: AsyncAudioClient,
-                                       rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_verbose_json_with_words(
+    client: AsyncAudioClient, rest_server: RestTestServer
+) -> None:
     """verbose_json -> TranscriptionVerbose with segments, words and duration usage."""
-    result = await client.transcribe(WAV, response_format="verbose_json",
-                                     timestamp_granularities=["word", "segment"])
+    result = await client.transcribe(
+        WAV, response_format="verbose_json", timestamp_granularities=["word", "segment"]
+    )
     assert isinstance(result, TranscriptionVerbose)
     assert result.language == "english" and result.duration == 1.5
     assert result.segments is not None and result.segments[0].avg_logprob == -0.2
@@ -102,13 +111,18 @@ async def test_verbose_json_with_words(client: AsyncAudioClient,
     assert fields["timestamp_granularities[]"] == ["word", "segment"]
 
 
-async def test_diarized_json_with_speakers(client: AsyncAudioClient,
-                                           rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_diarized_json_with_speakers(
+    client: AsyncAudioClient, rest_server: RestTestServer
+) -> None:
     """diarized_json -> TranscriptionDiarized; chunking strategy and speaker hints are sent."""
     result = await client.transcribe(
-        WAV, model="gpt-4o-transcribe-diarize", response_format="diarized_json",
+        WAV,
+        model="gpt-4o-transcribe-diarize",
+        response_format="diarized_json",
         chunking_strategy={"type": "server_vad", "threshold": 0.5, "silence_duration_ms": 300},
-        known_speaker_names=["agent"], known_speaker_references=["data:audio/wav;base64,AAA="])
+        known_speaker_names=["agent"],
+        known_speaker_references=["data:audio/wav;base64,AAA="],
+    )
     assert isinstance(result, TranscriptionDiarized)
     assert result.segments[0].speaker == "A"
     fields = rest_server.state.requests[-1].fields
@@ -120,10 +134,19 @@ async def test_diarized_json_with_speakers(client: AsyncAudioClient,
     assert rest_server.state.requests[-1].fields["chunking_strategy"] == ["auto"]
 
 
-@pytest.mark.parametrize(("fmt", "kind"), [("json", Translation), ("verbose_json", TranslationVerbose),
-                                          ("text", str), ("srt", str), ("vtt", str)])
-async def test_translation_formats(client: AsyncAudioClient, rest_server: RestTestServer,  # noqa: F811
-                                   fmt: str, kind: type) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "kind"),
+    [
+        ("json", Translation),
+        ("verbose_json", TranslationVerbose),
+        ("text", str),
+        ("srt", str),
+        ("vtt", str),
+    ],
+)
+async def test_translation_formats(
+    client: AsyncAudioClient, rest_server: RestTestServer, fmt: str, kind: type
+) -> None:
     """Every translation format returns its type and hits /audio/translations with whisper-1."""
     result = await client.translate(WAV, response_format=fmt, prompt="p")
     assert isinstance(result, kind)
@@ -134,9 +157,9 @@ async def test_translation_formats(client: AsyncAudioClient, rest_server: RestTe
     assert req.fields["model"] == ["whisper-1"] and req.fields["prompt"] == ["p"]
 
 
-async def test_bad_arguments_fail_before_sending(client: AsyncAudioClient,
-                                                 rest_server: RestTestServer,  # noqa: F811
-                                                 tmp_path: Path) -> None:
+async def test_bad_arguments_fail_before_sending(
+    client: AsyncAudioClient, rest_server: RestTestServer, tmp_path: Path
+) -> None:
     """Unknown formats, misplaced options and missing files raise ConfigError, nothing is sent."""
     with pytest.raises(ConfigError, match="response_format"):
         await client.transcribe(WAV, response_format="mp3")  # type: ignore[call-overload]
@@ -151,8 +174,9 @@ async def test_bad_arguments_fail_before_sending(client: AsyncAudioClient,
     assert rest_server.state.requests == []
 
 
-async def test_invalid_json_body_is_an_api_error(client: AsyncAudioClient,
-                                                 rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_invalid_json_body_is_an_api_error(
+    client: AsyncAudioClient, rest_server: RestTestServer
+) -> None:
     """A 200 whose body is not the expected JSON raises APIError, not a pydantic error."""
     rest_server.state.push("/audio/transcriptions", PlainTextResponse("oops"))
     with pytest.raises(APIError, match="invalid JSON"):
@@ -165,28 +189,36 @@ async def test_invalid_json_body_is_an_api_error(client: AsyncAudioClient,
 # --- inputs -----------------------------------------------------------------------------
 
 
-async def test_path_and_file_object_inputs(client: AsyncAudioClient,
-                                           rest_server: RestTestServer,  # noqa: F811
-                                           tmp_path: Path) -> None:
+async def test_path_and_file_object_inputs(
+    client: AsyncAudioClient, rest_server: RestTestServer, tmp_path: Path
+) -> None:
     """A path keeps its name; a file object is read from its current position."""
     path = tmp_path / "talk.flac"
     path.write_bytes(b"fLaC" + bytes(5000))
     await client.transcribe(path)
     f = rest_server.state.requests[-1].file
-    assert f is not None and (f.filename, f.content_type, f.size) == ("talk.flac", "audio/flac", 5004)
+    assert f is not None and (f.filename, f.content_type, f.size) == (
+        "talk.flac",
+        "audio/flac",
+        5004,
+    )
     with path.open("rb") as fh:
         fh.seek(4)
         await client.transcribe(fh, filename="x.mp3")
     f = rest_server.state.requests[-1].file
     assert f is not None and (f.filename, f.content_type, f.sha256) == (
-        "x.mp3", "audio/mpeg", sha(bytes(5000)))
+        "x.mp3",
+        "audio/mpeg",
+        sha(bytes(5000)),
+    )
     await client.transcribe(io.BytesIO(b"OggS" + bytes(10)))
     f = rest_server.state.requests[-1].file
     assert f is not None and (f.filename, f.content_type) == ("audio.ogg", "audio/ogg")
 
 
-async def test_ndarray_is_sent_as_wav(client: AsyncAudioClient,
-                                      rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_ndarray_is_sent_as_wav(
+    client: AsyncAudioClient, rest_server: RestTestServer
+) -> None:
     """A float array becomes a 16-bit WAV at the given rate (header and samples)."""
     samples = np.linspace(-1, 1, 1600, dtype=np.float32)
     await client.transcribe(samples, sample_rate=16000)
@@ -203,9 +235,9 @@ async def test_ndarray_is_sent_as_wav(client: AsyncAudioClient,
 
 
 @pytest.mark.parametrize("line_end", ["\n", "\r\n"])
-async def test_stream_events_across_chopped_chunks(client: AsyncAudioClient,
-                                                   rest_server: RestTestServer,  # noqa: F811
-                                                   line_end: str) -> None:
+async def test_stream_events_across_chopped_chunks(
+    client: AsyncAudioClient, rest_server: RestTestServer, line_end: str
+) -> None:
     """Deltas sent in 1-13 byte pieces (mid-line, mid-UTF-8) arrive intact, then done."""
     rest_server.state.sse_line_end = line_end
     stream = await client.transcribe(WAV, stream=True, include=["logprobs"])
@@ -248,12 +280,17 @@ def _canned_sse(body: bytes, *, fail: bool = False) -> StreamingResponse:
     return StreamingResponse(gen(), media_type="text/event-stream")
 
 
-async def test_stream_cut_off_mid_event(client: AsyncAudioClient,
-                                        rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_stream_cut_off_mid_event(
+    client: AsyncAudioClient, rest_server: RestTestServer
+) -> None:
     """A body that ends inside an event raises APIError naming the cut, after the good events."""
-    rest_server.state.push("/audio/transcriptions", _canned_sse(
-        b'data: {"type":"transcript.text.delta","delta":"Hel"}\n\n'
-        b'data: {"type":"transcript.text.delta","del'))
+    rest_server.state.push(
+        "/audio/transcriptions",
+        _canned_sse(
+            b'data: {"type":"transcript.text.delta","delta":"Hel"}\n\n'
+            b'data: {"type":"transcript.text.delta","del'
+        ),
+    )
     got = []
     with pytest.raises(APIError, match="cut off in the middle of an event"):
         async for event in client.transcribe_stream(WAV):
@@ -261,35 +298,48 @@ async def test_stream_cut_off_mid_event(client: AsyncAudioClient,
     assert [e.delta for e in got if isinstance(e, TranscriptTextDeltaEvent)] == ["Hel"]
 
 
-async def test_stream_connection_dropped(client: AsyncAudioClient,
-                                         rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_stream_connection_dropped(
+    client: AsyncAudioClient, rest_server: RestTestServer
+) -> None:
     """A connection dropped mid-body raises APIError saying the connection was lost."""
-    rest_server.state.push("/audio/transcriptions", _canned_sse(
-        b'data: {"type":"transcript.text.delta","delta":"Hel"}\n\ndata: {"ty', fail=True))
+    rest_server.state.push(
+        "/audio/transcriptions",
+        _canned_sse(
+            b'data: {"type":"transcript.text.delta","delta":"Hel"}\n\ndata: {"ty', fail=True
+        ),
+    )
     with pytest.raises(APIError, match="connection lost"):
         async for _ in client.transcribe_stream(WAV):
             pass
 
 
-async def test_stream_without_done_and_error_events(client: AsyncAudioClient,
-                                                    rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_stream_without_done_and_error_events(
+    client: AsyncAudioClient, rest_server: RestTestServer
+) -> None:
     """A stream that ends cleanly before done, or sends an error event, raises APIError."""
-    rest_server.state.push("/audio/transcriptions", _canned_sse(
-        b'data: {"type":"transcript.text.delta","delta":"x"}\n\ndata: [DONE]\n\n'))
-    with pytest.raises(APIError, match="before transcript.text.done"):
+    rest_server.state.push(
+        "/audio/transcriptions",
+        _canned_sse(b'data: {"type":"transcript.text.delta","delta":"x"}\n\ndata: [DONE]\n\n'),
+    )
+    with pytest.raises(APIError, match=r"before transcript\.text\.done"):
         async for _ in client.transcribe_stream(WAV):
             pass
-    rest_server.state.push("/audio/transcriptions", _canned_sse(
-        b'event: error\ndata: {"type":"error","error":{"message":"audio too long",'
-        b'"type":"invalid_request_error","code":"audio_too_long"}}\n\n'))
+    rest_server.state.push(
+        "/audio/transcriptions",
+        _canned_sse(
+            b'event: error\ndata: {"type":"error","error":{"message":"audio too long",'
+            b'"type":"invalid_request_error","code":"audio_too_long"}}\n\n'
+        ),
+    )
     with pytest.raises(APIError, match="audio too long") as info:
         async for _ in client.transcribe_stream(WAV):
             pass
     assert info.value.code == "audio_too_long"
 
 
-async def test_stream_open_error_raised_at_await(client: AsyncAudioClient,
-                                                 rest_server: RestTestServer) -> None:  # noqa: F811
+async def test_stream_open_error_raised_at_await(
+    client: AsyncAudioClient, rest_server: RestTestServer
+) -> None:
     """An error status of a streamed request surfaces when the stream is opened."""
     rest_server.state.push("/audio/transcriptions", PlainTextResponse("nope", 400))
     with pytest.raises(APIError) as info:

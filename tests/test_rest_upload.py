@@ -1,5 +1,6 @@
 """A 200 MB upload streams from disk: the client's peak memory stays bounded (measured)."""
 
+# ruff: noqa: F811  (pytest fixtures imported from rest_server are redefined as arguments)
 from __future__ import annotations
 
 import hashlib
@@ -65,20 +66,25 @@ def test_multipart_length_matches_stream(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_200mb_upload_keeps_memory_bounded(rest_server: RestTestServer,  # noqa: F811
-                                           tmp_path: Path) -> None:
+def test_200mb_upload_keeps_memory_bounded(rest_server: RestTestServer, tmp_path: Path) -> None:
     """Uploading 200 MB raises the client's peak RSS by less than 50 MB; the server gets it all."""
     path = sparse_file(tmp_path / "big.wav", SIZE)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
         [sys.executable, "-c", CLIENT, rest_server.base_url, API_KEY, str(path)],
-        capture_output=True, text=True, timeout=120, env=env, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     growth = report["after"] - report["before"]
-    print(f"client peak RSS {report['before']:.1f} -> {report['after']:.1f} MB "
-          f"(+{growth:.1f} MB) for a {SIZE / 2**20:.0f} MB upload")
+    print(
+        f"client peak RSS {report['before']:.1f} -> {report['after']:.1f} MB "
+        f"(+{growth:.1f} MB) for a {SIZE / 2**20:.0f} MB upload"
+    )
     assert growth < 50, report
     h = hashlib.sha256()
     with path.open("rb") as f:
