@@ -636,7 +636,9 @@ class ToolCallCoordinator:
             return []
         # The response is settled: forget its calls so a long session does not grow.
         for cid in rc.call_ids:
-            self._calls.pop(cid, None)
+            call = self._calls.pop(cid, None)
+            if call is not None and call.item_id is not None:
+                self._names.pop(call.item_id, None)
             self._results.pop(cid, None)
             self._settled[cid] = None
         while len(self._settled) > _SETTLED_LIMIT:
