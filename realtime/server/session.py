@@ -1,0 +1,708 @@
+"""One realtime session of the local server: client events in, server events out.
+
+:class:`ServerSession` is driven by the connection handler: ``await handle(frame)`` for each
+text frame the client sends; everything it has to say goes through the ``emit`` callback it
+was given (already rendered for the connection's dialect). It never closes the connection on
+a bad event: malformed JSON, unknown types and invalid fields are answered with an ``error``
+naming the client's ``event_id``, and the session goes on.
+
+Heavy work (speech recognition, synthesis) runs in worker threads; VAD runs inline (about
+10 ms of CPU per second of audio).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from audio import pcm as pcm_mod
+
+from ..events import parse_client_event
+from ..events.config import SessionConfig
+from ..exceptions import ConfigError, ProtocolError
+from .config import ServerConfig
+from .engine_set import EngineSet
+from .generation import ResponseRun
+from .responders import Responder
+from .store import BYTES_PER_MS, ConversationStore, StoreError
+from .stt import IncrementalTranscriber
+from .wire import (
+    GA_ONLY_EVENTS,
+    ServerDialect,
+    beta_name,
+    error_event,
+    new_id,
+    now_s,
+    render_item,
+    render_part,
+)
+
+__all__ = ["Limits", "ServerSession"]
+
+log = logging.getLogger("realtime.server")
+
+Emit = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-session limits (answered with errors, never with memory growth)."""
+
+    max_append_bytes: int = 15 * 1024 * 1024
+    max_buffer_ms: int = 15 * 60 * 1000
+    session_seconds: float = 60 * 60.0
+    pace_audio: bool = False
+
+
+class ServerSession:
+    """The protocol state of one connection (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        dialect: ServerDialect,
+        emit: Emit,
+        engines: EngineSet,
+        responder: Responder,
+        model: str = "gpt-realtime",
+        transcription_only: bool = False,
+        limits: Limits | None = None,
+    ) -> None:
+        self.dialect: ServerDialect = dialect
+        self._emit_raw = emit
+        self.engines = engines
+        self.responder = responder
+        self.limits = limits or Limits()
+        self.config = (
+            ServerConfig.for_transcription() if transcription_only else ServerConfig(model=model)
+        )
+        self.session_id = new_id("sess")
+        self.conversation_id = new_id("conv")
+        self.created_at = time.monotonic()
+        self.expires_at = now_s() + int(self.limits.session_seconds)
+        self.store = ConversationStore()
+        self.buffer = bytearray()  # committed-to-be input audio, PCM16 24 kHz
+        self.buffer_start_ms = 0.0  # stream position of buffer[0]
+        self.stream_ms = 0.0  # total input audio received, in ms
+        self.response: ResponseRun | None = None
+        self._vad: Any = None
+        self._speech_item_id: str | None = None
+        self._live: IncrementalTranscriber | None = None
+        self._transcripts: dict[str, asyncio.Future[str]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+        self.expired = False
+        self.assistant_audio_sent = False
+
+    # -- output -------------------------------------------------------------------------
+    async def emit(self, event: dict[str, Any]) -> None:
+        """Send a server event (GA-named) rendered for this session's dialect."""
+        if self._closed:
+            return
+        event.setdefault("event_id", new_id("event"))
+        if self.dialect == "beta":
+            kind = event["type"]
+            if kind in GA_ONLY_EVENTS:
+                return
+            event["type"] = beta_name(kind)
+            if "item" in event and isinstance(event["item"], dict):
+                event["item"] = render_item(event["item"], "beta")
+            if "part" in event and isinstance(event["part"], dict):
+                event["part"] = render_part(event["part"], "beta")
+        await self._emit_raw(event)
+
+    async def error(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        event_id: str | None = None,
+        type: str = "invalid_request_error",
+    ) -> None:
+        """Answer a client event with an ``error``."""
+        await self.emit(error_event(message, type=type, code=code, param=param, event_id=event_id))
+
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        """Run a background task owned by the session (cancelled on close)."""
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("session task failed", exc_info=task.exception())
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Send ``session.created``; start loading the engines in the background."""
+        kind = "session.created"
+        if self.dialect == "beta" and self.config.type == "transcription":
+            kind = "transcription_session.created"
+        await self.emit({"type": kind, "session": self.session_object()})
+        self.spawn(asyncio.to_thread(self.engines.stt_engine))
+
+    async def close(self) -> None:
+        """Stop everything the session runs."""
+        self._closed = True
+        self._drop_live()
+        if self.response is not None:
+            self.response.cancel("client_closed")
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+
+    async def expire(self) -> None:
+        """The time limit is reached: say so (the connection handler then closes with 1001)."""
+        self.expired = True
+        if self.response is not None:
+            self.response.cancel("client_closed")
+        await self.error(
+            "Your session hit the maximum duration of "
+            f"{int(self.limits.session_seconds // 60)} minutes.",
+            type="invalid_request_error",
+            code="session_expired",
+        )
+
+    async def apply_initial(self, session: Mapping[str, Any]) -> None:
+        """Apply the configuration an ephemeral key was minted with (before ``start``)."""
+        update = SessionConfig.from_wire(session, self.dialect)
+        self.config.apply(update)
+        if self.config.type == "transcription" and self.config.transcription is None:
+            self.config.transcription = {"model": "gpt-4o-transcribe"}
+
+    def session_object(self) -> dict[str, Any]:
+        """The session as this dialect writes it."""
+        return self.config.session_object(
+            self.dialect, session_id=self.session_id, expires_at=self.expires_at
+        )
+
+    # -- input --------------------------------------------------------------------------
+    async def handle(self, frame: str | bytes) -> None:
+        """Handle one client frame; never raises for bad input (answers with an error)."""
+        try:
+            data = json.loads(frame)
+        except (ValueError, UnicodeDecodeError):
+            await self.error(
+                "The event could not be parsed: invalid JSON.", code="invalid_json", param=None
+            )
+            return
+        if not isinstance(data, dict):
+            await self.error("An event must be a JSON object.", code="invalid_json")
+            return
+        event_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None
+        kind = data.get("type")
+        if not isinstance(kind, str):
+            await self.error(
+                "The 'type' field is missing.",
+                code="invalid_event",
+                param="type",
+                event_id=event_id,
+            )
+            return
+        handler = self._handlers().get(kind)
+        if handler is None:
+            await self.error(
+                f"Invalid value: '{kind}'. Supported values are: "
+                + ", ".join(sorted(self._handlers())),
+                code="invalid_value",
+                param="type",
+                event_id=event_id,
+            )
+            return
+        try:
+            parse_client_event(frame if isinstance(frame, str) else frame.decode(), self.dialect)
+        except ProtocolError as exc:
+            await self.error(
+                str(exc), code="invalid_value", param=_param_of(exc), event_id=event_id
+            )
+            return
+        try:
+            await handler(data, event_id)
+        except ConfigError as exc:
+            await self.error(str(exc), code="invalid_value", param="session", event_id=event_id)
+        except StoreError as exc:
+            await self.error(str(exc), code=exc.code, param=exc.param, event_id=event_id)
+
+    def _handlers(self) -> dict[str, Callable[[dict[str, Any], str | None], Awaitable[None]]]:
+        table: dict[str, Callable[[dict[str, Any], str | None], Awaitable[None]]] = {
+            "session.update": self.on_session_update,
+            "input_audio_buffer.append": self.on_append,
+            "input_audio_buffer.commit": self.on_commit,
+            "input_audio_buffer.clear": self.on_clear,
+            "conversation.item.create": self.on_item_create,
+            "conversation.item.delete": self.on_item_delete,
+            "conversation.item.retrieve": self.on_item_retrieve,
+            "conversation.item.truncate": self.on_item_truncate,
+            "response.create": self.on_response_create,
+            "response.cancel": self.on_response_cancel,
+        }
+        if self.dialect == "ga":
+            table["output_audio_buffer.clear"] = self.on_output_clear
+        else:
+            table["transcription_session.update"] = self.on_transcription_session_update
+        return table
+
+    # -- session ------------------------------------------------------------------------
+    async def on_session_update(self, data: dict[str, Any], event_id: str | None) -> None:
+        """``session.update``: validate, merge, echo ``session.updated``."""
+        session = data.get("session")
+        if not isinstance(session, Mapping):
+            raise ConfigError("session must be an object")
+        update = SessionConfig.from_wire(session, self.dialect)
+        new = self.config.copy()
+        new.apply(update)
+        if new.voice != self.config.voice and self.assistant_audio_sent:
+            await self.error(
+                "Cannot update a conversation's voice if assistant audio is present.",
+                code="cannot_update_voice",
+                param="session.voice",
+                event_id=event_id,
+            )
+            return
+        if self.config.type != new.type and len(self.store):
+            raise ConfigError("the session type cannot change once the conversation has items")
+        self.config = new
+        self._vad = None  # rebuilt with the new turn detection settings
+        await self.emit({"type": "session.updated", "session": self.session_object()})
+
+    async def on_transcription_session_update(
+        self, data: dict[str, Any], event_id: str | None
+    ) -> None:
+        """Beta ``transcription_session.update``: the session becomes transcription-only."""
+        session = dict(data.get("session") or {})
+        update = SessionConfig.from_wire(session, "beta", kind="transcription")
+        new = self.config.copy()
+        new.apply(update)
+        if new.transcription is None:
+            new.transcription = {"model": "gpt-4o-transcribe"}
+        self.config = new
+        self._vad = None
+        obj = self.session_object()
+        await self.emit({"type": "transcription_session.updated", "session": obj})
+
+    # -- input audio --------------------------------------------------------------------
+    async def on_append(self, data: dict[str, Any], event_id: str | None) -> None:
+        """``input_audio_buffer.append``: decode, buffer, run VAD and live transcription."""
+        audio = data.get("audio", "")
+        if not isinstance(audio, str):
+            raise ConfigError("audio must be a base64 string")
+        if len(audio) * 3 // 4 > self.limits.max_append_bytes:
+            await self.error(
+                "Audio content exceeds the maximum of 15 MiB per append.",
+                code="audio_too_large",
+                param="audio",
+                event_id=event_id,
+            )
+            return
+        try:
+            raw = base64.b64decode(audio, validate=True)
+        except (binascii.Error, ValueError):
+            await self.error(
+                "Invalid 'audio'. Expected base64-encoded audio.",
+                code="invalid_value",
+                param="audio",
+                event_id=event_id,
+            )
+            return
+        try:
+            pcm = pcm_mod.decode(raw, self.config.input_format)  # type: ignore[arg-type]
+        except Exception as exc:
+            await self.error(
+                f"Invalid audio: {exc}", code="invalid_value", param="audio", event_id=event_id
+            )
+            return
+        if (len(self.buffer) + len(pcm)) / BYTES_PER_MS > self.limits.max_buffer_ms:
+            await self.error(
+                "The input audio buffer is full; commit or clear it.",
+                code="input_audio_buffer_full",
+                param="audio",
+                event_id=event_id,
+            )
+            return
+        self.buffer += pcm
+        start_ms = self.stream_ms
+        self.stream_ms += len(pcm) / BYTES_PER_MS
+        if self.config.turn_detection is None:
+            if self._live is None:
+                self._live = self._new_live()
+                if self._live is not None:
+                    self._live.append(bytes(self.buffer))
+            elif self._live is not None:
+                self._live.append(pcm)
+        else:
+            if self._live is not None and self._speech_item_id is not None:
+                self._live.append(pcm)
+            await self._run_vad(pcm, start_ms)
+
+    def _new_live(self) -> IncrementalTranscriber | None:
+        """A live transcriber for the turn being spoken (when the engine is loaded)."""
+        engine = self.engines.loaded_stt()
+        if engine is None:
+            return None
+        opts = self.config.transcription or {}
+        return IncrementalTranscriber(
+            engine, language=opts.get("language") or None, prompt=opts.get("prompt") or None
+        )
+
+    def _drop_live(self) -> None:
+        if self._live is not None:
+            self._live.close()
+            self._live = None
+
+    def _vad_stream(self) -> Any:
+        if self._vad is None:
+            td = self.config.turn_detection or {}
+            self._vad = self.engines.vad(
+                threshold=float(td.get("threshold") or 0.5),
+                prefix_padding_ms=int(td.get("prefix_padding_ms") or 300),
+                silence_duration_ms=int(td.get("silence_duration_ms") or 500),
+                start_ms=self.stream_ms,
+            )
+        return self._vad
+
+    async def _run_vad(self, pcm: bytes, start_ms: float) -> None:
+        vad = self._vad_stream()
+        for ev in vad.process(pcm):
+            if ev.kind == "started":
+                await self._on_speech_started(int(ev.ms))
+            else:
+                await self._on_speech_stopped(int(ev.ms))
+
+    async def _on_speech_started(self, audio_start_ms: int) -> None:
+        self._speech_item_id = new_id("item")
+        # keep the prefix padding, drop older audio (it was silence)
+        keep_from = max(0.0, audio_start_ms - self.buffer_start_ms)
+        cut = int(keep_from) * BYTES_PER_MS
+        if cut > 0:
+            del self.buffer[: min(cut, len(self.buffer))]
+            self.buffer_start_ms += keep_from
+        self._drop_live()
+        self._live = self._new_live()
+        if self._live is not None:
+            self._live.append(bytes(self.buffer))
+        await self.emit(
+            {
+                "type": "input_audio_buffer.speech_started",
+                "audio_start_ms": audio_start_ms,
+                "item_id": self._speech_item_id,
+            }
+        )
+        td = self.config.turn_detection or {}
+        run = self.response
+        if (
+            run is not None
+            and td.get("interrupt_response", True)
+            and self.config.type != "transcription"
+        ):
+            run.cancel("turn_detected")
+
+    async def _on_speech_stopped(self, audio_end_ms: int) -> None:
+        item_id = self._speech_item_id or new_id("item")
+        await self.emit(
+            {
+                "type": "input_audio_buffer.speech_stopped",
+                "audio_end_ms": audio_end_ms,
+                "item_id": item_id,
+            }
+        )
+        await self._commit(None, item_id=item_id)
+        self._speech_item_id = None
+        td = self.config.turn_detection or {}
+        if self.config.type != "transcription" and td.get("create_response", True):
+            await self._start_response({}, None)
+
+    async def on_commit(self, data: dict[str, Any], event_id: str | None) -> None:
+        """``input_audio_buffer.commit``: at least 100 ms, else the service's error."""
+        ms = len(self.buffer) / BYTES_PER_MS
+        if ms < 100:
+            await self.error(
+                "Error committing input audio buffer: buffer too small. Expected at least "
+                f"100ms of audio, but buffer only has {ms:.2f}ms of audio.",
+                code="input_audio_buffer_commit_empty",
+                param=None,
+                event_id=event_id,
+            )
+            return
+        await self._commit(event_id)
+
+    async def _commit(self, event_id: str | None, *, item_id: str | None = None) -> None:
+        audio = bytes(self.buffer)
+        self.buffer.clear()
+        self.buffer_start_ms = self.stream_ms
+        live, self._live = self._live, None
+        item_id = item_id or new_id("item")
+        previous = self.store.last_id
+        await self.emit(
+            {
+                "type": "input_audio_buffer.committed",
+                "previous_item_id": previous,
+                "item_id": item_id,
+            }
+        )
+        part: dict[str, Any] = {"type": "input_audio", "transcript": None}
+        data = {
+            "id": item_id,
+            "type": "message",
+            "status": "completed",
+            "role": "user",
+            "content": [part],
+        }
+        stored = self.store.insert(data)
+        stored.audio[0] = bytearray(audio)
+        await self.emit(
+            {"type": "conversation.item.added", "previous_item_id": previous, "item": data}
+        )
+        await self.emit(
+            {"type": "conversation.item.done", "previous_item_id": previous, "item": data}
+        )
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[str] = loop.create_future()
+        self._transcripts[item_id] = fut
+        self.spawn(self._transcribe(item_id, audio, fut, live))
+
+    async def _transcribe(
+        self,
+        item_id: str,
+        audio: bytes,
+        fut: asyncio.Future[str],
+        live: IncrementalTranscriber | None = None,
+    ) -> None:
+        """Transcribe a committed user turn; emit transcription events when configured.
+
+        With a live transcriber (fed while the user spoke) only the tail is left to do.
+        """
+        wanted = self.config.transcription is not None
+        try:
+            deltas: list[str] | None = None
+            if live is not None:
+                finished = await asyncio.to_thread(live.finish)
+                text, deltas = finished.text.strip(), list(finished.deltas)
+            else:
+                text = await self.engines.transcribe(audio, self.config.transcription)
+        except Exception as exc:
+            log.warning("transcription failed: %s", exc)
+            if not fut.done():
+                fut.set_result("")
+            if wanted:
+                await self.emit(
+                    {
+                        "type": "conversation.item.input_audio_transcription.failed",
+                        "item_id": item_id,
+                        "content_index": 0,
+                        "error": {
+                            "type": "transcription_error",
+                            "code": "audio_unintelligible",
+                            "message": str(exc)[:200],
+                            "param": None,
+                        },
+                    }
+                )
+            return
+        if item_id in self.store:
+            content = self.store.get(item_id).data["content"]
+            if content:
+                content[0]["transcript"] = text
+        if not fut.done():
+            fut.set_result(text)
+        if wanted:
+            for piece in deltas if deltas and "".join(deltas).strip() == text else _chunks(text):
+                await self.emit(
+                    {
+                        "type": "conversation.item.input_audio_transcription.delta",
+                        "item_id": item_id,
+                        "content_index": 0,
+                        "delta": piece,
+                    }
+                )
+            seconds = len(audio) / BYTES_PER_MS / 1000
+            await self.emit(
+                {
+                    "type": "conversation.item.input_audio_transcription.completed",
+                    "item_id": item_id,
+                    "content_index": 0,
+                    "transcript": text,
+                    "usage": {"type": "duration", "seconds": round(seconds, 3)},
+                }
+            )
+
+    async def transcript_of(self, item_id: str, timeout: float = 30.0) -> str | None:
+        """Wait for the transcript of a committed user turn (None when none is pending)."""
+        fut = self._transcripts.get(item_id)
+        if fut is None:
+            return None
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except asyncio.TimeoutError:
+            return None
+
+    async def on_clear(self, data: dict[str, Any], event_id: str | None) -> None:
+        """``input_audio_buffer.clear``."""
+        self.buffer.clear()
+        self.buffer_start_ms = self.stream_ms
+        self._vad = None
+        self._drop_live()
+        await self.emit({"type": "input_audio_buffer.cleared"})
+
+    # -- conversation -------------------------------------------------------------------
+    async def on_item_create(self, data: dict[str, Any], event_id: str | None) -> None:
+        """``conversation.item.create``: insert (after ``previous_item_id``) and announce."""
+        item = dict(data.get("item") or {})
+        item.setdefault("id", new_id("item"))
+        item.pop("object", None)
+        kind = item.get("type")
+        if kind == "message":
+            item.setdefault("status", "completed")
+            item["content"] = [_ga_part(p) for p in item.get("content") or []]
+        elif (
+            kind == "function_call_output"
+            and self.store.find_call(str(item.get("call_id"))) is None
+        ):
+            log.info("function_call_output for an unknown call_id %s", item.get("call_id"))
+        previous = data.get("previous_item_id")
+        stored = self.store.insert(item, previous_item_id=previous)
+        for idx, part in enumerate(item.get("content") or []):
+            if part.get("type") == "input_audio" and isinstance(part.get("audio"), str):
+                try:
+                    raw = base64.b64decode(part["audio"], validate=True)
+                except (binascii.Error, ValueError):
+                    self.store.delete(stored.id)
+                    raise ConfigError("content audio must be base64") from None
+                pcm = pcm_mod.decode(raw, self.config.input_format)  # type: ignore[arg-type]
+                stored.audio[idx] = bytearray(pcm)
+                part.pop("audio", None)
+                loop = asyncio.get_running_loop()
+                fut: asyncio.Future[str] = loop.create_future()
+                self._transcripts[stored.id] = fut
+                self.spawn(self._transcribe(stored.id, pcm, fut))
+        prev_id = self.store.previous_id(stored.id)
+        await self.emit(
+            {"type": "conversation.item.added", "previous_item_id": prev_id, "item": item}
+        )
+        await self.emit(
+            {"type": "conversation.item.done", "previous_item_id": prev_id, "item": item}
+        )
+
+    async def on_item_delete(self, data: dict[str, Any], event_id: str | None) -> None:
+        """``conversation.item.delete``."""
+        item_id = str(data.get("item_id"))
+        self.store.delete(item_id)
+        await self.emit({"type": "conversation.item.deleted", "item_id": item_id})
+
+    async def on_item_retrieve(self, data: dict[str, Any], event_id: str | None) -> None:
+        """``conversation.item.retrieve``: the item with its (possibly truncated) audio."""
+        stored = self.store.get(str(data.get("item_id")))
+        item = json.loads(json.dumps(stored.data))
+        for idx, audio in stored.audio.items():
+            if idx < len(item.get("content") or []):
+                encoded = pcm_mod.encode(bytes(audio), self.config.output_format)  # type: ignore[arg-type]
+                item["content"][idx]["audio"] = base64.b64encode(encoded).decode("ascii")
+        await self.emit({"type": "conversation.item.retrieved", "item": item})
+
+    async def on_item_truncate(self, data: dict[str, Any], event_id: str | None) -> None:
+        """``conversation.item.truncate``: cut the audio and the transcript heard."""
+        item_id = str(data.get("item_id"))
+        content_index = int(data.get("content_index", 0))
+        audio_end_ms = int(data.get("audio_end_ms", 0))
+        run = self.response
+        if run is not None and run.item_id == item_id:
+            run.stop_audio()
+        self.store.truncate(item_id, content_index, audio_end_ms)
+        await self.emit(
+            {
+                "type": "conversation.item.truncated",
+                "item_id": item_id,
+                "content_index": content_index,
+                "audio_end_ms": audio_end_ms,
+            }
+        )
+
+    # -- responses ----------------------------------------------------------------------
+    async def on_response_create(self, data: dict[str, Any], event_id: str | None) -> None:
+        """``response.create``: one active response at a time."""
+        if self.config.type == "transcription":
+            await self.error(
+                "Transcription sessions do not create responses.",
+                code="invalid_request",
+                event_id=event_id,
+            )
+            return
+        await self._start_response(dict(data.get("response") or {}), event_id)
+
+    async def _start_response(self, overrides: dict[str, Any], event_id: str | None) -> None:
+        if self.response is not None and not self.response.finished:
+            await self.error(
+                "Conversation already has an active response in progress: "
+                f"{self.response.response_id}. Wait until the response is finished before "
+                "creating a new one.",
+                code="conversation_already_has_active_response",
+                event_id=event_id,
+            )
+            return
+        run = ResponseRun(self, overrides)
+        self.response = run
+        self.spawn(run.run())
+
+    async def on_response_cancel(self, data: dict[str, Any], event_id: str | None) -> None:
+        """``response.cancel``: only an active response (else ``response_cancel_not_active``)."""
+        run = self.response
+        wanted = data.get("response_id")
+        if run is None or run.finished or (wanted and wanted != run.response_id):
+            await self.error(
+                "Cancellation failed: no active response found.",
+                code="response_cancel_not_active",
+                event_id=event_id,
+            )
+            return
+        run.cancel("client_cancelled")
+
+    async def on_output_clear(self, data: dict[str, Any], event_id: str | None) -> None:
+        """GA ``output_audio_buffer.clear``: stop streaming the current response's audio."""
+        run = self.response
+        if run is not None and not run.finished:
+            run.stop_audio()
+        await self.emit(
+            {
+                "type": "output_audio_buffer.cleared",
+                "response_id": run.response_id if run is not None else None,
+            }
+        )
+
+
+def _ga_part(part: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(part)
+    kind = out.get("type")
+    out["type"] = {"text": "output_text", "audio": "output_audio"}.get(str(kind), kind)
+    return out
+
+
+def _chunks(text: str, words: int = 4) -> list[str]:
+    parts = text.split(" ")
+    return (
+        [
+            " ".join(parts[i : i + words]) + (" " if i + words < len(parts) else "")
+            for i in range(0, len(parts), words)
+        ]
+        if text
+        else []
+    )
+
+
+def _param_of(exc: ProtocolError) -> str | None:
+    text = str(exc)
+    marker = "field "
+    if marker in text:
+        return text.split(marker, 1)[1].split()[0].strip("'\"`:,")
+    return None
