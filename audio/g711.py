@@ -121,12 +121,12 @@ def ulaw_encode(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.uint8]:
 
     Raises :class:`AudioFormatError` when *samples* is not an ``int16`` array.
     """
-    return ULAW_TABLE_ENCODE[_as_int16(samples)]
+    return np.take(ULAW_TABLE_ENCODE, _as_int16(samples))
 
 
 def ulaw_decode(codes: npt.NDArray[np.uint8]) -> npt.NDArray[np.int16]:
     """Decode mu-law codes (``uint8``) to ``int16`` samples (same shape)."""
-    return ULAW_TABLE_DECODE[_as_codes(codes)]
+    return np.take(ULAW_TABLE_DECODE, _as_codes(codes))
 
 
 def alaw_encode(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.uint8]:
@@ -134,12 +134,12 @@ def alaw_encode(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.uint8]:
 
     Raises :class:`AudioFormatError` when *samples* is not an ``int16`` array.
     """
-    return ALAW_TABLE_ENCODE[_as_int16(samples)]
+    return np.take(ALAW_TABLE_ENCODE, _as_int16(samples))
 
 
 def alaw_decode(codes: npt.NDArray[np.uint8]) -> npt.NDArray[np.int16]:
     """Decode A-law codes (``uint8``) to ``int16`` samples (same shape)."""
-    return ALAW_TABLE_DECODE[_as_codes(codes)]
+    return np.take(ALAW_TABLE_DECODE, _as_codes(codes))
 
 
 def _pcm16_view(pcm16: bytes | bytearray | memoryview) -> npt.NDArray[np.uint16]:
@@ -148,25 +148,26 @@ def _pcm16_view(pcm16: bytes | bytearray | memoryview) -> npt.NDArray[np.uint16]
     return np.frombuffer(pcm16, dtype="<u2")
 
 
+def _decode_bytes(table: npt.NDArray[np.int16], data: bytes | bytearray | memoryview) -> bytes:
+    codes = np.frombuffer(data, dtype=np.uint8)
+    return np.take(table, codes).astype("<i2", copy=False).tobytes()
+
+
 def ulaw_encode_bytes(pcm16: bytes | bytearray | memoryview) -> bytes:
     """Encode little-endian PCM16 bytes to mu-law bytes (one byte per sample, same rate)."""
-    return ULAW_TABLE_ENCODE[_pcm16_view(pcm16)].tobytes()
+    return np.take(ULAW_TABLE_ENCODE, _pcm16_view(pcm16)).tobytes()
 
 
 def ulaw_decode_bytes(data: bytes | bytearray | memoryview) -> bytes:
     """Decode mu-law bytes to little-endian PCM16 bytes (same rate)."""
-    return (
-        ULAW_TABLE_DECODE[np.frombuffer(data, dtype=np.uint8)].astype("<i2", copy=False).tobytes()
-    )
+    return _decode_bytes(ULAW_TABLE_DECODE, data)
 
 
 def alaw_encode_bytes(pcm16: bytes | bytearray | memoryview) -> bytes:
     """Encode little-endian PCM16 bytes to A-law bytes (one byte per sample, same rate)."""
-    return ALAW_TABLE_ENCODE[_pcm16_view(pcm16)].tobytes()
+    return np.take(ALAW_TABLE_ENCODE, _pcm16_view(pcm16)).tobytes()
 
 
 def alaw_decode_bytes(data: bytes | bytearray | memoryview) -> bytes:
     """Decode A-law bytes to little-endian PCM16 bytes (same rate)."""
-    return (
-        ALAW_TABLE_DECODE[np.frombuffer(data, dtype=np.uint8)].astype("<i2", copy=False).tobytes()
-    )
+    return _decode_bytes(ALAW_TABLE_DECODE, data)
