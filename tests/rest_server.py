@@ -97,6 +97,7 @@ class ServerState:
     sse_piece_delay: float = 0.002
     sse_line_end: str = "\n"
     sent_times: list[float] = field(default_factory=list)
+    reply_delay: float = 0.0
 
     def push(self, path: str, response: Response) -> None:
         """Answer the next request to ``path`` (e.g. "/audio/speech") with ``response``."""
@@ -115,6 +116,7 @@ class ServerState:
             "sse_piece_sizes",
             "sse_piece_delay",
             "sse_line_end",
+            "reply_delay",
         ):
             setattr(self, name, getattr(fresh, name))
 
@@ -437,6 +439,8 @@ def build_app(state: ServerState) -> Starlette:
                 received.json = json.loads(await request.body())
             except json.JSONDecodeError:
                 return _bad("invalid JSON body")
+        if state.reply_delay:
+            await asyncio.sleep(state.reply_delay)
         if _authorized(request, state) is None:
             return _unauthorized(request)
         queue = state.scripted.get(suffix)

@@ -239,6 +239,16 @@ async def test_connection_refused_is_retried_then_raised() -> None:
     assert time.monotonic() - start < 5
 
 
+async def test_read_timeout_is_retried_then_raised(rest_server: RestTestServer) -> None:
+    """A server slower than the timeout is retried, then an APIError names the timeout."""
+    rest_server.state.reply_delay = 1.0
+    async with AsyncAudioClient(API_KEY, rest_server.base_url, timeout=0.2, retry=FAST) as c:
+        with pytest.raises(APIError, match="ReadTimeout") as info:
+            await c.create_client_secret()
+    assert info.value.status is None
+    assert len(rest_server.state.requests) == 3
+
+
 # --- the key stays secret ---------------------------------------------------------------
 
 

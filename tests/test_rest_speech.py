@@ -235,3 +235,19 @@ def test_wav_parser_rejects_non_wav() -> None:
 
     with pytest.raises(AudioFormatError):
         WavStreamParser().feed(b"ID3\x04" + bytes(20))
+
+
+async def test_speech_sse_malformed_and_error_events(
+    client: AsyncAudioClient, rest_server: RestTestServer
+) -> None:
+    """A delta without audio, or an error event, in a speech SSE stream raises APIError."""
+    bad = b'data: {"type":"speech.audio.delta"}\n\n'
+    rest_server.state.push("/audio/speech", StreamingResponse(iter([bad])))
+    with pytest.raises(APIError, match="audio"):
+        async for _ in client.speak("hi", stream_format="sse").events():
+            pass
+    err = b'data: {"type":"error","error":{"message":"voice not found","code":"bad_voice"}}\n\n'
+    rest_server.state.push("/audio/speech", StreamingResponse(iter([err])))
+    with pytest.raises(APIError, match="voice not found") as info:
+        await client.speak("hi", stream_format="sse").read()
+    assert info.value.code == "bad_voice"

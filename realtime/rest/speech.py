@@ -171,19 +171,21 @@ class SpeechStream:
     async def _sse_events(self) -> AsyncGenerator[SpeechEvent, None]:
         await self.open()
         assert self._response is not None
-        done = False
-        async for data in iter_sse_data(self._response, "speech stream"):
-            event = parse_speech_event(data)
-            if isinstance(event, SpeechAudioDeltaEvent):
-                if self.first_byte_at is None:
-                    self.first_byte_at = time.monotonic()
-                self.bytes_received += len(event.audio_bytes())
-            elif isinstance(event, SpeechAudioDoneEvent):
-                self.usage = event.usage
-                done = True
-            yield event
-            if done:
-                return
+        data_stream = iter_sse_data(self._response, "speech stream")
+        try:
+            async for data in data_stream:
+                event = parse_speech_event(data)
+                if isinstance(event, SpeechAudioDeltaEvent):
+                    if self.first_byte_at is None:
+                        self.first_byte_at = time.monotonic()
+                    self.bytes_received += len(event.audio_bytes())
+                elif isinstance(event, SpeechAudioDoneEvent):
+                    self.usage = event.usage
+                yield event
+                if isinstance(event, SpeechAudioDoneEvent):
+                    return
+        finally:
+            await data_stream.aclose()
         raise APIError(
             "the speech stream ended before speech.audio.done",
             status=200,

@@ -247,7 +247,11 @@ class TranscriptStream:
         except BaseException:
             await self.aclose()
             raise
-        event = parse_transcript_event(data)
+        try:
+            event = parse_transcript_event(data)
+        except APIError:
+            await self.aclose()
+            raise
         if isinstance(event, TranscriptTextDeltaEvent):
             self.text += event.delta
         elif isinstance(event, TranscriptTextDoneEvent):
