@@ -248,12 +248,12 @@ class StreamResampler:
             return np.zeros((0, *x.shape[1:]), dtype=np.float32)
         if self._block is not None:
             return self._blocks(ext, start_in, k0, k1)
+        if self._bank is not None and self._up <= _CORRELATE_MAX_PHASES:
+            return self._correlate(ext, start_in, k0, k1)
         pos = np.arange(k0, k1, dtype=np.int64) * self._down
         # ext index of each output's oldest tap (ext starts `keep` samples before start_in)
         start = pos // self._up - (self._taps - 1) - start_in + self._keep
         phase = pos % self._up
-        if self._bank is not None and self._up <= _CORRELATE_MAX_PHASES:
-            return self._correlate(ext, start, phase)
         if self._bank is not None:
             taps = self._bank[phase]
         else:
@@ -291,25 +291,23 @@ class StreamResampler:
         return y
 
     def _correlate(
-        self,
-        ext: npt.NDArray[np.float32],
-        start: npt.NDArray[np.int64],
-        phase: npt.NDArray[np.int64],
+        self, ext: npt.NDArray[np.float32], start_in: int, k0: int, k1: int
     ) -> npt.NDArray[np.float32]:
         """Few phases: outputs of one phase are a strided correlation (numpy's fast kernel)."""
         assert self._bank is not None
-        y = np.empty((len(start), *ext.shape[1:]), dtype=np.float32)
-        step = self._down
-        for first in range(min(self._up, len(start))):
-            s0 = int(start[first])
-            count = len(start[first :: self._up])
-            seg = ext[s0 : s0 + (count - 1) * step + self._taps]
-            taps = self._bank[int(phase[first])]
+        up, down, taps = self._up, self._down, self._taps
+        y = np.empty((k1 - k0, *ext.shape[1:]), dtype=np.float32)
+        for first in range(min(up, k1 - k0)):
+            pos = (k0 + first) * down
+            s0 = pos // up - (taps - 1) - start_in + self._keep  # ext index of the oldest tap
+            count = (k1 - k0 - first + up - 1) // up
+            seg = ext[s0 : s0 + (count - 1) * down + taps]
+            row = self._bank[pos % up]
             if ext.ndim == 1:
-                y[first :: self._up] = np.correlate(seg, taps, "valid")[::step]
+                y[first::up] = np.correlate(seg, row, "valid")[::down]
             else:
                 for c in range(ext.shape[1]):
-                    y[first :: self._up, c] = np.correlate(seg[:, c], taps, "valid")[::step]
+                    y[first::up, c] = np.correlate(seg[:, c], row, "valid")[::down]
         return y
 
     def flush(self) -> npt.NDArray[np.generic]:
