@@ -397,6 +397,7 @@ class FinishedTranscript:
 class _Pass:
     words: list[Word] = field(default_factory=list)
     covered_s: float = 0.0
+    language: str | None = None
 
 
 class IncrementalTranscriber:
@@ -551,7 +552,8 @@ class IncrementalTranscriber:
             if tail and self._on_delta is None:
                 deltas.append(tail)
             text = "".join(w.text for w in self._final).strip()
-            language = result.language if result is not None else (self.language or "en")
+            language = result.language if result is not None else self._last.language
+            language = language or self.language or "en"
             logprob = result.logprob if result is not None else None
             passes = self._passes
             words_all = tuple(self._final)
@@ -611,7 +613,7 @@ class IncrementalTranscriber:
                 delta = self._settle_locked(words[:agreed])
                 if delta:
                     new.append(delta)
-            self._last = _Pass(words[agreed:], end // 2 / INPUT_RATE)
+            self._last = _Pass(words[agreed:], end // 2 / INPUT_RATE, result.language)
             if (end - self._offset) / 2 / INPUT_RATE > self.window_s and self._final_since_offset:
                 self._trim_locked()
             if self._on_delta is None:
