@@ -17,7 +17,14 @@ import itertools
 import secrets
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    Strict,
+    model_serializer,
+)
 
 __all__ = [
     "Bool",
@@ -54,17 +61,19 @@ def new_event_id() -> str:
 class Model(BaseModel):
     """Base of every protocol building block: extra fields are kept, not rejected.
 
-    A model built in Python counts its ``type`` as set even when it came from the
-    default, so encoding (which omits unset fields) always writes ``type``.  Models
-    validated from JSON do not pass through ``__init__`` and keep what the frame had.
+    Serialising always writes ``type`` (for the models that have one) even when it
+    came from the default and so counts as unset: encoding omits unset fields, and a
+    nested ``{"type": "server_vad"}`` must not lose its tag.
     """
 
     model_config = ConfigDict(extra="allow")
 
-    def __init__(self, **data: Any) -> None:
-        super().__init__(**data)
-        if "type" in type(self).model_fields:
-            self.__pydantic_fields_set__.add("type")
+    @model_serializer(mode="wrap")
+    def _with_type(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and "type" not in data and "type" in type(self).model_fields:
+            data["type"] = self.__dict__["type"]
+        return data
 
 
 class Event(Model):

@@ -36,12 +36,10 @@ class InputAudioBufferAppendEvent(ClientEvent):
     @classmethod
     def from_pcm(cls, pcm: bytes, event_id: str | None = None) -> InputAudioBufferAppendEvent:
         """Build the event from raw audio bytes in the session's input format."""
-        # base64 output is always a valid ``audio``: skip validation on this hot path.
-        return cls.model_construct(
-            {"type", "audio"} if event_id is None else {"type", "audio", "event_id"},
-            audio=base64.b64encode(pcm).decode("ascii"),
-            event_id=event_id,
-        )
+        audio = base64.b64encode(pcm).decode("ascii")
+        if event_id is None:
+            return cls(audio=audio)
+        return cls(audio=audio, event_id=event_id)
 
     def audio_bytes(self) -> bytes:
         """Decode the base64 audio; raises :class:`~realtime.exceptions.ProtocolError`
