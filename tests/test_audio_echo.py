@@ -136,7 +136,7 @@ async def test_gate_with_file_microphone_and_speaker_in_real_time(tmp_path: Path
     speaker.close()
     assert gate.gated_chunks + gate.passed_chunks == 30
     # ideal: chunks at 20..240 ms gated (12); allow scheduler jitter of a few chunks
-    assert 10 <= gate.gated_chunks <= 16
+    assert 9 <= gate.gated_chunks <= 18
     assert len(chunks) == gate.passed_chunks
 
 

@@ -115,7 +115,7 @@ async def test_microphone_realtime_pacing_without_drift() -> None:
     assert arrivals[-1] >= 0.299
     assert arrivals[-1] < 0.300 + 0.1  # no accumulated drift beyond scheduler jitter
     lateness = [a - (i + 1) * 0.020 for i, a in enumerate(arrivals)]
-    assert min(lateness) > -0.001
+    assert min(lateness) > -0.002  # never early (beyond the loop clock resolution)
 
 
 async def test_microphone_catches_up_after_a_slow_consumer() -> None:
