@@ -304,23 +304,28 @@ _SPEECH_EVENTS: dict[str, type[RestModel]] = {
 }
 
 
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def _load_event(data: str, table: dict[str, type[RestModel]]) -> RestModel:
     try:
         raw = json.loads(data)
     except json.JSONDecodeError as exc:
         raise APIError(f"malformed JSON in a streamed event near {data[:60]!r}") from exc
-    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
-        raise APIError(f"streamed event without a type near {data[:60]!r}")
-    kind: str = raw["type"]
-    if kind == "error" or ("error" in raw and kind not in table):
-        err = raw.get("error") if isinstance(raw.get("error"), dict) else raw
-        assert isinstance(err, dict)
+    if not isinstance(raw, dict):
+        raise APIError(f"streamed event is not a JSON object near {data[:60]!r}")
+    kind = raw.get("type")
+    if kind == "error" or (isinstance(raw.get("error"), dict) and kind not in table):
+        err = raw["error"] if isinstance(raw.get("error"), dict) else raw
         raise APIError(
             str(err.get("message") or "the server reported an error in the stream"),
-            type=err.get("type") if isinstance(err.get("type"), str) else None,
-            code=err.get("code") if isinstance(err.get("code"), str) else None,
-            param=err.get("param") if isinstance(err.get("param"), str) else None,
+            type=_opt_str(err.get("type")),
+            code=_opt_str(err.get("code")),
+            param=_opt_str(err.get("param")),
         )
+    if not isinstance(kind, str):
+        raise APIError(f"streamed event without a type near {data[:60]!r}")
     model = table.get(kind, UnknownStreamEvent)
     try:
         return model.model_validate(raw)
