@@ -24,7 +24,7 @@ DIALECTS = ("beta", "ga")
 MAX_MESSAGE = 1000
 
 FAST = settings(
-    max_examples=400,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -41,7 +41,7 @@ json_values = st.recursive(
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
     ),
-    max_leaves=16,
+    max_leaves=10,
 )
 
 

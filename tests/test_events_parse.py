@@ -71,7 +71,8 @@ def _only_in(dialect: str) -> list[tuple[str, dict[str, Any]]]:
     other = "ga" if dialect == "beta" else "beta"
     mine = _union(load_spec(dialect), "RealtimeServerEvent")
     theirs = _all_event_types(load_spec(other))
-    return sorted((t, _example(s)) for t, s in mine.items() if t not in theirs)
+    # The example's own `type` is not trusted (the dtmf example carries a stray space).
+    return sorted((t, {**_example(s), "type": t}) for t, s in mine.items() if t not in theirs)
 
 
 def frame(obj: Any) -> bytes:
@@ -79,7 +80,7 @@ def frame(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def audio_delta(dialect: str, delta: str, **overrides: Any) -> dict[str, Any]:
+def audio_delta(dialect: str, delta: str, /, **overrides: Any) -> dict[str, Any]:
     """A well-formed audio delta event of ``dialect`` (shape from the spec example)."""
     event: dict[str, Any] = {
         "event_id": "event_4950",
@@ -295,7 +296,7 @@ def test_missing_required_client_field() -> None:
 @pytest.fixture(scope="module")
 def big_b64() -> str:
     """About 20 MB of base64 audio (15 MB of PCM16)."""
-    return base64.b64encode(bytes(range(256)) * (15_000_000 // 256)).decode()
+    return base64.b64encode(bytes(range(256)) * 58_600).decode()
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
