@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import importlib
+import subprocess
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -258,3 +261,27 @@ def test_stream_encoder_bad_format() -> None:
         pcm.StreamEncoder("flac")  # type: ignore[arg-type]
     with pytest.raises(AudioFormatError):
         pcm.StreamDecoder("g711_ulaw", rate=0)
+
+
+AUDIO_CORE = ["audio.pcm", "audio.g711", "audio.resample", "audio.wav", "audio.files", "audio.echo"]
+
+
+def test_audio_core_never_imports_realtime() -> None:
+    """Importing the audio core modules pulls in nothing from the realtime package."""
+    code = (
+        "import sys\n"
+        f"for name in {AUDIO_CORE!r}:\n"
+        "    __import__(name)\n"
+        "print(sorted(m for m in sys.modules if m == 'realtime' or m.startswith('realtime.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", AUDIO_CORE)
+def test_module_all_lists_real_documented_names(name: str) -> None:
+    """Every name in a module's __all__ exists, and the module has a docstring."""
+    module = importlib.import_module(name)
+    assert module.__doc__
+    for attr in module.__all__:
+        assert hasattr(module, attr), f"{name}.{attr}"

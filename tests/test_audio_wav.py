@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import struct
+import warnings
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from audio import g711, pcm
 from audio.exceptions import AudioFormatError, WavError
@@ -377,3 +380,26 @@ def test_wav_writer_context_manager_and_closed_write(tmp_path: Path) -> None:
         writer.write(bytes(4))
     with pytest.raises(AudioFormatError, match="channels"):
         WavWriter(path, channels=0)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.binary(max_size=120), cut=st.integers(0, 200), flip=st.integers(0, 199))
+def test_fuzzed_files_raise_only_wav_error(
+    tmp_path: Path, data: bytes, cut: int, flip: int
+) -> None:
+    """Random, cut and bit-flipped files either read or raise WavError, nothing else."""
+    good = _riff(_fmt(1, 2, 8000, 16), _chunk(b"LIST", b"abc"), _chunk(b"data", bytes(40)))
+    blob = bytearray(good[:cut] + data)
+    if blob:
+        blob[flip % len(blob)] ^= 0xFF
+    path = tmp_path / "fuzz.wav"
+    path.write_bytes(bytes(blob))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            samples, rate = read_wav_array(path)
+        except WavError:
+            return
+    assert samples.dtype == np.float32 and samples.ndim == 2 and rate > 0
