@@ -63,6 +63,7 @@ __all__ = [
     "Tool",
     "ToolCall",
     "ToolCallCoordinator",
+    "SchemaTool",
     "ToolRegistry",
     "ToolResult",
     "error_output",
@@ -263,6 +264,21 @@ class Tool:
     def __repr__(self) -> str:
         return f"Tool({self.name!r})"
 
+    @classmethod
+    def from_schema(
+        cls,
+        name: str,
+        *,
+        parameters: Mapping[str, Any],
+        func: Callable[..., Any],
+        description: str = "",
+        timeout: float | None = None,
+    ) -> Tool:
+        """A tool from a JSON schema and a function taking the arguments as keywords."""
+        return SchemaTool(
+            name, parameters=parameters, func=func, description=description, timeout=timeout
+        )
+
     def definition(self) -> dict[str, Any]:
         """The wire definition: ``type`` (function), ``name``, ``description``, ``parameters``."""
         return {
@@ -299,6 +315,81 @@ class Tool:
             )
             raise ToolError(f"invalid arguments for {self.name!r}: {problems}") from exc
         return {name: getattr(model, name) for name in type(model).model_fields}
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+    "null": (type(None),),
+}
+
+
+class SchemaTool(Tool):
+    """A tool described by a JSON schema rather than a Python signature.
+
+    For tools defined in data (a scripted session, a configuration file): ``func`` is
+    called with the validated arguments as keywords. Validation checks what a JSON
+    schema's top level says: an object, its ``required`` names, ``additionalProperties:
+    false``, and the JSON type of each declared property.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        parameters: Mapping[str, Any],
+        func: Callable[..., Any],
+        description: str = "",
+        timeout: float | None = None,
+    ) -> None:
+        if not callable(func):
+            raise ToolError(f"a tool must be callable, got {func!r}")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+            raise ToolError(f"invalid tool name {name!r} (letters, digits, _ and -; 1-64)")
+        if timeout is not None and timeout <= 0:
+            raise ToolError(f"tool {name!r}: timeout must be positive, got {timeout}")
+        if parameters.get("type", "object") != "object":
+            raise ToolError(f"tool {name!r}: parameters must describe an object")
+        self.func = func
+        self.name = name
+        self.timeout = timeout
+        self.is_async = inspect.iscoroutinefunction(func)
+        self.description = description
+        self.parameters = dict(parameters)
+        self.parameters.setdefault("type", "object")
+        self.parameters.setdefault("properties", {})
+
+    def validate(self, arguments: str | Mapping[str, Any]) -> dict[str, Any]:
+        """Parse the argument JSON and check it against the schema's top level."""
+        if isinstance(arguments, str):
+            try:
+                data = json.loads(arguments.strip() or "{}")
+            except json.JSONDecodeError as exc:
+                raise ToolError(f"arguments of {self.name!r} are not valid JSON: {exc}") from exc
+        else:
+            data = dict(arguments)
+        if not isinstance(data, dict):
+            raise ToolError(
+                f"arguments of {self.name!r} must be a JSON object, got {type(data).__name__}"
+            )
+        props: Mapping[str, Any] = self.parameters.get("properties") or {}
+        problems = [f"{k}: missing" for k in self.parameters.get("required") or () if k not in data]
+        if self.parameters.get("additionalProperties") is False:
+            problems += [f"{k}: not a parameter" for k in data if k not in props]
+        for key, value in data.items():
+            kind = (props.get(key) or {}).get("type")
+            kinds = kind if isinstance(kind, list) else [kind] if kind else []
+            allowed = tuple(t for k in kinds for t in _JSON_TYPES.get(k, ()))
+            bad_bool = isinstance(value, bool) and bool not in allowed
+            if allowed and (not isinstance(value, allowed) or bad_bool):
+                problems.append(f"{key}: expected {'/'.join(kinds)}")
+        if problems:
+            raise ToolError(f"invalid arguments for {self.name!r}: {'; '.join(problems)}")
+        return data
 
 
 @overload

@@ -628,3 +628,42 @@ def test_beta_coordinator_builds_beta_events() -> None:
         BetaConversationItemCreateEvent,
         BetaResponseCreateEvent,
     ]
+
+
+async def test_schema_tool_from_json_schema():
+    """Tool.from_schema validates against the schema's top level and calls with keywords."""
+    from realtime.tools import SchemaTool, Tool, ToolCall, ToolRegistry
+
+    seen = {}
+
+    def lookup(city: str, days: int = 1):
+        seen.update(city=city, days=days)
+        return {"city": city, "days": days}
+
+    t = Tool.from_schema(
+        "lookup",
+        description="Look a city up.",
+        parameters={
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+        func=lookup,
+    )
+    assert isinstance(t, SchemaTool)
+    assert t.definition()["parameters"]["required"] == ["city"]
+    reg = ToolRegistry()
+    reg.register(t)
+    ok = await reg.execute(ToolCall("c1", "lookup", '{"city": "Oslo", "days": 2}'))
+    assert ok.ok and json.loads(ok.output) == {"city": "Oslo", "days": 2}
+    for bad in (
+        '{"days": 2}',
+        '{"city": 3}',
+        '{"city": "x", "zz": 1}',
+        '{"city": "x", "days": true}',
+        "[1]",
+        "{",
+    ):
+        res = await reg.execute(ToolCall("c2", "lookup", bad))
+        assert not res.ok and "error" in json.loads(res.output)
