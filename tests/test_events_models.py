@@ -463,3 +463,19 @@ def test_invalid_session_config_is_a_config_error() -> None:
         ev.SessionConfig(input_format="mp3")  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         ev.SessionConfig(voise="alloy")  # type: ignore[call-arg]
+
+
+def test_session_config_accepts_wire_dicts_and_validates_assignment() -> None:
+    """Tools and turn detection may be given as dicts (tagged by type); bad assignment fails."""
+    config = ev.SessionConfig(
+        tools=[{"type": "function", "name": "f"}, {"type": "mcp", "server_label": "s"}],
+        turn_detection={"type": "semantic_vad", "eagerness": "high"},
+    )
+    assert [type(tool) for tool in config.tools or []] == [ev.FunctionTool, ev.McpTool]
+    assert isinstance(config.turn_detection, ev.SemanticVad)
+    assert config.to_wire("ga")["audio"]["input"]["turn_detection"] == {
+        "type": "semantic_vad",
+        "eagerness": "high",
+    }
+    with pytest.raises(ConfigError):
+        config.output_format = "opus"  # type: ignore[assignment]

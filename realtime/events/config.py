@@ -22,17 +22,15 @@ from ..exceptions import ConfigError
 from .base import ClientEvent
 from .common import (
     FunctionTool,
-    GenericTool,
     InputAudioTranscription,
-    McpTool,
     Prompt,
     Reasoning,
-    SemanticVad,
-    ServerVad,
+    Tool,
     ToolChoiceFunction,
     ToolChoiceMcp,
     TracingConfig,
     TruncationRetentionRatio,
+    TurnDetection,
 )
 from .registry import Dialect
 from .session import (
@@ -89,10 +87,10 @@ class SessionConfig(BaseModel):
     speed: float | None = None
     input_format: AudioFormat | None = None
     output_format: AudioFormat | None = None
-    turn_detection: ServerVad | SemanticVad | None = None
+    turn_detection: TurnDetection | None = None
     transcription: InputAudioTranscription | None = None
     noise_reduction: str | None = None
-    tools: list[FunctionTool | McpTool | GenericTool] | None = None
+    tools: list[Tool] | None = None
     tool_choice: str | ToolChoiceFunction | ToolChoiceMcp | None = None
     temperature: float | None = None
     max_output_tokens: int | Literal["inf"] | None = None
@@ -106,6 +104,12 @@ class SessionConfig(BaseModel):
     def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(f"invalid session configuration: {exc}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
         except ValidationError as exc:
             raise ConfigError(f"invalid session configuration: {exc}") from None
 
@@ -306,7 +310,7 @@ def _beta_transcription(value: InputAudioTranscription | None) -> dict[str, Any]
     return wire
 
 
-def _beta_turn_detection(value: ServerVad | SemanticVad | None) -> dict[str, Any] | None:
+def _beta_turn_detection(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     wire: dict[str, Any] = _plain(value)
