@@ -143,18 +143,19 @@ class BlockLog:
 
     The audio callback calls :meth:`record` once per block with the ring index of the first
     frame it took from the ring, how many ring frames it played, and the block's DAC time
-    (PortAudio's ``outputBufferDacTime``). Storage is preallocated Python lists (no
-    allocation when recording). ``count`` is written last, so a reader on another thread
-    sees only complete records. The log keeps the last ``size`` blocks.
+    (PortAudio's ``outputBufferDacTime``). Storage is preallocated numpy arrays: storing a
+    value copies it into the array, so recording neither allocates nor keeps Python objects
+    alive. ``count`` is written last, so a reader on another thread sees only complete
+    records. The log keeps the last ``size`` blocks.
     """
 
     def __init__(self, size: int = 8192) -> None:
         if size <= 0:
             raise AudioFormatError(f"block log size must be positive, got {size}")
         self.size = size
-        self.ring_start: list[int] = [0] * size
-        self.frames: list[int] = [0] * size
-        self.dac_time: list[float] = [0.0] * size
+        self.ring_start: npt.NDArray[np.int64] = np.zeros(size, dtype=np.int64)
+        self.frames: npt.NDArray[np.int64] = np.zeros(size, dtype=np.int64)
+        self.dac_time: npt.NDArray[np.float64] = np.zeros(size, dtype=np.float64)
         self.count = 0
 
     def record(self, ring_start: int, frames: int, dac_time: float) -> None:
@@ -171,7 +172,7 @@ class BlockLog:
         if c == 0:
             return 0
         i = (c - 1) % self.size
-        return self.ring_start[i] + self.frames[i]
+        return int(self.ring_start[i] + self.frames[i])
 
 
 class Segment(NamedTuple):

@@ -342,16 +342,16 @@ class Speaker:
         if c - j > size - 2:
             # the log lapped us: blocks were overwritten; count their frames as heard
             j = c - size + 2
-            first = blog.ring_start[j % size]
+            first = int(blog.ring_start[j % size])
             self._tags.heard(self._heard_index, first)
             self._heard_index = max(self._heard_index, first)
         now = self._now()
         rate = self._dev_rate
         while j < c:
             i = j % size
-            start = blog.ring_start[i]
-            n = blog.frames[i]
-            dac = blog.dac_time[i]
+            start = int(blog.ring_start[i])
+            n = int(blog.frames[i])
+            dac = float(blog.dac_time[i])
             if dac > now:
                 break
             heard = min(n, int((now - dac) * rate))
