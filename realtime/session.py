@@ -48,6 +48,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed as WSConnectionClosed
 from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.frames import Frame, Opcode
+from websockets.protocol import Event as WSEvent
 
 from .connection import ApiKey, CredentialFilter, Endpoint, is_local_url, resolve_endpoint
 from .conversation import Conversation
@@ -98,6 +100,14 @@ class, or a predicate."""
 
 _DEFAULT_MAX_SIZE = 128 * 1024 * 1024
 _AUDIO_DELTAS = frozenset({"response.audio.delta", "response.output_audio.delta"})
+_TOOL_TYPES = frozenset(
+    {
+        "response.function_call_arguments.done",
+        "response.output_item.added",
+        "response.output_item.done",
+        "response.done",
+    }
+)
 _NORMAL_CLOSE = frozenset({1000, 1001})
 
 
@@ -184,6 +194,58 @@ class _Outgoing:
     def __init__(self, frame: str | None, sent: asyncio.Future[None] | None) -> None:
         self.frame = frame
         self.sent = sent
+
+
+class _FrameConnection(ClientConnection):
+    """A websockets client connection handing each data message to a callback.
+
+    websockets normally queues messages for ``recv()``; a realtime session consumes
+    every message immediately, so it takes them straight from the protocol layer
+    (inside ``data_received``), without a queue, a task switch or a UTF-8 decode per
+    message (the JSON parser validates the bytes). Control frames, the handshake and
+    closing are left to websockets. Messages arriving before :meth:`attach` are kept.
+    """
+
+    _sink: Callable[[bytes], None] | None = None
+    _early: list[bytes] | None = None
+    _parts: list[bytes] | None = None
+
+    def attach(self, sink: Callable[[bytes], None]) -> None:
+        """Deliver messages to ``sink`` from now on (and those received so far)."""
+        early, self._early = self._early or [], None
+        self._sink = sink
+        for data in early:
+            sink(data)
+
+    def process_event(self, event: WSEvent) -> None:
+        if self.response is None or not isinstance(event, Frame):
+            super().process_event(event)
+            return
+        opcode = event.opcode
+        raw = event.data
+        chunk = raw if isinstance(raw, bytes) else bytes(raw)
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            if not event.fin:
+                self._parts = [chunk]
+                return
+            data = chunk
+        elif opcode is Opcode.CONT:
+            if self._parts is None:
+                return
+            self._parts.append(chunk)
+            if not event.fin:
+                return
+            data, self._parts = b"".join(self._parts), None
+        else:
+            super().process_event(event)
+            return
+        sink = self._sink
+        if sink is None:
+            if self._early is None:
+                self._early = []
+            self._early.append(data)
+        else:
+            sink(data)
 
 
 def _new_event_id() -> str:
@@ -276,6 +338,7 @@ class Session:
             tracker=self.responses, auto_respond=auto_respond_to_tools
         )
         self._audio_log = OutputAudioLog(output_audio_format)
+        self._special = self._specials()
         self.last_interruption: Interruption | None = None
         self.dispatcher = dispatcher if dispatcher is not None else Dispatcher()
         self.connect_timeout = connect_timeout
@@ -407,6 +470,7 @@ class Session:
                 proxy=None if is_local_url(url) else True,
                 user_agent_header="realtime-voice",
                 logger=ws_logger,
+                create_connection=_FrameConnection,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
@@ -481,60 +545,91 @@ class Session:
         while True:
             ws = self._ws
             assert ws is not None
-            code: int | None
-            try:
-                async for frame in ws:
-                    self._receive(frame)
-                code, reason = ws.close_code, ws.close_reason or ""
-            except WSConnectionClosed as exc:
-                rcvd = exc.rcvd
-                code = rcvd.code if rcvd is not None else 1006
-                reason = rcvd.reason if rcvd is not None else ""
+            if isinstance(ws, _FrameConnection):
+                ws.attach(self._receive)
+                await ws.wait_closed()
+            else:
+                with contextlib.suppress(WSConnectionClosed):
+                    async for frame in ws:
+                        self._receive(frame)
+            code: int | None = ws.close_code
+            reason = ws.close_reason or ""
             if self._closing:
                 return
             if not await self._connection_lost(code, reason):
                 return
 
     def _receive(self, frame: str | bytes) -> None:
-        """Handle one frame (the hot path: keep it lean)."""
+        """Handle one message (the hot path: keep it lean). Never raises."""
         try:
             event = parse_server_event(frame, self.dialect)
         except ProtocolError as exc:
             self.protocol_errors += 1
             logger.warning("ignoring a frame that could not be parsed: %s", exc)
             return
-        try:
-            self._process(event)
         except Exception:
-            logger.exception("internal error while processing %s", event.type)
-        self._deliver(event)
-
-    def _process(self, event: ServerEvent) -> None:
+            self.protocol_errors += 1
+            logger.exception("ignoring a frame that could not be parsed")
+            return
         etype = event.type
-        self.conversation.apply(event)
-        to_send = self.responses.apply(event)
-        to_send.extend(self._coordinator.apply(event))
-        calls = self._coordinator.take_calls()
-        for call in calls:
+        try:
+            self.conversation.apply(event)
+            out = self.responses.apply(event)
+            special = self._special.get(etype)
+            if special is not None:
+                out = special(event, out)
+            if out:
+                for client_event in out:
+                    self._send_nowait(client_event)
+            if self._acks_by_type:
+                acks = self._acks_by_type.get(etype)
+                if acks:
+                    for ack in acks:
+                        if ack.match is None or ack.match(event):
+                            self._resolve(ack, event)
+                            break
+        except Exception:
+            logger.exception("internal error while processing %s", etype)
+        try:
+            self._deliver(event)
+        except Exception:
+            logger.exception("internal error while delivering %s", etype)
+
+    def _specials(self) -> dict[str, Callable[[Any, list[ClientEvent]], list[ClientEvent]]]:
+        """Per event type, the extra processing some types need (looked up once per event)."""
+        table: dict[str, Callable[[Any, list[ClientEvent]], list[ClientEvent]]] = {}
+        for etype in _TOOL_TYPES:
+            table[etype] = self._on_tool_event
+        for etype in _AUDIO_DELTAS:
+            table[etype] = self._on_audio_delta
+        table["input_audio_buffer.speech_started"] = self._on_speech_started
+        table["error"] = self._on_error_event
+        table["session.created"] = self._on_session_event
+        table["session.updated"] = self._on_session_event
+        return table
+
+    def _on_tool_event(self, event: Any, out: list[ClientEvent]) -> list[ClientEvent]:
+        out = out + self._coordinator.apply(event)
+        for call in self._coordinator.take_calls():
             self._spawn(self._run_tool(call))
-        if etype in _AUDIO_DELTAS:
-            self._audio_log.apply(event, time.monotonic())
-        elif etype == "input_audio_buffer.speech_started":
-            to_send.extend(self._barge_in())
-        for client_event in to_send:
-            self._send_nowait(client_event)
-        acks = self._acks_by_type.get(etype)
-        if acks:
-            for ack in acks:
-                if ack.match is None or ack.match(event):
-                    self._resolve(ack, event)
-                    break
-        if etype == "error":
-            self._on_error(event)
-        elif etype == "session.created" or etype == "session.updated":
-            self.server_session = _get(event, "session")
-            if etype == "session.created":
-                self._schedule_expiry(_get(self.server_session, "expires_at"))
+        return out
+
+    def _on_audio_delta(self, event: Any, out: list[ClientEvent]) -> list[ClientEvent]:
+        self._audio_log.apply(event, time.monotonic())
+        return out
+
+    def _on_speech_started(self, event: Any, out: list[ClientEvent]) -> list[ClientEvent]:
+        return out + self._barge_in()
+
+    def _on_error_event(self, event: Any, out: list[ClientEvent]) -> list[ClientEvent]:
+        self._on_error(event)
+        return out
+
+    def _on_session_event(self, event: Any, out: list[ClientEvent]) -> list[ClientEvent]:
+        self.server_session = _get(event, "session")
+        if event.type == "session.created":
+            self._schedule_expiry(_get(self.server_session, "expires_at"))
+        return out
 
     def _server_cancels(self) -> bool:
         """Whether the server cancels a response itself on speech (``interrupt_response``)."""
