@@ -37,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import psutil  # noqa: E402
+import psutil
 
 __all__ = ["main"]
 
@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(
-        f"Long session: {mem['turns']:.0f} turns = {mem['simulated_s'] / 60:.0f} simulated minutes, "
+        f"Long session: {mem['turns']:.0f} turns = {mem['simulated_s'] / 60:.0f} simulated min, "
         f"{mem['events']:,.0f} events, {mem['items']:.0f} items, fed in {mem['elapsed_s']:.1f} s "
         f"({mem['speedup']:.0f}x real time)"
     )
