@@ -61,9 +61,7 @@ def _excerpt(data: bytes | bytearray | memoryview | str) -> str:
     return bytes(head).decode("utf-8", "replace")
 
 
-def _failure(
-    exc: ValidationError, data: bytes | bytearray | memoryview | str
-) -> tuple[str, str | None]:
+def _failure(exc: ValidationError) -> tuple[str, str | None]:
     """Classify a validation failure: (kind, event type) where kind is one of
     ``"unknown"``, ``"json"``, ``"no-type"``, ``"not-object"`` or a readable message."""
     errors = exc.errors(include_url=False, include_context=False, include_input=False)
@@ -84,7 +82,7 @@ def _failure(
     return f"invalid field {where}: {first['msg']}{more}", event_type
 
 
-def _raise(message: str, event_type: str | None, data: Any) -> ProtocolError:
+def _error(message: str, event_type: str | None, data: Any) -> ProtocolError:
     return ProtocolError(message, event_type=event_type, excerpt=_excerpt(data))
 
 
@@ -109,13 +107,17 @@ def parse_server_event(data: bytes | str, dialect: Dialect = "ga") -> ServerEven
         event: ServerEvent = adapter.validate_json(data)
         return event
     except ValidationError as exc:
-        kind, event_type = _failure(exc, data)
+        kind, event_type = _failure(exc)
     if kind != "unknown":
-        raise _raise(_MESSAGES.get(kind, kind), event_type, data) from None
-    raw = json.loads(data)
+        raise _error(_MESSAGES.get(kind, kind), event_type, data)
+    # Only a frame of an unknown type is decoded a second time.
+    try:
+        raw = json.loads(data)
+    except ValueError:
+        raise _error("malformed JSON", None, data) from None
     wire = raw.get("type")
     if not isinstance(wire, str):
-        raise _raise("event 'type' is not a string", None, data)
+        raise _error("event 'type' is not a string", None, data)
     event_id = raw.get("event_id")
     return UnknownServerEvent.model_construct(
         type=wire, event_id=event_id if isinstance(event_id, str) else None, raw=raw
@@ -133,11 +135,11 @@ def parse_client_event(data: bytes | str, dialect: Dialect = "ga") -> ClientEven
         event: ClientEvent = adapter.validate_json(data)
         return event
     except ValidationError as exc:
-        kind, event_type = _failure(exc, data)
+        kind, event_type = _failure(exc)
     if kind == "unknown":
         wire = _peek_type(data)
-        raise _raise(f"unknown client event type for the {dialect} dialect", wire, data)
-    raise _raise(_MESSAGES.get(kind, kind), event_type, data) from None
+        raise _error(f"unknown client event type for the {dialect} dialect", wire, data)
+    raise _error(_MESSAGES.get(kind, kind), event_type, data)
 
 
 def _peek_type(data: bytes | str) -> str | None:
