@@ -330,6 +330,7 @@ async def _trial(pulse: Any, latency: float, seed: int, tmp: Path) -> dict[str, 
         "underruns": underruns,
         "silence_ms": (end - at_interrupt) / 48.0,
         "bound_ms": (lead + 2 * block_s) * 1000,
+        "nominal_ms": (reported + block_s) * 1000,
         "heard_err_ms": (heard.played_ms if heard else float("nan")) - monitor_ms,
     }
 
@@ -425,36 +426,52 @@ def main(argv: list[str] | None = None) -> int:
     print("Barge-in on the PulseAudio null sink (2 s played, interrupt() near 1 s heard)")
     print(
         f"{'latency s':>10}{'reported ms':>12}{'DAC lead ms':>12}{'xruns':>7}{'underr':>7}"
-        f"{'silence ms':>11}{'bound ms':>10}{'heard err ms':>13}"
+        f"{'silence ms':>11}{'bound ms':>10}{'rep+blk ms':>11}{'heard err ms':>13}"
     )
     for r in res:
         print(
             f"{r['latency']:>10.3f}{r['reported']:>12.1f}{r['lead']:>12.1f}{r['xruns']:>7.0f}"
             f"{r['underruns']:>7.0f}{r['silence_ms']:>11.1f}{r['bound_ms']:>10.1f}"
-            f"{r['heard_err_ms']:>13.1f}"
+            f"{r['nominal_ms']:>11.1f}"
+            + (f"{r['heard_err_ms']:>13.1f}" if not r["xruns"] else f"{'(gaps)':>13}")
         )
+    print(
+        "bound = DAC lead of the last block (PortAudio's outputBufferDacTime - currentTime: "
+        "what the driver and the sound server hold) + that block + the fade block;\n"
+        "rep+blk = the stream latency PortAudio reports + one block (it leaves out the "
+        "sound server's own buffering, so real silence can exceed it);\n"
+        "(gaps) = the device underflowed, the recording has gaps: no heard-error figure"
+    )
     clean = [r for r in res if not r["xruns"] and not r["underruns"]]
     lowest = min((r["latency"] for r in clean), default=None)
     default = [r for r in res if r["latency"] == 0.1]
     print()
     if default:
         worst = max(r["silence_ms"] - r["bound_ms"] for r in default)
+        nominal = max(r["silence_ms"] - r["nominal_ms"] for r in default)
         print(
             "default latency 0.1 s: interrupt->silence "
-            f"{max(r['silence_ms'] for r in default):.1f} ms "
-            f"(bound {max(r['bound_ms'] for r in default):.1f} ms): {_verdict(worst <= 0)}"
+            f"{max(r['silence_ms'] for r in default):.1f} ms; within DAC lead + 2 blocks "
+            f"({max(r['bound_ms'] for r in default):.1f} ms): {_verdict(worst <= 0)}; within "
+            f"reported latency + 1 block ({max(r['nominal_ms'] for r in default):.1f} ms): "
+            f"{_verdict(nominal <= 0)}"
         )
     if lowest is not None:
         low = [r for r in clean if r["latency"] == lowest]
         worst = max(r["silence_ms"] - r["bound_ms"] for r in low)
+        nominal = max(r["silence_ms"] - r["nominal_ms"] for r in low)
         print(
             f"lowest latency without underruns here: {lowest} s: interrupt->silence "
-            f"{max(r['silence_ms'] for r in low):.1f} ms (bound "
-            f"{max(r['bound_ms'] for r in low):.1f} ms): {_verdict(worst <= 0)}"
+            f"{max(r['silence_ms'] for r in low):.1f} ms; within DAC lead + 2 blocks "
+            f"({max(r['bound_ms'] for r in low):.1f} ms): {_verdict(worst <= 0)}; within "
+            f"reported latency + 1 block ({max(r['nominal_ms'] for r in low):.1f} ms): "
+            f"{_verdict(nominal <= 0)}"
         )
-    err = max(abs(r["heard_err_ms"]) for r in res)
+    # with device underflows the recording contains gaps of silence, so its span no
+    # longer measures the audio heard: the error is only meaningful in clean runs
+    err = max((abs(r["heard_err_ms"]) for r in res if not r["xruns"]), default=float("nan"))
     print(
-        f"heard-position error, worst of all runs: {err:.1f} ms (target <= 30 ms): "
+        f"heard-position error, worst run without xruns: {err:.1f} ms (target <= 30 ms): "
         f"{_verdict(err <= 30)}"
     )
     return 0
