@@ -242,12 +242,35 @@ async def test_speech_sse_malformed_and_error_events(
 ) -> None:
     """A delta without audio, or an error event, in a speech SSE stream raises APIError."""
     bad = b'data: {"type":"speech.audio.delta"}\n\n'
-    rest_server.state.push("/audio/speech", StreamingResponse(iter([bad])))
+    rest_server.state.push(
+        "/audio/speech", StreamingResponse(iter([bad]), media_type="text/event-stream")
+    )
     with pytest.raises(APIError, match="audio"):
         async for _ in client.speak("hi", stream_format="sse").events():
             pass
     err = b'data: {"type":"error","error":{"message":"voice not found","code":"bad_voice"}}\n\n'
-    rest_server.state.push("/audio/speech", StreamingResponse(iter([err])))
+    rest_server.state.push(
+        "/audio/speech", StreamingResponse(iter([err]), media_type="text/event-stream")
+    )
     with pytest.raises(APIError, match="voice not found") as info:
         await client.speak("hi", stream_format="sse").read()
     assert info.value.code == "bad_voice"
+
+
+async def test_sse_requested_but_plain_audio_sent(
+    client: AsyncAudioClient, rest_server: RestTestServer
+) -> None:
+    """When the server answers stream_format='sse' with plain audio, events wrap its chunks."""
+    rest_server.state.push(
+        "/audio/speech",
+        StreamingResponse(iter([b"\x01\x02", b"\x03\x04"]), media_type="audio/pcm"),
+    )
+    events = [e async for e in client.speak("hi", model="tts-1", stream_format="sse").events()]
+    assert [type(e) for e in events] == [SpeechAudioDeltaEvent] * 2 + [SpeechAudioDoneEvent]
+    assert b"".join(e.audio_bytes() for e in events if isinstance(e, SpeechAudioDeltaEvent)) == (
+        b"\x01\x02\x03\x04"
+    )
+    rest_server.state.push(
+        "/audio/speech", StreamingResponse(iter([b"\x05\x06"]), media_type="audio/pcm")
+    )
+    assert await client.speak("hi", stream_format="sse").read() == b"\x05\x06"

@@ -346,3 +346,23 @@ async def test_stream_open_error_raised_at_await(
     with pytest.raises(APIError) as info:
         await client.transcribe(WAV, stream=True)
     assert info.value.status == 400 and info.value.message == "nope"
+
+
+async def test_stream_ignored_by_server_gives_one_done_event(
+    client: AsyncAudioClient, rest_server: RestTestServer
+) -> None:
+    """A server that ignores stream=true (JSON or text body) still yields transcript.text.done."""
+    rest_server.state.push(
+        "/audio/transcriptions",
+        PlainTextResponse(
+            '{"text": "whole", "usage": {"type": "tokens", "input_tokens": 1, '
+            '"output_tokens": 2, "total_tokens": 3}}',
+            media_type="application/json",
+        ),
+    )
+    events = [e async for e in client.transcribe_stream(WAV, model="whisper-1")]
+    assert len(events) == 1 and isinstance(events[0], TranscriptTextDoneEvent)
+    assert events[0].text == "whole" and events[0].usage is not None
+    rest_server.state.push("/audio/transcriptions", PlainTextResponse("plain text\n"))
+    done = await client.transcribe_stream(WAV, model="whisper-1").final()
+    assert done.text == "plain text"

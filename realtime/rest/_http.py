@@ -235,6 +235,23 @@ def _reason(status: int) -> str:
         return "error"
 
 
+async def _error_body(response: httpx.Response, limit: int = 64 * 1024) -> bytes:
+    """At most ``limit`` bytes of an error response's body; closes the response."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in response.aiter_bytes():
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+    except httpx.HTTPError:
+        pass
+    finally:
+        await response.aclose()
+    return b"".join(parts)[:limit]
+
+
 _RETRYABLE_TRANSPORT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
@@ -335,12 +352,7 @@ class HTTPCore:
                 )
                 if response.is_success:
                     return response
-                try:
-                    body = await response.aread()
-                except httpx.HTTPError:
-                    body = b""
-                finally:
-                    await response.aclose()
+                body = await _error_body(response)
                 error = api_error(response.status_code, response.headers, body, secret)
                 status = response.status_code
                 wait = None

@@ -12,6 +12,7 @@ the body is a stream of typed ``speech.audio.delta`` / ``speech.audio.done`` eve
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -33,7 +34,7 @@ from realtime.rest.models import (
     SpeechUsage,
     parse_speech_event,
 )
-from realtime.rest.streams import iter_body, iter_sse_data
+from realtime.rest.streams import is_event_stream, iter_body, iter_sse_data
 from realtime.rest.wavio import WavStreamParser
 
 __all__ = [
@@ -94,7 +95,8 @@ class SpeechStream:
     ``async with client.speak(text) as audio: async for chunk in audio: ...``. The
     request is sent on :meth:`open` (``async with`` or the first iteration call it).
     :attr:`time_to_first_byte` is measured from :meth:`open`. For ``stream_format="sse"``
-    use :meth:`events` for the typed events; :attr:`usage` is set by ``speech.audio.done``.
+    use :meth:`events` for the typed events; :attr:`usage` is set by ``speech.audio.done``
+    (a server that answers with plain audio anyway yields deltas of its chunks).
     Raises APIError for an error status, a dropped connection or a malformed event.
     """
 
@@ -171,6 +173,12 @@ class SpeechStream:
     async def _sse_events(self) -> AsyncGenerator[SpeechEvent, None]:
         await self.open()
         assert self._response is not None
+        if not is_event_stream(self._response):
+            # the server sent plain audio although events were asked for (tts-1 does)
+            async for chunk in self._raw_audio():
+                yield SpeechAudioDeltaEvent(audio=base64.b64encode(chunk).decode("ascii"))
+            yield SpeechAudioDoneEvent()
+            return
         data_stream = iter_sse_data(self._response, "speech stream")
         try:
             async for data in data_stream:
@@ -193,12 +201,17 @@ class SpeechStream:
         )
 
     async def _audio(self) -> AsyncGenerator[bytes, None]:
-        if self.sse:
+        await self.open()
+        assert self._response is not None
+        if self.sse and is_event_stream(self._response):
             async for event in self.events():
                 if isinstance(event, SpeechAudioDeltaEvent):
                     yield event.audio_bytes()
             return
-        await self.open()
+        async for chunk in self._raw_audio():
+            yield chunk
+
+    async def _raw_audio(self) -> AsyncGenerator[bytes, None]:
         assert self._response is not None
         async for chunk in iter_body(self._response, "speech audio"):
             if self.first_byte_at is None:

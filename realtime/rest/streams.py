@@ -14,7 +14,13 @@ import httpx
 from realtime.exceptions import APIError
 from realtime.rest.sse import SSEDecoder
 
-__all__ = ["iter_body", "iter_sse_data", "read_body"]
+__all__ = ["is_event_stream", "iter_body", "iter_sse_data", "read_body"]
+
+
+def is_event_stream(response: httpx.Response) -> bool:
+    """True when the response body is ``text/event-stream``."""
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.startswith("text/event-stream")
 
 
 def _lost(response: httpx.Response, exc: Exception, what: str) -> APIError:

@@ -25,11 +25,12 @@ from realtime.rest.models import (
     TranscriptTextDoneEvent,
     Translation,
     TranslationVerbose,
+    UsageTokens,
     parse_transcript_event,
     validate_json,
 )
 from realtime.rest.multipart import AudioInput, MultipartBody, audio_upload
-from realtime.rest.streams import iter_sse_data
+from realtime.rest.streams import is_event_stream, iter_sse_data, read_body
 
 __all__ = [
     "TEXT_FORMATS",
@@ -177,6 +178,23 @@ def parse_translation(
     return validate_json(Translation, body, request_id)
 
 
+async def _whole_body_as_done(response: httpx.Response) -> AsyncGenerator[str, None]:
+    """A server that ignores ``stream`` (as whisper-1 does) answers with the whole result:
+    deliver it as a single ``transcript.text.done`` event."""
+    body = await read_body(response, "transcription")
+    if response.headers.get("content-type", "").startswith("application/json"):
+        result = validate_json(Transcription, body, response.headers.get("x-request-id"))
+        done = TranscriptTextDoneEvent(
+            text=result.text,
+            languages=result.languages,
+            logprobs=result.logprobs,
+            usage=result.usage if isinstance(result.usage, UsageTokens) else None,
+        )
+    else:
+        done = TranscriptTextDoneEvent(text=body.decode("utf-8", errors="replace").strip())
+    yield done.model_dump_json(exclude_none=True)
+
+
 class TranscriptStream:
     """The typed events of a streamed transcription.
 
@@ -185,7 +203,8 @@ class TranscriptStream:
     the final event. The request is sent on :meth:`open` (called by ``async with``,
     by the first iteration, or already by ``await client.transcribe(..., stream=True)``).
     Raises APIError for an error status, an ``error`` event, or a body that ends before
-    ``transcript.text.done`` (including one cut off mid-event).
+    ``transcript.text.done`` (including one cut off mid-event). A server that answers
+    with a plain result instead of events yields it as one ``transcript.text.done``.
     """
 
     def __init__(self, send: Callable[[], Awaitable[httpx.Response]]) -> None:
@@ -205,7 +224,10 @@ class TranscriptStream:
         """Send the request (with retries) unless already sent; return self."""
         if self._response is None:
             self._response = await self._send()
-            self._data = iter_sse_data(self._response, "transcription stream")
+            if is_event_stream(self._response):
+                self._data = iter_sse_data(self._response, "transcription stream")
+            else:
+                self._data = _whole_body_as_done(self._response)
         return self
 
     async def aclose(self) -> None:
