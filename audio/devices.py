@@ -28,6 +28,7 @@ from .exceptions import DeviceError, NoDeviceError, PortAudioMissing
 __all__ = [
     "DeviceInfo",
     "Direction",
+    "close_stream",
     "device_error",
     "devices",
     "refresh",
@@ -76,6 +77,24 @@ def device_error(exc: BaseException, what: str) -> DeviceError:
     exception (raise it ``from exc``).
     """
     return DeviceError(f"{what} failed: {exc}")
+
+
+def close_stream(stream: Any, what: str) -> None:
+    """Abort and close a ``sounddevice`` stream; a PortAudio error becomes a :class:`DeviceError`.
+
+    The stream is closed even when aborting fails. *what* names the device for the message.
+    """
+    error: BaseException | None = None
+    try:
+        stream.abort()
+    except Exception as exc:
+        error = exc
+    try:
+        stream.close()
+    except Exception as exc:
+        error = error or exc
+    if error is not None:
+        raise device_error(error, f"closing {what}") from error
 
 
 @dataclass(frozen=True)

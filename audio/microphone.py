@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .devices import DeviceInfo, device_error, resolve_device, sounddevice_module
+from .devices import DeviceInfo, close_stream, device_error, resolve_device, sounddevice_module
 from .exceptions import AudioFormatError, DeviceError
 from .pcm import pcm16_from_float32
 from .resample import StreamResampler, check_rate
@@ -170,10 +170,8 @@ class Microphone:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._wakeup.set)
         if stream is not None:
-            try:
-                stream.abort()
-            finally:
-                stream.close()
+            name = self._info.describe() if self._info is not None else "the device"
+            close_stream(stream, f"input stream on {name}")
 
     async def __aenter__(self) -> Microphone:
         self._loop = asyncio.get_running_loop()

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .devices import DeviceInfo, device_error, resolve_device, sounddevice_module
+from .devices import DeviceInfo, close_stream, device_error, resolve_device, sounddevice_module
 from .exceptions import AudioFormatError, DeviceError
 from .pcm import float32_from_pcm16
 from .playback import HeardPosition, ReferenceListener
@@ -105,6 +105,8 @@ class Speaker:
         """Gaps inside an item: the ring ran dry and then more audio of that item arrived."""
         self.xruns = 0
         """Output underflows reported by PortAudio in the callback's status flags."""
+        self.listener_errors = 0
+        """Reference listeners that raised (each is removed after its first exception)."""
         self.dac_lead = 0.0
         """Seconds from the last callback to the DAC time of its block (PortAudio's timing)."""
         self.max_dac_lead = 0.0
@@ -188,10 +190,8 @@ class Speaker:
         stream, self._stream = self._stream, None
         self._closed = True
         if stream is not None:
-            try:
-                stream.abort()
-            finally:
-                stream.close()
+            name = self._info.describe() if self._info is not None else "the device"
+            close_stream(stream, f"output stream on {name}")
 
     def __enter__(self) -> Speaker:
         self.start()
@@ -245,7 +245,8 @@ class Speaker:
 
         It is called on the audio thread with a preallocated float32 array that is reused
         for the next block (copy it to keep it); it must be quick and must not block. Blocks
-        of another length than :attr:`blocksize` (rare) are not reported.
+        of another length than :attr:`blocksize` (rare) are not reported. A listener that
+        raises is removed and counted in :attr:`listener_errors`.
         """
         self._listeners = (*self._listeners, listener)
 
@@ -318,7 +319,12 @@ class Speaker:
             ref = self._ref_buf
             np.copyto(ref, outdata[:, 0])
             for listener in self._listeners:
-                listener(ref, self._dev_rate)
+                try:
+                    listener(ref, self._dev_rate)
+                except Exception:
+                    # never let a listener kill the stream: drop it, count it
+                    self.listener_errors += 1
+                    self._listeners = tuple(x for x in self._listeners if x is not listener)
 
     # ------------------------------------------------------------------ producer side
 

@@ -712,3 +712,38 @@ def test_microphone_chunk_size() -> None:
     """chunk_ms sets the chunk length at the session rate."""
     assert Microphone(chunk_ms=10).chunk_frames == 240
     assert Microphone(rate=16000, chunk_ms=200).chunk_frames == 3200
+
+
+def test_failing_listener_removed_stream_survives(speaker: Speaker) -> None:
+    """A reference listener that raises is dropped and counted; playback goes on."""
+    drv = Driver(speaker)
+    calls: list[int] = []
+
+    def bad(block: np.ndarray, rate: int) -> None:
+        calls.append(rate)
+        raise RuntimeError("echo canceller crashed")
+
+    speaker.add_reference_listener(bad)
+    speaker.enqueue(pcm(tone(2400, 0.5)), "a")
+    first = drv.block()
+    drv.block()
+    assert calls == [RATE] and speaker.listener_errors == 1
+    assert first.max() == pytest.approx(0.5, abs=1e-4)
+
+
+class AbortFails(FakeStream):
+    """A stream whose abort fails like a PortAudio error."""
+
+    def abort(self) -> None:
+        raise RuntimeError("Error stopping stream [PaErrorCode -9999]")
+
+
+def test_close_error_converted_and_stream_closed(sd: SimpleNamespace) -> None:
+    """A PortAudio error while closing becomes a DeviceError; the stream is still closed."""
+    sd.OutputStream = AbortFails
+    sp = Speaker(device_rate=RATE)
+    sp.start()
+    stream = sp._stream
+    with pytest.raises(DeviceError, match="closing output stream"):
+        sp.close()
+    assert stream.closed
