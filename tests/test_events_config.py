@@ -150,8 +150,10 @@ def assert_fits_spec(wire: dict[str, Any], dialect: str, kind: str) -> None:
 
 def load_example(text: str) -> dict[str, Any]:
     """A spec example as a dict (drops // comments and trailing commas, which JSON forbids)."""
-    text = re.sub(r"^\s*//.*$", "", text, flags=re.M)
-    return dict(json.loads(re.sub(r",(\s*[}\]])", r"\1", text)))
+    text = re.sub(r"(^|\s)//.*$", r"\1", text, flags=re.M)
+    text = re.sub(r",(\s*[}\]])", r"\1", text)
+    value, _ = json.JSONDecoder().raw_decode(text.strip())  # some hold several: take the first
+    return dict(value)
 
 
 def spec_example(dialect: str, wire_type: str, side: str = "Server") -> dict[str, Any]:

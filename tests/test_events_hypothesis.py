@@ -65,7 +65,8 @@ def _example(schema: dict[str, Any]) -> dict[str, Any] | None:
     if not text:
         return None
     try:
-        value = json.loads(re.sub(r",(\s*[}\]])", r"\1", text))
+        text = re.sub(r"(^|\s)//.*$", r"\1", text, flags=re.M)
+        value, _ = json.JSONDecoder().raw_decode(re.sub(r",(\s*[}\]])", r"\1", text).strip())
     except ValueError:
         return None
     return value if isinstance(value, dict) else None

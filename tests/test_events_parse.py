@@ -58,8 +58,11 @@ def _all_event_types(spec: dict[str, Any]) -> set[str]:
 
 
 def load_example(text: str) -> dict[str, Any]:
-    """A spec example as a dict (some GA examples carry a trailing comma, which JSON forbids)."""
-    return dict(json.loads(re.sub(r",(\s*[}\]])", r"\1", text)))
+    """A spec example as a dict (drops // comments and trailing commas, which JSON forbids)."""
+    text = re.sub(r"(^|\s)//.*$", r"\1", text, flags=re.M)
+    text = re.sub(r",(\s*[}\]])", r"\1", text)
+    value, _ = json.JSONDecoder().raw_decode(text.strip())  # some hold several: take the first
+    return dict(value)
 
 
 def _example(schema: dict[str, Any]) -> dict[str, Any]:
@@ -476,3 +479,71 @@ def test_server_event_roundtrip_through_encode(dialect: str) -> None:
     encoded = ev.encode_server_event(event)
     assert " " not in encoded
     assert json.loads(encoded) == raw
+
+
+# ---------------------------------------------------------------- spec-derived invalid frames
+
+_WRONG_VALUE = {"string": 12345, "integer": "not-a-number", "number": "NaN?", "boolean": "yes",
+                "object": "not-an-object", "array": 7}  # fmt: skip
+
+
+def _invalid_frames(dialect: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(type, what, frame): a spec example with one required field removed or mistyped.
+
+    ``type`` and ``event_id`` are left alone (the contract makes ``event_id`` optional).
+    Only fields whose spec schema has a plain ``type`` get a wrong-typed value.
+    """
+    spec = load_spec(dialect)
+    cases = []
+    for wire_type, schema in sorted(_union(spec, "RealtimeServerEvent").items()):
+        example = {**_example(schema), "type": wire_type}
+        for name in schema.get("required", []):
+            if name in ("type", "event_id") or name not in example:
+                continue
+            cases.append(
+                (wire_type, f"missing {name}", {k: v for k, v in example.items() if k != name})
+            )
+            prop = schema["properties"][name]
+            while "$ref" in prop:
+                prop = spec["components"]["schemas"][prop["$ref"].rsplit("/", 1)[-1]]
+            if isinstance(prop.get("type"), str) and prop["type"] in _WRONG_VALUE:
+                cases.append((wire_type, f"{name} not {prop['type']}",
+                              {**example, name: _WRONG_VALUE[prop["type"]]}))  # fmt: skip
+    return cases
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_every_required_field_is_enforced(dialect: str) -> None:
+    """A spec event lacking a required field, or with it mistyped, is a ProtocolError naming it."""
+    cases = _invalid_frames(dialect)
+    assert len(cases) > 50
+    accepted = []
+    for wire_type, what, raw in cases:
+        try:
+            event = ev.parse_server_event(frame(raw), dialect=dialect)
+        except ProtocolError as exc:
+            assert exc.event_type == wire_type, (wire_type, what, str(exc))
+            assert wire_type in str(exc)
+        else:
+            accepted.append(f"{wire_type}: {what} -> {type(event).__name__}")
+    assert not accepted, "accepted invalid frames:\n" + "\n".join(accepted)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_client_required_fields_are_enforced(dialect: str) -> None:
+    """parse_client_event: a spec client event lacking a required field is a ProtocolError."""
+    checked = 0
+    for wire_type, schema in sorted(_union(load_spec(dialect), "RealtimeClientEvent").items()):
+        example = {**_example(schema), "type": wire_type}
+        assert type(ev.parse_client_event(frame(example), dialect=dialect)).__name__.endswith(
+            "Event"
+        )
+        for name in schema.get("required", []):
+            if name in ("type", "event_id") or name not in example:
+                continue
+            raw = {k: v for k, v in example.items() if k != name}
+            with pytest.raises(ProtocolError) as info:
+                ev.parse_client_event(frame(raw), dialect=dialect)
+            assert info.value.event_type == wire_type, (wire_type, name)
+            checked += 1
+    assert checked >= 5
