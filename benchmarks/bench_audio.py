@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import base64
 import gc
+import importlib
 import os
 import queue
 import statistics
@@ -53,12 +54,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "audio_devices"))
 
-from audio import devices as devices_mod  # noqa: E402
 from audio.microphone import Microphone  # noqa: E402
 from audio.pcm import b64decode, b64encode  # noqa: E402
 from audio.speaker import Speaker  # noqa: E402
 
 __all__ = ["main"]
+
+# the module itself (``audio.devices`` may be re-bound to the devices() function)
+devices_mod = importlib.import_module("audio.devices")
 
 SESSION_RATE = 24000
 DEVICE_RATE = 48000

@@ -16,12 +16,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from audio import devices as devices_mod
 from audio.devices import DeviceInfo, devices, resolve_device, sounddevice_module
 from audio.exceptions import AudioFormatError, DeviceError, NoDeviceError, PortAudioMissing
 from audio.microphone import Microphone
 from audio.playback import AudioSink, AudioSource, HeardPosition, PlaybackTracker
 from audio.speaker import Speaker
+
+# the module itself (``audio.devices`` may be re-bound to the devices() function)
+devices_mod = importlib.import_module("audio.devices")
 
 RATE = 24000
 BLOCK = 240  # 10 ms at 24 kHz
