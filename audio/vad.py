@@ -277,6 +277,15 @@ class VadSegmenter:
         """Milliseconds of audio consumed so far (a multiple of ``window_ms``)."""
         return self._windows * self.window_ms
 
+    @property
+    def silence_ms(self) -> int:
+        """While speaking: milliseconds since the end of the last speech window (else 0).
+
+        A pause is beginning when this turns non-zero; speech stops when it reaches
+        ``silence_duration_ms``.
+        """
+        return self.position_ms - self._speech_end if self._speaking else 0
+
     def push(self, probability: float) -> VadEvent | None:
         """Feed the next window's speech probability; returns the event it causes, if any."""
         start = self._windows * self.window_ms
@@ -357,6 +366,11 @@ class StreamingVad:
     def position_ms(self) -> int:
         """Milliseconds of audio analysed so far (on the 32 ms window grid)."""
         return self.segmenter.position_ms
+
+    @property
+    def silence_ms(self) -> int:
+        """While speaking: milliseconds of silence since the last speech (else 0)."""
+        return self.segmenter.silence_ms
 
     def feed(self, pcm16: bytes) -> list[VadEvent]:
         """Analyse a chunk of PCM16 audio; returns the events it completes, in order."""

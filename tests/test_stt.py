@@ -315,6 +315,20 @@ def test_incremental_trims_and_stitches_long_utterances() -> None:
     assert "".join(t.take_deltas()) == ""  # everything was handed out already
 
 
+def test_request_pass_at_pause_start_makes_finish_free() -> None:
+    """A pass requested when the pause begins covers the speech: finish runs no engine."""
+    engine = ScriptedEngine(VOCAB[:3])  # speech ends at 1.6 s
+    t = IncrementalTranscriber(engine, interval_s=1.0, executor=InlineExecutor())
+    feed(t, ScriptedEngine.audio(1.7))  # one interval pass at 1.0 s
+    assert t.request_pass()  # the pause begins: pass over 0-1.7 s
+    assert not t.request_pass()  # nothing new since
+    feed(t, ScriptedEngine.audio(0.4, 1.7))  # the rest of the pause
+    runs = len(engine.calls)
+    done = t.finish(speech_end_ms=1600)
+    assert not done.final_pass and len(engine.calls) == runs
+    assert done.text == "zero one two"
+
+
 def test_incremental_callback_from_worker_threads() -> None:
     """With on_delta and a real thread pool, deltas arrive in order and add up to the text."""
     engine = ScriptedEngine(VOCAB[:8])

@@ -225,6 +225,19 @@ def test_segmenter_hysteresis_and_short_gaps() -> None:
     assert events == [SpeechStopped(160, 60)]
 
 
+def test_segmenter_silence_ms_tracks_pauses() -> None:
+    """silence_ms counts the pause since the last speech window, and is 0 otherwise."""
+    seg = VadSegmenter(0.5, 0, 100, window_ms=10)
+    seg.push_many([0.0, 0.9, 0.9])
+    assert seg.silence_ms == 0
+    seg.push_many([0.0, 0.0, 0.0])
+    assert seg.silence_ms == 30
+    seg.push(0.9)
+    assert seg.silence_ms == 0
+    seg.push_many([0.0] * 10)
+    assert not seg.speaking and seg.silence_ms == 0
+
+
 def test_segmenter_threshold_and_silence_duration() -> None:
     """Below-threshold probabilities never start speech; silence_duration_ms sets the stop."""
     assert VadSegmenter(threshold=0.7, window_ms=10).push_many([0.69] * 100) == []

@@ -491,10 +491,26 @@ class IncrementalTranscriber:
             if self._closed:
                 raise ConfigError("this transcriber has finished; start a new one")
             self._audio += pcm16_24k
+        self._maybe_start(force=False)
+
+    def request_pass(self) -> bool:
+        """Start a pass over all audio so far now, unless one is running or nothing is new.
+
+        Call it when a pause begins (e.g. the VAD's first silent window after speech): by
+        the time the pause is long enough to end the turn, the pass has covered the
+        speech, and :meth:`finish` (given ``speech_end_ms``) needs no engine run. Returns
+        whether a pass was started.
+        """
+        return self._maybe_start(force=True)
+
+    def _maybe_start(self, force: bool) -> bool:
+        with self._lock:
+            if self._closed or self._in_flight:
+                return False
             end = len(self._audio)
-            due = end - self._last_pass_bytes >= self.interval_s * INPUT_RATE * 2
-            if not due or self._in_flight:
-                return
+            new = end - self._last_pass_bytes
+            if new <= 0 or (not force and new < self.interval_s * INPUT_RATE * 2):
+                return False
             self._in_flight = True
             self._idle.clear()
             self._last_pass_bytes = end
@@ -504,6 +520,8 @@ class IncrementalTranscriber:
         except RuntimeError as exc:  # executor shut down
             logger.warning("cannot start an incremental STT pass: %s", exc)
             self._pass_done()
+            return False
+        return True
 
     def take_deltas(self) -> list[str]:
         """Deltas produced since the last call (only used without ``on_delta``)."""
