@@ -1,0 +1,320 @@
+"""``realtime talk``: a live voice conversation (microphone -> session -> speaker).
+
+Server VAD takes turns by default (``--ptt`` for push-to-talk with Enter); barge-in truncates
+the assistant's reply at what was actually heard; the echo gate keeps the speaker out of the
+microphone unless ``--headphones``. ``--tools module.py`` registers that file's functions.
+
+``--input WAV --output WAV`` runs the same conversation headless: the WAV is the user's speech
+(streamed in real time, then silence), the assistant's audio is written to the output WAV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import inspect
+import math
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from audio.files import FileMicrophone, FileSpeaker
+from audio.playback import AudioSink, AudioSource
+
+from ..events import ServerEvent
+from ..events.common import InputAudioTranscription, ServerVad
+from ..events.config import SessionConfig
+from ..session import Session, connect
+from .backend import add_backend_arguments, open_backend
+from .common import CommandError, err_console, out_console
+
+__all__ = ["TalkState", "add_parser", "handle", "load_tools"]
+
+_AUDIO = ("response.output_audio.delta", "response.audio.delta")
+_TRANSCRIPT = (
+    "response.output_audio_transcript.delta",
+    "response.audio_transcript.delta",
+    "response.output_text.delta",
+    "response.text.delta",
+)
+
+
+def add_parser(sub: Any) -> None:
+    """Register the command."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "talk",
+        help="have a voice conversation (microphone and speaker, or WAV files)",
+        description=__doc__,
+    )
+    p.add_argument("--input", help="a WAV file to use as the user's speech (headless)")
+    p.add_argument("--output", help="write the assistant's audio to this WAV file")
+    p.add_argument("--ptt", action="store_true", help="push-to-talk (Enter starts/stops)")
+    p.add_argument(
+        "--headphones", action="store_true", help="turn the echo gate off (only with headphones)"
+    )
+    p.add_argument("--tools", help="a Python file whose functions become tools")
+    p.add_argument("--voice", default=None, help="assistant voice (e.g. alloy, marin)")
+    p.add_argument("--instructions", default=None, help="system instructions")
+    p.add_argument("--input-device", default=None, help="microphone (index or name part)")
+    p.add_argument("--output-device", default=None, help="speaker (index or name part)")
+    p.add_argument("--record", default=None, help="record every event to this JSONL file")
+    p.add_argument(
+        "--turns",
+        type=int,
+        default=1,
+        help="headless: stop after this many assistant replies (default 1)",
+    )
+    add_backend_arguments(p)
+    p.set_defaults(handler=handle)
+
+
+def load_tools(path: str) -> list[Callable[..., Any]]:
+    """The public functions defined in a Python file, to register as tools."""
+    file = Path(path)
+    if not file.exists():
+        raise CommandError(f"no such tools file: {file}")
+    spec = importlib.util.spec_from_file_location(f"realtime_user_tools_{file.stem}", file)
+    if spec is None or spec.loader is None:
+        raise CommandError(f"cannot import tools from {file}")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise CommandError(f"{file}: {type(exc).__name__}: {exc}") from exc
+    funcs: list[Callable[..., Any]] = [
+        obj
+        for name, obj in vars(module).items()
+        if not name.startswith("_")
+        and inspect.isfunction(obj)
+        and obj.__module__ == module.__name__
+    ]
+    if not funcs:
+        raise CommandError(f"{file} defines no public functions to use as tools")
+    return funcs
+
+
+class TalkState:
+    """What the conversation view shows, updated from events (also used headless)."""
+
+    def __init__(self, speaker: AudioSink) -> None:
+        self.speaker = speaker
+        self.state = "listening"
+        self.user = ""
+        self.assistant = ""
+        self.history: list[tuple[str, str]] = []
+        self.latency_ms: float | None = None
+        self.stopped_at: float | None = None
+        self.replies = 0
+        self.usage_tokens = 0
+        self.level_dbfs = -math.inf
+        self.errors: list[str] = []
+        self.done = asyncio.Event()
+
+    def on_event(self, event: ServerEvent) -> None:
+        kind = event.type
+        if kind == "input_audio_buffer.speech_started":
+            self.state = "hearing you"
+        elif kind in ("input_audio_buffer.speech_stopped", "input_audio_buffer.committed"):
+            self.state = "thinking"
+            if self.stopped_at is None:
+                self.stopped_at = time.monotonic()
+        elif kind == "conversation.item.input_audio_transcription.completed":
+            self.user = str(getattr(event, "transcript", "")).strip()
+            self.history.append(("you", self.user))
+        elif kind in _AUDIO or kind in _TRANSCRIPT:
+            if self.stopped_at is not None:
+                self.latency_ms = (time.monotonic() - self.stopped_at) * 1000
+                self.stopped_at = None
+            if kind in _TRANSCRIPT:
+                self.assistant += str(getattr(event, "delta", ""))
+            self.state = "speaking"
+        elif kind == "response.done":
+            response = getattr(event, "response", None)
+            usage = getattr(response, "usage", None)
+            self.usage_tokens += int(getattr(usage, "total_tokens", 0) or 0)
+            if self.assistant:
+                self.history.append(("assistant", self.assistant.strip()))
+            self.assistant = ""
+            self.replies += 1
+            self.done.set()
+        elif kind == "error":
+            err = getattr(event, "error", None)
+            self.errors.append(str(getattr(err, "message", event)))
+
+    def render(self) -> Panel:
+        table = Table.grid(padding=(0, 1))
+        table.add_column(style="bold", width=10)
+        table.add_column()
+        for who, words in self.history[-6:]:
+            table.add_row(who, words)
+        if self.assistant:
+            table.add_row("assistant", Text(self.assistant, style="cyan"))
+        level = 0 if self.level_dbfs == -math.inf else max(0, int((self.level_dbfs + 60) / 3))
+        meter = "█" * min(level, 20) + "·" * (20 - min(level, 20))
+        state = "speaking" if self.speaker.is_playing else self.state
+        latency = f"{self.latency_ms:.0f} ms" if self.latency_ms is not None else "-"
+        footer = f"[{state}]  mic {meter}  turn latency {latency}  tokens {self.usage_tokens}"
+        if self.errors:
+            footer += f"  last error: {self.errors[-1]}"
+        table.add_row("", Text(footer, style="dim"))
+        return Panel(table, title="realtime talk (Ctrl-C to quit)")
+
+
+async def _pump_file(
+    session: Session, source: AudioSource, state: TalkState, ptt: bool, turns: int
+) -> None:
+    """Headless: stream the WAV, then silence, until the replies are done."""
+    async for chunk in source:
+        await session.append_audio(chunk)
+    if ptt:
+        await session.commit_audio()
+        await session.create_response()
+    silence = bytes(960 * 2)  # 40 ms
+    deadline = time.monotonic() + 120
+    while state.replies < turns and time.monotonic() < deadline:
+        if not ptt:
+            await session.append_audio(silence)
+        await asyncio.sleep(0.04)
+    if state.replies < turns:
+        raise CommandError("no reply within 120 s")
+
+
+async def _pump_mic(
+    session: Session, source: AsyncIterator[bytes], state: TalkState, mic: Any, ptt: bool
+) -> None:
+    """Live: stream microphone chunks (push-to-talk: only while talking)."""
+    talking = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    releases: set[asyncio.Task[None]] = set()
+
+    if ptt:
+
+        def on_enter() -> None:
+            sys.stdin.readline()
+            if talking.is_set():
+                talking.clear()
+                state.state = "thinking"
+                task = asyncio.ensure_future(_ptt_release(session))
+                releases.add(task)
+                task.add_done_callback(releases.discard)
+            else:
+                talking.set()
+                state.state = "hearing you"
+
+        loop.add_reader(sys.stdin.fileno(), on_enter)
+    async for chunk in source:
+        state.level_dbfs = float(getattr(mic, "level_dbfs", -math.inf))
+        if not ptt or talking.is_set():
+            await session.append_audio(chunk)
+
+
+async def _ptt_release(session: Session) -> None:
+    await session.commit_audio()
+    await session.create_response()
+
+
+async def handle(args: argparse.Namespace) -> int:
+    """Run the conversation."""
+    if args.input and not Path(args.input).exists():
+        raise CommandError(f"no such input WAV: {args.input}")
+    headless = args.input is not None
+    if headless and not args.output:
+        raise CommandError("--input needs --output (the WAV file the reply is written to)")
+    tools = load_tools(args.tools) if args.tools else []
+    fields: dict[str, Any] = {
+        "output_modalities": ["audio"],
+        "transcription": InputAudioTranscription(model="whisper-1"),
+        "turn_detection": None
+        if args.ptt
+        else ServerVad(
+            type="server_vad",
+            threshold=0.5,
+            prefix_padding_ms=300,
+            silence_duration_ms=500,
+            create_response=True,
+            interrupt_response=True,
+        ),
+    }
+    if args.voice:
+        fields["voice"] = args.voice
+    if args.instructions:
+        fields["instructions"] = args.instructions
+    config = SessionConfig(**fields)
+
+    async with contextlib.AsyncExitStack() as stack:
+        if headless:
+            source: Any = FileMicrophone(args.input, rate=24000, chunk_ms=40, realtime=True)
+            speaker: Any = FileSpeaker(args.output, rate=24000, clock="realtime")
+            mic = None
+        else:
+            from audio.echo import EchoGate
+            from audio.microphone import Microphone
+            from audio.speaker import Speaker
+
+            mic = await stack.enter_async_context(Microphone(device=args.input_device))
+            speaker = await stack.enter_async_context(Speaker(device=args.output_device))
+            source = mic if args.headphones else EchoGate(mic, speaker)
+            if args.output:
+                err_console.print("note: --output records only in headless mode (--input)")
+        stack.callback(speaker.close)
+        backend = await stack.enter_async_context(open_backend(args))
+        err_console.print(backend.description)
+        state = TalkState(speaker)
+        session = await stack.enter_async_context(
+            connect(
+                **backend.connect_kwargs,
+                api_key=backend.api_key,
+                config=config,
+                tracker=speaker,
+                tools=tools,
+            )
+        )
+        if args.record:
+            from ..recording import Recorder
+
+            recorder = stack.enter_context(Recorder(args.record))
+            session.add_send_listener(recorder.client)
+            session.on("*", recorder.server)
+        session.on("*", state.on_event)
+
+        def on_audio(event: ServerEvent) -> None:
+            import base64
+
+            speaker.enqueue(
+                base64.b64decode(event.delta),  # type: ignore[attr-defined]
+                str(getattr(event, "item_id", "")),
+                int(getattr(event, "content_index", 0)),
+            )
+
+        for kind in _AUDIO:
+            session.on(kind, on_audio)
+        if headless:
+            await _pump_file(session, source, state, args.ptt, args.turns)
+            await asyncio.wait_for(speaker.drained(), 60)
+            for who, words in state.history:
+                out_console.print(f"[bold]{who}:[/bold] {words}")
+            if state.latency_ms is not None:
+                err_console.print(
+                    f"turn latency (end of speech -> first audio): "
+                    f"{state.latency_ms:.0f} ms; reply written to {args.output}"
+                )
+            return 0
+        with Live(state.render(), console=err_console, refresh_per_second=10) as live:
+            pump = asyncio.ensure_future(_pump_mic(session, source, state, mic, args.ptt))
+            try:
+                while not pump.done():
+                    live.update(state.render())
+                    await asyncio.sleep(0.1)
+                pump.result()
+            finally:
+                pump.cancel()
+    return 0

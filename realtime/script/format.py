@@ -1,0 +1,381 @@
+"""The scripted-session file format: YAML in, typed steps out (with line numbers).
+
+A script drives one realtime session, step by step, and checks what comes back::
+
+    name: weather check              # optional
+    session:                         # a SessionConfig (any of its fields)
+      instructions: Be brief.
+      output_modalities: [audio]
+      turn_detection: null           # manual turns (the default for scripts)
+      input_audio_transcription: {model: whisper-1}
+    local_responder: rules.yaml      # optional: plays the model's part on the local server
+    tools:                           # function tools the model may call, and their outputs
+      get_weather:
+        description: Weather for a city.
+        parameters: {type: object, properties: {city: {type: string}}}
+        output: {temp: 21}           # canned output (JSON), or:
+        # python: mymodule:get_weather   (a function called with the arguments)
+    steps:
+      - say: What is the weather in Paris?       # a user text message
+      - respond: {}                              # response.create (overrides allowed)
+      - expect: {tool_call: {name: get_weather, arguments: {city: Paris}}, within: 10}
+      - expect: {transcript: "(?i)21 degrees", within: 20}
+      - send_audio: question.wav                 # any WAV: resampled to the session rate
+      - commit                                   # input_audio_buffer.commit
+      - respond: {instructions: Answer in French.}
+      - interrupt_after_ms: 800                  # barge in once that much reply was heard
+      - expect: {event: response.done, within: 10}
+      - wait: 0.5                                # seconds
+
+``expect`` checks: ``event`` (a type, glob, or dialect-neutral name), ``transcript`` (a regex
+searched in the assistant transcript/text of the current turn), ``user_transcript`` (a regex on
+the input transcription), ``tool_call`` (name and, optionally, a subset of the arguments),
+``status`` (of the next ``response.done``); ``within`` is the timeout in seconds (default 15).
+Relative paths are resolved from the script's folder.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..exceptions import ScriptError
+
+__all__ = [
+    "Commit",
+    "Expect",
+    "InterruptAfter",
+    "Respond",
+    "Say",
+    "Script",
+    "SendAudio",
+    "Step",
+    "ToolSpec",
+    "Wait",
+    "load_script",
+    "parse_script",
+]
+
+
+@dataclass(frozen=True)
+class Say:
+    """Add a user text message."""
+
+    text: str
+    line: int
+
+
+@dataclass(frozen=True)
+class SendAudio:
+    """Stream a WAV file into the input audio buffer (paced in real time when asked)."""
+
+    path: Path
+    line: int
+    realtime: bool = False
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Commit the input audio buffer."""
+
+    line: int
+
+
+@dataclass(frozen=True)
+class Respond:
+    """Create a response, with optional per-response overrides."""
+
+    overrides: Mapping[str, Any]
+    line: int
+
+
+@dataclass(frozen=True)
+class Expect:
+    """Wait (up to ``within`` seconds) for something to happen."""
+
+    line: int
+    within: float = 15.0
+    event: str | None = None
+    transcript: re.Pattern[str] | None = None
+    user_transcript: re.Pattern[str] | None = None
+    tool_name: str | None = None
+    tool_arguments: Mapping[str, Any] | None = None
+    status: str | None = None
+
+    def describe(self) -> str:
+        """A short human description for reports."""
+        parts = []
+        if self.event:
+            parts.append(f"event {self.event}")
+        if self.transcript is not None:
+            parts.append(f"transcript /{self.transcript.pattern}/")
+        if self.user_transcript is not None:
+            parts.append(f"user transcript /{self.user_transcript.pattern}/")
+        if self.tool_name:
+            args = f" {dict(self.tool_arguments)}" if self.tool_arguments else ""
+            parts.append(f"tool call {self.tool_name}{args}")
+        if self.status:
+            parts.append(f"response status {self.status}")
+        return " and ".join(parts) + f" within {self.within:g}s"
+
+
+@dataclass(frozen=True)
+class InterruptAfter:
+    """Barge in once ``ms`` of the current reply has been heard."""
+
+    ms: int
+    line: int
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Pause for ``seconds``."""
+
+    seconds: float
+    line: int
+
+
+Step = Say | SendAudio | Commit | Respond | Expect | InterruptAfter | Wait
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool the script offers: its definition and how its output is produced."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+    output: Any = None
+    python: str | None = None
+
+
+@dataclass
+class Script:
+    """A parsed script."""
+
+    path: Path | None
+    name: str
+    session: dict[str, Any]
+    tools: list[ToolSpec]
+    steps: list[Step]
+    dialect: str | None = None
+    model: str | None = None
+    local_responder: Path | None = None
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe loader that records the line of every mapping under the key ``__line__``."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    mapping["__line__"] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _strip_lines(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_lines(v) for k, v in value.items() if k != "__line__"}
+    if isinstance(value, list):
+        return [_strip_lines(v) for v in value]
+    return value
+
+
+def load_script(path: str | Path) -> Script:
+    """Read and parse a script file; errors name the file and the line."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScriptError("no such script file", path=str(p)) from None
+    except OSError as exc:
+        raise ScriptError(f"cannot read the script: {exc.strerror}", path=str(p)) from exc
+    return parse_script(text, path=p)
+
+
+def parse_script(text: str, *, path: Path | None = None) -> Script:
+    """Parse a script from YAML text (``path`` resolves relative audio files)."""
+    where = str(path) if path is not None else None
+    try:
+        data = yaml.load(text, Loader=_LineLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScriptError(f"invalid YAML: {problem}", path=where, line=line) from exc
+    if not isinstance(data, dict):
+        raise ScriptError("a script is a mapping with 'steps'", path=where, line=1)
+    base = path.parent if path is not None else Path.cwd()
+
+    def fail(message: str, line: int | None) -> ScriptError:
+        return ScriptError(message, path=where, line=line)
+
+    session = data.get("session") or {}
+    if not isinstance(session, dict):
+        raise fail("'session' must be a mapping", data.get("__line__"))
+    tools = _parse_tools(data.get("tools") or {}, fail)
+    raw_steps = data.get("steps")
+    if not isinstance(raw_steps, list) or not raw_steps:
+        raise fail("'steps' must be a non-empty list", data.get("__line__"))
+    steps = [_parse_step(raw, base, fail, data.get("__line__", 1)) for raw in raw_steps]
+    known = {"name", "session", "tools", "steps", "dialect", "model", "local_responder",
+             "__line__"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise fail(f"unknown top-level key {unknown[0]!r}", data.get("__line__"))
+    dialect = data.get("dialect")
+    if dialect not in (None, "ga", "beta"):
+        raise fail("'dialect' must be 'ga' or 'beta'", data.get("__line__"))
+    local = data.get("local_responder")
+    if local is not None and not isinstance(local, str):
+        raise fail("'local_responder' must be a responder script path", data.get("__line__"))
+    return Script(
+        path=path,
+        local_responder=(base / local) if local else None,
+        name=str(data.get("name") or (path.stem if path is not None else "script")),
+        session=_strip_lines(session),
+        tools=tools,
+        steps=steps,
+        dialect=dialect,
+        model=str(data["model"]) if data.get("model") else None,
+    )
+
+
+def _parse_tools(raw: Any, fail: Any) -> list[ToolSpec]:
+    if not isinstance(raw, dict):
+        raise fail("'tools' must be a mapping of tool names", None)
+    out = []
+    for name, spec in raw.items():
+        if name == "__line__":
+            continue
+        if not isinstance(spec, dict):
+            raise fail(f"tool {name!r} must be a mapping", raw.get("__line__"))
+        line = spec.get("__line__")
+        if "output" in spec and "python" in spec:
+            raise fail(f"tool {name!r}: give 'output' or 'python', not both", line)
+        python = spec.get("python")
+        if python is not None and (not isinstance(python, str) or ":" not in python):
+            raise fail(f"tool {name!r}: 'python' must be 'module:function'", line)
+        params = _strip_lines(spec.get("parameters") or {"type": "object", "properties": {}})
+        out.append(
+            ToolSpec(
+                name=str(name),
+                description=str(spec.get("description") or ""),
+                parameters=params,
+                output=_strip_lines(spec.get("output")),
+                python=python,
+            )
+        )
+    return out
+
+
+_STEP_KEYS = ("say", "send_audio", "commit", "respond", "expect", "interrupt_after_ms", "wait")
+
+
+def _parse_step(raw: Any, base: Path, fail: Any, parent_line: int) -> Step:
+    if isinstance(raw, str):
+        if raw == "commit":
+            return Commit(line=parent_line)
+        if raw == "respond":
+            return Respond(overrides={}, line=parent_line)
+        raise fail(f"unknown step {raw!r} (steps: {', '.join(_STEP_KEYS)})", parent_line)
+    if not isinstance(raw, dict):
+        raise fail("a step is a mapping such as '- say: hello'", parent_line)
+    line = int(raw.get("__line__", parent_line))
+    keys = [k for k in raw if k != "__line__"]
+    kinds = [k for k in keys if k in _STEP_KEYS]
+    if len(kinds) != 1:
+        raise fail(f"a step needs exactly one of: {', '.join(_STEP_KEYS)}; got {keys}", line)
+    kind = kinds[0]
+    value = raw[kind]
+    if kind == "say":
+        if not isinstance(value, str) or not value.strip():
+            raise fail("'say' needs the text to say", line)
+        return Say(text=value, line=line)
+    if kind == "send_audio":
+        if not isinstance(value, str):
+            raise fail("'send_audio' needs a WAV file path", line)
+        p = Path(value)
+        return SendAudio(
+            path=p if p.is_absolute() else base / p,
+            line=line,
+            realtime=bool(raw.get("realtime", False)),
+        )
+    if kind == "commit":
+        return Commit(line=line)
+    if kind == "respond":
+        if value is not None and not isinstance(value, dict):
+            raise fail("'respond' takes a mapping of response overrides", line)
+        return Respond(overrides=_strip_lines(value or {}), line=line)
+    if kind == "interrupt_after_ms":
+        if not isinstance(value, (int, float)) or value < 0:
+            raise fail("'interrupt_after_ms' needs a number of milliseconds >= 0", line)
+        return InterruptAfter(ms=int(value), line=line)
+    if kind == "wait":
+        if not isinstance(value, (int, float)) or value < 0:
+            raise fail("'wait' needs a number of seconds >= 0", line)
+        return Wait(seconds=float(value), line=line)
+    return _parse_expect(value, line, fail)
+
+
+def _parse_expect(value: Any, line: int, fail: Any) -> Expect:
+    if isinstance(value, str):
+        value = {"event": value}
+    if not isinstance(value, dict):
+        raise fail("'expect' takes a mapping (event, transcript, tool_call, status, within)", line)
+    line = int(value.get("__line__", line))
+    allowed = {
+        "event",
+        "transcript",
+        "user_transcript",
+        "tool_call",
+        "status",
+        "within",
+        "__line__",
+    }
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise fail(f"unknown expect key {unknown[0]!r}", line)
+    if len(set(value) - {"within", "__line__"}) == 0:
+        raise fail("'expect' needs something to check", line)
+
+    def regex(key: str) -> re.Pattern[str] | None:
+        if value.get(key) is None:
+            return None
+        try:
+            return re.compile(str(value[key]))
+        except re.error as exc:
+            raise fail(f"bad regular expression in {key!r}: {exc}", line) from exc
+
+    tool = value.get("tool_call")
+    name = None
+    arguments = None
+    if tool is not None:
+        if isinstance(tool, str):
+            name = tool
+        elif isinstance(tool, dict) and "name" in tool:
+            name = str(tool["name"])
+            arguments = _strip_lines(tool.get("arguments")) if "arguments" in tool else None
+        else:
+            raise fail("'tool_call' needs a name (and optionally arguments)", line)
+    within = value.get("within", 15.0)
+    if not isinstance(within, (int, float)) or within <= 0:
+        raise fail("'within' must be a positive number of seconds", line)
+    return Expect(
+        line=line,
+        within=float(within),
+        event=str(value["event"]) if value.get("event") else None,
+        transcript=regex("transcript"),
+        user_transcript=regex("user_transcript"),
+        tool_name=name,
+        tool_arguments=arguments,
+        status=str(value["status"]) if value.get("status") else None,
+    )
