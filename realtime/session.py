@@ -50,6 +50,7 @@ from websockets.exceptions import ConnectionClosed as WSConnectionClosed
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 from websockets.frames import Frame, Opcode
 from websockets.protocol import Event as WSEvent
+from websockets.protocol import State
 
 from .connection import ApiKey, CredentialFilter, Endpoint, is_local_url, resolve_endpoint
 from .conversation import Conversation
@@ -209,6 +210,8 @@ class _FrameConnection(ClientConnection):
     _sink: Callable[[bytes], None] | None = None
     _early: list[bytes] | None = None
     _parts: list[bytes] | None = None
+    _fast = False
+    _buffer: bytearray | None = None
 
     def attach(self, sink: Callable[[bytes], None]) -> None:
         """Deliver messages to ``sink`` from now on (and those received so far)."""
@@ -216,23 +219,84 @@ class _FrameConnection(ClientConnection):
         self._sink = sink
         for data in early:
             sink(data)
+        reader = getattr(self.protocol, "reader", None)
+        if isinstance(getattr(reader, "buffer", None), bytearray) and not reader.buffer:  # type: ignore[union-attr]
+            # websockets' parser sits between frames: complete data frames can be cut
+            # here and everything else handed to it, one whole frame at a time.
+            self._fast = True
+            self._buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        """Split complete unfragmented data frames off the stream; the rest goes to websockets.
+
+        Server frames are unmasked; anything unusual (a control frame, a fragment, an
+        extension bit, a frame over ``max_size``, a frame after the closing handshake
+        began) is passed whole to websockets, which handles it as usual.
+        """
+        buf = self._buffer
+        if not self._fast or buf is None or self.protocol.state is not State.OPEN:
+            if buf:
+                pending, buf[:] = bytes(buf), b""
+                super().data_received(pending)
+            super().data_received(data)
+            return
+        buf += data
+        sink = self._sink
+        limit = self.protocol.max_size
+        size = len(buf)
+        pos = 0
+        while size - pos >= 2:
+            b0 = buf[pos]
+            length = buf[pos + 1]
+            if length & 0x80:  # a masked server frame: let websockets fail the connection
+                break
+            head = 2
+            if length == 126:
+                if size - pos < 4:
+                    break
+                length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                head = 4
+            elif length == 127:
+                if size - pos < 10:
+                    break
+                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                head = 10
+            end = pos + head + length
+            if b0 not in (0x81, 0x82) or (limit is not None and length > limit):
+                # Not a final unfragmented text/binary frame without extensions.
+                if end > size and (limit is None or length <= limit):
+                    break  # wait for the whole frame, then hand it over
+                rest = bytes(buf[pos:])
+                buf.clear()
+                self._fast = False
+                super().data_received(rest)
+                return
+            if end > size:
+                break
+            message = bytes(buf[pos + head : end])
+            pos = end
+            if sink is not None:
+                sink(message)
+            if self.protocol.state is not State.OPEN:
+                break
+        if pos:
+            del buf[:pos]
 
     def process_event(self, event: WSEvent) -> None:
-        if self.response is None or not isinstance(event, Frame):
+        if self.response is None:  # the handshake response comes first
             super().process_event(event)
             return
+        assert isinstance(event, Frame)
         opcode = event.opcode
-        raw = event.data
-        chunk = raw if isinstance(raw, bytes) else bytes(raw)
         if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            data = event.data
             if not event.fin:
-                self._parts = [chunk]
+                self._parts = [bytes(data)]
                 return
-            data = chunk
         elif opcode is Opcode.CONT:
             if self._parts is None:
                 return
-            self._parts.append(chunk)
+            self._parts.append(bytes(event.data))
             if not event.fin:
                 return
             data, self._parts = b"".join(self._parts), None
@@ -243,9 +307,9 @@ class _FrameConnection(ClientConnection):
         if sink is None:
             if self._early is None:
                 self._early = []
-            self._early.append(data)
+            self._early.append(bytes(data))
         else:
-            sink(data)
+            sink(data)  # type: ignore[arg-type]  # websockets gives bytes for a message
 
 
 def _new_event_id() -> str:
@@ -373,6 +437,7 @@ class Session:
         self._stopper: asyncio.Task[None] | None = None
         self._connections = 0
         self.protocol_errors = 0
+        self._send_listeners: list[Callable[[str], None]] = []
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -675,21 +740,24 @@ class Session:
 
     def _deliver(self, event: ServerEvent) -> None:
         if self._waiters:
-            for waiter in list(self._waiters):
-                if waiter.future.done():
-                    self._waiters.remove(waiter)
-                    continue
-                try:
-                    hit = waiter.test(event)
-                except Exception:
-                    logger.exception("wait_for predicate raised")
-                    hit = False
-                if hit:
-                    waiter.future.set_result(event)
-                    self._waiters.remove(waiter)
+            self._check_waiters(event)
         if self.dispatcher.has_handlers(event.type):
             self._handler_box.put(event)
         self._iter_box.put(event)
+
+    def _check_waiters(self, event: ServerEvent) -> None:
+        for waiter in list(self._waiters):
+            if waiter.future.done():
+                self._waiters.remove(waiter)
+                continue
+            try:
+                hit = waiter.test(event)
+            except Exception:
+                logger.exception("wait_for predicate raised")
+                hit = False
+            if hit:
+                waiter.future.set_result(event)
+                self._waiters.remove(waiter)
 
     def _resolve(self, ack: _Ack, event: ServerEvent) -> None:
         self._drop_ack(ack)
@@ -888,10 +956,27 @@ class Session:
                 continue
             if out and out[0] is item:
                 out.popleft()
+            for listener in self._send_listeners:
+                try:
+                    listener(item.frame)
+                except Exception:
+                    logger.exception("send listener failed")
             if item.sent is not None and not item.sent.done():
                 item.sent.set_result(None)
             if len(out) < self._out_limit:
                 self._space.set()
+
+    def add_send_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(frame)`` with every client frame once it has been sent.
+
+        For recording (see :class:`realtime.recording.Recorder`); it runs in the writer
+        task, so it must be quick. Exceptions it raises are logged and ignored.
+        """
+        self._send_listeners.append(listener)
+
+    def remove_send_listener(self, listener: Callable[[str], None]) -> None:
+        """Stop calling a listener added with :meth:`add_send_listener`."""
+        self._send_listeners.remove(listener)
 
     def _send_nowait(self, event: ClientEvent | Mapping[str, Any]) -> None:
         """Queue a client event from inside the session (no back-pressure, never blocks)."""
