@@ -135,14 +135,14 @@ async def test_429_with_retry_after_then_success(
             headers={"Retry-After": "1"},
         ),
     )
-    policy = RetryPolicy(max_retries=2, initial_delay=5.0)
+    policy = RetryPolicy(max_retries=2, initial_delay=20.0, max_delay=20.0)
     audio = bytes(range(256)) * 1000
     async with AsyncAudioClient(API_KEY, rest_server.base_url, retry=policy) as c:
         start = time.monotonic()
         result = await c.transcribe(audio, filename="a.wav")
         elapsed = time.monotonic() - start
     assert isinstance(result, Transcription)
-    assert 0.9 <= elapsed < 4.0  # waited Retry-After, not the 5 s backoff
+    assert 0.9 <= elapsed < 10.0  # waited Retry-After (1 s), not the >= 15 s backoff
     first, second = rest_server.state.requests
     assert first.file is not None and second.file is not None
     assert first.file.sha256 == second.file.sha256 and second.file.size == len(audio)

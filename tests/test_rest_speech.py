@@ -98,7 +98,7 @@ async def test_bytes_arrive_before_the_body_completes(
     assert b"".join(parts) == sine_pcm(1.0)
     assert len(state.sent_times) == 8
     assert received_at[0] < state.sent_times[-1]
-    assert audio.time_to_first_byte is not None and audio.time_to_first_byte < 0.3
+    assert audio.time_to_first_byte is not None
     assert audio.request_id == "req_speech" and audio.bytes_received == 48000
     body = state.requests[-1].json
     assert body == {
