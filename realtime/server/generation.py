@@ -273,6 +273,7 @@ class _MessageWriter:
         self._pending = ""
         self._sentences = run.session.engines.sentence_buffer()
         self.closed = False
+        self._encoder: pcm_mod.StreamEncoder | None = None
         self._audio_bytes = 0
         self._t0 = 0.0
         self._previous: str | None = None
@@ -351,7 +352,7 @@ class _MessageWriter:
             if self.run._audio_stopped:
                 return
             chunk = pcm[i : i + step]
-            data = pcm_mod.encode(chunk, fmt)  # type: ignore[arg-type]
+            data = self._encode(chunk, fmt)
             if stored is not None:
                 stored.audio[0] += chunk
             self._audio_bytes += len(chunk)
@@ -371,15 +372,27 @@ class _MessageWriter:
             else:
                 await asyncio.sleep(0)
 
+    def _encode(self, chunk: bytes, fmt: str) -> bytes:
+        """PCM16 24 kHz -> the output format, statefully across chunks (no boundary clicks)."""
+        if fmt == "pcm16":
+            return chunk
+        if self._encoder is None:
+            self._encoder = pcm_mod.StreamEncoder(fmt)  # type: ignore[arg-type]
+        return self._encoder.encode(chunk)
+
     async def close(self, status: str) -> None:
         if self.closed:
             return
         self.closed = True
         s = self.session
         if self.audio and status == "completed":
-            rest = self._sentences.flush()
-            for sentence in rest:
+            for sentence in self._sentences.flush():
                 await self._speak(sentence)
+        if self._encoder is not None and not self.run._audio_stopped:
+            tail = self._encoder.flush()
+            if tail:
+                delta = base64.b64encode(tail).decode("ascii")
+                await s.emit({"type": "response.output_audio.delta", **self._ref(), "delta": delta})
         text = "".join(self._text)
         part = self.item["content"][0]
         if self.audio:

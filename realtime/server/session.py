@@ -96,6 +96,7 @@ class ServerSession:
         self._vad: Any = None
         self._speech_item_id: str | None = None
         self._live: IncrementalTranscriber | None = None
+        self._decoder: pcm_mod.StreamDecoder | None = None
         self._transcripts: dict[str, asyncio.Future[str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -318,7 +319,7 @@ class ServerSession:
             )
             return
         try:
-            pcm = pcm_mod.decode(raw, self.config.input_format)  # type: ignore[arg-type]
+            pcm = self._decode_input(raw)
         except Exception as exc:
             await self.error(
                 f"Invalid audio: {exc}", code="invalid_value", param="audio", event_id=event_id
@@ -361,6 +362,21 @@ class ServerSession:
         if self._live is not None:
             self._live.close()
             self._live = None
+
+    def _decode_input(self, raw: bytes) -> bytes:
+        """Input audio in the session format -> PCM16 24 kHz, statefully (no chunk clicks)."""
+        fmt = self.config.input_format
+        if fmt == "pcm16":
+            return raw
+        if self._decoder is None or self._decoder.format != fmt:
+            self._decoder = pcm_mod.StreamDecoder(fmt)  # type: ignore[arg-type]
+        return self._decoder.decode(raw)
+
+    def _flush_decoder(self) -> None:
+        """Move the decoder's tail into the buffer (before a commit)."""
+        if self._decoder is not None:
+            self.buffer += self._decoder.flush()
+            self._decoder = None
 
     def _vad_stream(self) -> Any:
         if self._vad is None:
@@ -439,6 +455,7 @@ class ServerSession:
         await self._commit(event_id)
 
     async def _commit(self, event_id: str | None, *, item_id: str | None = None) -> None:
+        self._flush_decoder()
         audio = bytes(self.buffer)
         self.buffer.clear()
         self.buffer_start_ms = self.stream_ms
@@ -553,6 +570,7 @@ class ServerSession:
         self.buffer.clear()
         self.buffer_start_ms = self.stream_ms
         self._vad = None
+        self._decoder = None
         self._drop_live()
         await self.emit({"type": "input_audio_buffer.cleared"})
 
