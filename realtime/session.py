@@ -234,22 +234,20 @@ class _FrameConnection(ClientConnection):
         began) is passed whole to websockets, which handles it as usual.
         """
         buf = self._buffer
-        if not self._fast or buf is None or self.protocol.state is not State.OPEN:
-            if buf:
-                pending, buf[:] = bytes(buf), b""
-                super().data_received(pending)
+        if not self._fast or buf is None:
             super().data_received(data)
             return
         buf += data
         sink = self._sink
-        limit = self.protocol.max_size
+        limit: int | None = getattr(self.protocol, "max_message_size", None)
         size = len(buf)
         pos = 0
         while size - pos >= 2:
             b0 = buf[pos]
             length = buf[pos + 1]
-            if length & 0x80:  # a masked server frame: let websockets fail the connection
-                break
+            if length & 0x80:  # a masked server frame: websockets fails the connection
+                self._hand_over(buf, pos)
+                return
             head = 2
             if length == 126:
                 if size - pos < 4:
@@ -261,26 +259,34 @@ class _FrameConnection(ClientConnection):
                     break
                 length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
                 head = 10
-            end = pos + head + length
-            if b0 not in (0x81, 0x82) or (limit is not None and length > limit):
-                # Not a final unfragmented text/binary frame without extensions.
-                if end > size and (limit is None or length <= limit):
-                    break  # wait for the whole frame, then hand it over
-                rest = bytes(buf[pos:])
-                buf.clear()
-                self._fast = False
-                super().data_received(rest)
+            if limit is not None and length > limit:  # websockets closes with 1009
+                self._hand_over(buf, pos)
                 return
+            end = pos + head + length
             if end > size:
                 break
-            message = bytes(buf[pos + head : end])
-            pos = end
-            if sink is not None:
-                sink(message)
+            if b0 == 0x81 or b0 == 0x82:  # final text/binary frame, no extension bits
+                message = bytes(buf[pos + head : end])
+                pos = end
+                if sink is not None:
+                    sink(message)
+            else:  # control frame or fragment: websockets handles this one whole frame
+                frame = bytes(buf[pos:end])
+                pos = end
+                super().data_received(frame)
             if self.protocol.state is not State.OPEN:
-                break
+                self._hand_over(buf, pos)
+                return
         if pos:
             del buf[:pos]
+
+    def _hand_over(self, buf: bytearray, pos: int) -> None:
+        """Stop splitting frames: give websockets the rest of the stream from ``pos``."""
+        rest = bytes(buf[pos:])
+        buf.clear()
+        self._fast = False
+        if rest:
+            super().data_received(rest)
 
     def process_event(self, event: WSEvent) -> None:
         if self.response is None:  # the handshake response comes first
@@ -310,6 +316,14 @@ class _FrameConnection(ClientConnection):
             self._early.append(bytes(data))
         else:
             sink(data)  # type: ignore[arg-type]  # websockets gives bytes for a message
+
+
+def _close_info(ws: ClientConnection) -> tuple[int, str]:
+    """The close code and reason: received, else the one we sent (failing), else 1006."""
+    frame = ws.protocol.close_rcvd or ws.protocol.close_sent
+    if frame is None:
+        return 1006, ""
+    return int(frame.code), frame.reason
 
 
 def _new_event_id() -> str:
@@ -617,8 +631,7 @@ class Session:
                 with contextlib.suppress(WSConnectionClosed):
                     async for frame in ws:
                         self._receive(frame)
-            code: int | None = ws.close_code
-            reason = ws.close_reason or ""
+            code, reason = _close_info(ws)
             if self._closing:
                 return
             if not await self._connection_lost(code, reason):

@@ -625,3 +625,54 @@ async def test_late_input_transcription_lands_in_user_item(dialect: str) -> None
             assert s.responses.get("resp_1") is not None
             assert s.responses.get("resp_1").status == "completed"  # type: ignore[union-attr]
     assert len(got) == 1
+
+
+# --- framing -------------------------------------------------------------------------------
+
+
+async def test_pings_fragments_and_big_frames_while_streaming() -> None:
+    """Pings are answered, fragmented and multi-megabyte messages arrive whole, in order."""
+    big = "x" * (3 * 1024 * 1024)
+    async with FakeServer() as server, rs.connect(url=server.url) as s:
+        ws = server.connection.ws
+        assert ws is not None
+        await server.send({"type": "custom.one"})
+        pong = await ws.ping()
+        await asyncio.wait_for(pong, 5)  # the client answered while in its fast path
+        await ws.send(['{"type":"custom.', 'frag', 'mented","n":2}'])
+        await server.send({"type": "custom.big", "blob": big})
+        await ws.ping()
+        await server.send({"type": "custom.last"})
+        seen = []
+        async for event in s:
+            seen.append(event)
+            if event.type == "custom.last":
+                break
+    assert [e.type for e in seen] == [
+        "session.created",
+        "custom.one",
+        "custom.fragmented",
+        "custom.big",
+        "custom.last",
+    ]
+    assert seen[3].raw["blob"] == big  # type: ignore[attr-defined]
+
+
+async def test_message_over_max_size_closes_with_1009() -> None:
+    """A message larger than max_size fails the connection with code 1009."""
+    async with (
+        FakeServer([delay(0.05), emit({"type": "custom.big", "blob": "y" * 5000})]) as server,
+        rs.connect(url=server.url, max_size=4096) as s,
+    ):
+        await asyncio.wait_for(s.wait_closed(), 5)
+        with pytest.raises(ConnectionClosed) as info:
+            await s.commit_audio()
+        assert info.value.code == 1009
+
+
+async def test_malformed_frame_is_skipped() -> None:
+    """A frame that is not valid JSON is logged and skipped; the session continues."""
+    async with FakeServer([emit("{not json", {"type": "custom.ok"})]) as server:
+        async with rs.connect(url=server.url) as s:
+            await s.wait_for("custom.ok", timeout=5)
+            assert s.protocol_errors == 1
