@@ -639,7 +639,7 @@ async def test_pings_fragments_and_big_frames_while_streaming() -> None:
         await server.send({"type": "custom.one"})
         pong = await ws.ping()
         await asyncio.wait_for(pong, 5)  # the client answered while in its fast path
-        await ws.send(['{"type":"custom.', 'frag', 'mented","n":2}'])
+        await ws.send(['{"type":"custom.', "frag", 'mented","n":2}'])
         await server.send({"type": "custom.big", "blob": big})
         await ws.ping()
         await server.send({"type": "custom.last"})
@@ -672,7 +672,7 @@ async def test_message_over_max_size_closes_with_1009() -> None:
 
 async def test_malformed_frame_is_skipped() -> None:
     """A frame that is not valid JSON is logged and skipped; the session continues."""
-    async with FakeServer([emit("{not json", {"type": "custom.ok"})]) as server:
-        async with rs.connect(url=server.url) as s:
-            await s.wait_for("custom.ok", timeout=5)
-            assert s.protocol_errors == 1
+    script = [emit("{not json", {"type": "custom.ok"})]
+    async with FakeServer(script) as server, rs.connect(url=server.url) as s:
+        await s.wait_for("custom.ok", timeout=5)
+        assert s.protocol_errors == 1
