@@ -393,7 +393,7 @@ class Session:
         iterator_backlog: int = 256,
         expiry_warning: float = 60.0,
         audio_retention_ms: int = 0,
-        output_audio_format: str = "pcm16",
+        output_audio_format: str | None = None,
         compression: str | None = None,
     ) -> None:
         if send_queue_size < 1:
@@ -404,6 +404,9 @@ class Session:
         self.server_session: Any = None
         self.reconnect_policy = reconnect
         self.playback = tracker
+        if output_audio_format is None:
+            configured = getattr(config, "output_format", None)
+            output_audio_format = configured if isinstance(configured, str) else "pcm16"
         self.conversation = Conversation(audio_retention_ms, audio_format=output_audio_format)
         self.responses = ResponseTracker(dialect=self.dialect)
         if isinstance(tools, ToolRegistry):
@@ -1041,7 +1044,9 @@ class Session:
         *,
         match: Callable[[ServerEvent], bool] | None = None,
         timeout: float | None = None,
+        then: Callable[[], Awaitable[None]] | None = None,
     ) -> ServerEvent:
+        """Queue ``event``, run ``then`` (more sends queued right behind it), await the ack."""
         self._check_open()
         event_id = event.setdefault("event_id", _new_event_id())
         loop = asyncio.get_running_loop()
@@ -1052,6 +1057,8 @@ class Session:
         limit = self.ack_timeout if timeout is None else timeout
         try:
             await self._send_frame(self._encode(event))
+            if then is not None:
+                await then()
             return await asyncio.wait_for(ack.future, limit)
         except asyncio.TimeoutError:
             raise RequestTimeout(
@@ -1059,6 +1066,8 @@ class Session:
             ) from None
         finally:
             self._drop_ack(ack)
+            if not ack.future.done():
+                ack.future.cancel()
 
     # -- client events -------------------------------------------------------------------
 
@@ -1091,14 +1100,17 @@ class Session:
         return reply
 
     async def update_transcription_session(
-        self, session: Mapping[str, Any], *, timeout: float | None = None
+        self, session: Mapping[str, Any] | SessionConfig, *, timeout: float | None = None
     ) -> ServerEvent:
         """Configure a transcription-only session and wait for the acknowledgement.
 
         ``session`` is the wire object: beta sends ``transcription_session.update``
         (acknowledged by ``transcription_session.updated``); GA sends ``session.update``
-        with ``type: "transcription"`` (acknowledged by ``session.updated``).
+        with ``type: "transcription"`` (acknowledged by ``session.updated``). A
+        :class:`SessionConfig` is encoded for the dialect first.
         """
+        if not isinstance(session, Mapping):
+            session = session.to_wire(self.dialect)
         if self.dialect == "beta":
             event = {"type": "transcription_session.update", "session": dict(session)}
             return await self._request(event, ("transcription_session.updated",), timeout=timeout)
@@ -1162,11 +1174,13 @@ class Session:
         *,
         previous_item_id: str | None = None,
         timeout: float | None = None,
+        then: Callable[[], Awaitable[None]] | None = None,
     ) -> ServerEvent:
         """Send ``conversation.item.create``; waits for the item's ``created``/``added`` event.
 
         ``item`` is a wire item (dict or model). An ``id`` is generated when absent so
-        the acknowledgement can be matched to this item.
+        the acknowledgement can be matched to this item. ``then`` is awaited right after
+        the item is queued, before waiting (to queue more events behind it).
         """
         data = item.model_dump(exclude_none=True) if hasattr(item, "model_dump") else dict(item)
         data.setdefault("id", _new_item_id())
@@ -1179,6 +1193,7 @@ class Session:
             ("conversation.item.created", "conversation.item.added"),
             match=lambda ev: _get(_get(ev, "item"), "id") == item_id,
             timeout=timeout,
+            then=then,
         )
 
     async def send_text(
@@ -1189,15 +1204,9 @@ class Session:
         ``response.create`` is queued right behind the item (no round trip in between).
         """
         item = {"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]}
-        ack = asyncio.ensure_future(self.create_item(item, timeout=timeout))
-        await asyncio.sleep(0)
-        try:
-            if respond:
-                await self.create_response()
-        except BaseException:
-            ack.cancel()
-            raise
-        return await ack
+        return await self.create_item(
+            item, timeout=timeout, then=self.create_response if respond else None
+        )
 
     async def truncate(
         self, item_id: str, content_index: int, audio_end_ms: int, *, timeout: float | None = None
@@ -1426,7 +1435,7 @@ def connect(
     iterator_backlog: int = 256,
     expiry_warning: float = 60.0,
     audio_retention_ms: int = 0,
-    output_audio_format: str = "pcm16",
+    output_audio_format: str | None = None,
     compression: str | None = None,
 ) -> SessionContext:
     """Open a realtime session: ``async with connect(...) as session`` (or ``await connect(...)``).
