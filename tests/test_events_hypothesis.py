@@ -41,7 +41,7 @@ json_values = st.recursive(
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
     ),
-    max_leaves=10,
+    max_leaves=6,
 )
 
 
@@ -133,7 +133,7 @@ def test_spec_types_with_random_bodies(
     wire_type = data.draw(st.sampled_from(sorted(spec_events)), label="type")
     field_names = sorted(spec_events[wire_type].get("properties", {}))
     keys = st.sampled_from(field_names) | st.text(max_size=8)
-    body = data.draw(st.dictionaries(keys, json_values, max_size=8), label="body")
+    body = data.draw(st.dictionaries(keys, json_values, max_size=6), label="body")
     body["type"] = wire_type
     event = check_outcome(json.dumps(body).encode(), dialect)
     if event is not None:
@@ -161,3 +161,37 @@ def test_mutated_spec_examples(
     if event is not None and not isinstance(event, ev.UnknownServerEvent):
         again = ev.parse_server_event(ev.encode_server_event(event), dialect=dialect)  # type: ignore[arg-type]
         assert again == event
+
+
+@pytest.fixture(scope="module")
+def client_field_names() -> dict[str, list[str]]:
+    """Wire type -> property names of every realtime client event schema of both spec files."""
+    out: dict[str, set[str]] = {}
+    for dialect in DIALECTS:
+        for name, schema in load_spec(dialect)["components"]["schemas"].items():
+            props = schema.get("properties", {})
+            if name.startswith("Realtime") and "ClientEvent" in name and "type" in props:
+                out.setdefault(_type_of(schema), set()).update(props)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+@FAST
+@given(data=st.data(), dialect=st.sampled_from(DIALECTS))
+def test_client_events_with_random_bodies(
+    client_field_names: dict[str, list[str]], data: st.DataObject, dialect: str
+) -> None:
+    """parse_client_event (the local server's input) gives a ClientEvent or a ProtocolError."""
+    wire_type = data.draw(st.sampled_from(sorted(client_field_names)), label="type")
+    keys = st.sampled_from(client_field_names[wire_type]) | st.text(max_size=8)
+    body = data.draw(st.dictionaries(keys, json_values, max_size=6), label="body")
+    body["type"] = wire_type
+    try:
+        event = ev.parse_client_event(json.dumps(body), dialect=dialect)  # type: ignore[arg-type]
+    except ProtocolError as exc:
+        assert len(str(exc)) < MAX_MESSAGE
+        return
+    assert isinstance(event, ev.ClientEvent)
+    assert type(event) is ev.client_event_types(dialect)[wire_type]  # type: ignore[arg-type]
+    again = ev.parse_client_event(ev.encode_client_event(event), dialect=dialect)  # type: ignore[arg-type]
+    assert type(again) is type(event)
+    assert again.model_dump(exclude={"event_id"}) == event.model_dump(exclude={"event_id"})
