@@ -237,56 +237,61 @@ class _FrameConnection(ClientConnection):
         if not self._fast or buf is None:
             super().data_received(data)
             return
-        buf += data
+        # Work on the incoming bytes directly when nothing is pending (the usual case):
+        # each message is then copied once, and only an incomplete tail is kept.
+        if buf:
+            buf += data
+            src: bytes | bytearray = buf
+        else:
+            src = data
         sink = self._sink
         limit: int | None = getattr(self.protocol, "max_message_size", None)
-        size = len(buf)
+        size = len(src)
         pos = 0
+        handed = False
         while size - pos >= 2:
-            b0 = buf[pos]
-            length = buf[pos + 1]
+            b0 = src[pos]
+            length = src[pos + 1]
             if length & 0x80:  # a masked server frame: websockets fails the connection
-                self._hand_over(buf, pos)
-                return
+                handed = True
+                break
             head = 2
             if length == 126:
                 if size - pos < 4:
                     break
-                length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                length = int.from_bytes(src[pos + 2 : pos + 4], "big")
                 head = 4
             elif length == 127:
                 if size - pos < 10:
                     break
-                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                length = int.from_bytes(src[pos + 2 : pos + 10], "big")
                 head = 10
             if limit is not None and length > limit:  # websockets closes with 1009
-                self._hand_over(buf, pos)
-                return
+                handed = True
+                break
             end = pos + head + length
             if end > size:
                 break
             if b0 == 0x81 or b0 == 0x82:  # final text/binary frame, no extension bits
-                message = bytes(buf[pos + head : end])
+                message = bytes(src[pos + head : end])
                 pos = end
                 if sink is not None:
                     sink(message)
             else:  # control frame or fragment: websockets handles this one whole frame
-                frame = bytes(buf[pos:end])
+                frame = bytes(src[pos:end])
                 pos = end
                 super().data_received(frame)
             if self.protocol.state is not State.OPEN:
-                self._hand_over(buf, pos)
-                return
-        if pos:
-            del buf[:pos]
-
-    def _hand_over(self, buf: bytearray, pos: int) -> None:
-        """Stop splitting frames: give websockets the rest of the stream from ``pos``."""
-        rest = bytes(buf[pos:])
+                handed = True
+                break
+        rest = bytes(src[pos:]) if pos < size else b""
         buf.clear()
-        self._fast = False
-        if rest:
-            super().data_received(rest)
+        if handed:
+            self._fast = False
+            if rest:
+                super().data_received(rest)
+        elif rest:
+            buf += rest
 
     def process_event(self, event: WSEvent) -> None:
         if self.response is None:  # the handshake response comes first
