@@ -53,6 +53,7 @@ from .response_state import ResponseTracker
 
 if TYPE_CHECKING:
     from .reconnect import ReconnectPolicy
+    from .rest import AsyncAudioClient, AudioClient, EphemeralKey
     from .session import Session, connect
     from .tools import Tool, ToolRegistry, tool
 
@@ -60,6 +61,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "APIError",
+    "AsyncAudioClient",
+    "AudioClient",
     "AuthenticationError",
     "ClientEvent",
     "ConfigError",
@@ -69,6 +72,7 @@ __all__ = [
     "Dialect",
     "Dispatcher",
     "Endpoint",
+    "EphemeralKey",
     "Item",
     "ProtocolError",
     "RealtimeError",
@@ -104,6 +108,9 @@ _LAZY = {
     "Tool": "realtime.tools",
     "ToolRegistry": "realtime.tools",
     "tool": "realtime.tools",
+    "AsyncAudioClient": "realtime.rest",
+    "AudioClient": "realtime.rest",
+    "EphemeralKey": "realtime.rest",
 }
 
 
