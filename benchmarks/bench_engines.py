@@ -122,11 +122,46 @@ def bench_stt(reps: int, incremental: bool) -> list[Row]:
             wait_ms = statistics.median(waits) * 1000
             what = "incremental finish() after real-time feed (question)"
             rows.append(("STT", name, what, f"{wait_ms:.0f} ms (final pass: {done.final_pass})"))
+            vad_ms = [vad_driven_finish(engine) for _ in range(reps)]
+            what = "  with VAD: request_pass() at pause start, finish() at speech_stopped"
+            rows.append(("STT", name, what, f"{statistics.median(vad_ms):.0f} ms"))
             full = best_transcribe(engine, pcm, reps)
             rows.append(("STT", name, "  vs one full pass at commit", f"{full * 1000:.0f} ms"))
     ratio = rtf["faster-whisper"] / rtf["pocketsphinx"]
     rows.append(("STT", "ratio", "RTF faster-whisper / pocketsphinx", f"{ratio:.2f}x"))
     return rows
+
+
+def vad_driven_finish(engine: SttEngine) -> float:
+    """Feed the question + 700 ms silence in real time through the VAD, as the server would.
+
+    A pass is requested once 64 ms of pause follow speech; at ``SpeechStopped`` the
+    transcriber is finished. Returns the milliseconds ``finish()`` took.
+    """
+    from audio.vad import SpeechStopped, StreamingVad
+    from realtime.server.stt import IncrementalTranscriber
+
+    pcm = bytes(RATE // 5 * 2) + read_sample("question") + bytes(RATE * 7 // 10 * 2)
+    vad = StreamingVad()
+    inc = IncrementalTranscriber(engine, interval_s=1.0)
+    step = RATE * 2 // 50
+    start = time.perf_counter()
+    requested = False
+    for i in range(0, len(pcm), step):
+        inc.append(pcm[i : i + step])
+        for event in vad.feed(pcm[i : i + step]):
+            if isinstance(event, SpeechStopped):
+                t0 = time.perf_counter()
+                inc.finish(speech_end_ms=event.speech_end_ms)
+                return (time.perf_counter() - t0) * 1000
+        if vad.silence_ms >= 64 and not requested:
+            requested = inc.request_pass()
+        elif vad.silence_ms == 0:
+            requested = False
+        ahead = (i + step) / 2 / RATE - (time.perf_counter() - start)
+        if ahead > 0:
+            time.sleep(ahead)
+    raise RuntimeError("the VAD never reported the end of speech")
 
 
 def bench_tts(reps: int) -> list[Row]:

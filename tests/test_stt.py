@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from realtime.exceptions import ConfigError
+from realtime.exceptions import ConfigError, RealtimeError
 from realtime.server import stt
 from realtime.server.stt import (
     FasterWhisperEngine,
@@ -24,7 +24,6 @@ from realtime.server.stt import (
     PocketsphinxEngine,
     Segment,
     SttEngine,
-    SttError,
     TranscriptResult,
     Word,
     load_stt,
@@ -127,7 +126,7 @@ class ScriptedEngine:
     ) -> TranscriptResult:
         """Report the scripted words within this snapshot (relative times)."""
         if self.fail:
-            raise SttError("scripted failure")
+            raise RealtimeError("scripted failure")
         x = np.frombuffer(pcm16_24k, "<i2")
         start = int(x[0]) / 100 if len(x) else 0.0
         duration = len(x) / RATE
@@ -349,7 +348,7 @@ def test_incremental_callback_from_worker_threads() -> None:
 
 
 def test_incremental_lifecycle_errors() -> None:
-    """After finish or close, appending raises ConfigError; engine failures raise SttError."""
+    """After finish or close, appending raises ConfigError; engine failures raise RealtimeError."""
     engine = ScriptedEngine(VOCAB[:2])
     t = IncrementalTranscriber(engine, executor=InlineExecutor())
     t.append(ScriptedEngine.audio(0.5))
@@ -366,7 +365,7 @@ def test_incremental_lifecycle_errors() -> None:
     failing.fail = True
     f = IncrementalTranscriber(failing, interval_s=0.5, executor=InlineExecutor())
     feed(f, ScriptedEngine.audio(1.0))
-    with pytest.raises(SttError, match="scripted failure"):
+    with pytest.raises(RealtimeError, match="scripted failure"):
         f.finish()
     with pytest.raises(ConfigError):
         IncrementalTranscriber(engine, interval_s=0)

@@ -43,7 +43,6 @@ __all__ = [
     "PocketsphinxEngine",
     "Segment",
     "SttEngine",
-    "SttError",
     "TranscriptResult",
     "Word",
     "load_stt",
@@ -56,10 +55,6 @@ INPUT_RATE = 24000
 """Sample rate of the PCM16 audio every engine takes."""
 _MODEL_RATE = 16000
 _SERVER_EXTRA = "realtime-voice[server]"
-
-
-class SttError(RealtimeError):
-    """Transcription failed inside an engine (the message says which and why)."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +118,7 @@ class SttEngine(Protocol):
         """Transcribe PCM16 mono 24 kHz audio; blocks (run it in a worker thread).
 
         ``language`` is an ISO-639-1 hint, ``prompt`` text that may guide spelling and
-        context. Raises :class:`SttError` when the engine fails.
+        context. Raises :class:`RealtimeError` when the engine fails.
         """
         ...
 
@@ -223,7 +218,7 @@ class FasterWhisperEngine:
                 )
                 raw = list(raw)  # decoding happens while iterating: keep it under the lock
         except Exception as exc:  # ctranslate2 / tokenizer failures
-            raise SttError(f"faster-whisper failed: {exc}") from exc
+            raise RealtimeError(f"faster-whisper failed: {exc}") from exc
         segments = tuple(
             Segment(
                 start=float(s.start),
@@ -303,7 +298,7 @@ class PocketsphinxEngine:
                 hyp = self._decoder.hyp()
                 segs = [(s.word, s.start_frame, s.end_frame, s.prob) for s in self._decoder.seg()]
         except Exception as exc:  # pocketsphinx raises RuntimeError
-            raise SttError(f"pocketsphinx failed: {exc}") from exc
+            raise RealtimeError(f"pocketsphinx failed: {exc}") from exc
         words: list[Word] = []
         for word, start, end, prob in segs:
             if _SPHINX_FILLERS.match(word):
@@ -539,8 +534,8 @@ class IncrementalTranscriber:
         """Complete the utterance and return the final text (blocking).
 
         ``speech_end_ms`` (e.g. the VAD's speech end within this audio) lets a pass that
-        already covered the speech stand as the final one. Raises :class:`SttError` when
-        the engine fails.
+        already covered the speech stand as the final one. Raises :class:`RealtimeError`
+        when the engine fails, :class:`ConfigError` when called twice or after close.
         """
         with self._lock:
             if self._closed:
@@ -549,7 +544,7 @@ class IncrementalTranscriber:
         self._idle.wait()
         with self._lock:
             if self._error is not None:
-                raise SttError(f"incremental transcription failed: {self._error}")
+                raise RealtimeError(f"incremental transcription failed: {self._error}")
             total_s = len(self._audio) // 2 / INPUT_RATE
             needed_s = total_s if speech_end_ms is None else min(total_s, speech_end_ms / 1000)
             covered = self._last.covered_s >= needed_s - 1e-6 and self._passes > 0

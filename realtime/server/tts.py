@@ -43,7 +43,6 @@ __all__ = [
     "PiperEngine",
     "SentenceBuffer",
     "TtsEngine",
-    "TtsError",
     "load_tts",
     "split_sentences",
     "synthesize_stream",
@@ -80,10 +79,6 @@ ESPEAK_VOICES: dict[str, str] = {
 
 _SERVER_EXTRA = "realtime-voice[server]"
 _MIN_SPEED, _MAX_SPEED = 0.25, 4.0
-
-
-class TtsError(RealtimeError):
-    """Speech synthesis failed inside an engine (the message says which and why)."""
 
 
 def _check_speed(speed: float) -> float:
@@ -183,7 +178,7 @@ class PiperEngine:
             with self._lock:
                 parts = [c.audio_float_array for c in self._voice.synthesize(text, config)]
         except Exception as exc:  # onnxruntime / phonemizer failures
-            raise TtsError(f"piper could not synthesize {text[:40]!r}: {exc}") from exc
+            raise RealtimeError(f"piper could not synthesize {text[:40]!r}: {exc}") from exc
         if not parts:
             return b""
         return _to_output(np.concatenate(parts), self.sample_rate)
@@ -246,7 +241,7 @@ class _EspeakLibrary:
                 raw, len(raw) + 1, 0, _POS_CHARACTER, 0, _ESPEAK_CHARS_UTF8, None, None
             )
             if status != 0:
-                raise TtsError(f"espeak_Synth failed with status {status}")
+                raise RealtimeError(f"espeak_Synth failed with status {status}")
             out = b"".join(self._buffer)
             self._buffer = []
             return out
@@ -333,15 +328,15 @@ class EspeakEngine:
                 check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise TtsError(f"{self._command} failed: {exc}") from exc
+            raise RealtimeError(f"{self._command} failed: {exc}") from exc
         if proc.returncode != 0 or not proc.stdout:
             err = proc.stderr.decode(errors="replace").strip()[:200]
-            raise TtsError(f"{self._command} failed (exit {proc.returncode}): {err}")
+            raise RealtimeError(f"{self._command} failed (exit {proc.returncode}): {err}")
         try:
             with wave.open(io.BytesIO(proc.stdout)) as w:
                 return w.readframes(w.getnframes()), w.getframerate()
         except (wave.Error, EOFError) as exc:
-            raise TtsError(f"{self._command} wrote no valid WAV: {exc}") from exc
+            raise RealtimeError(f"{self._command} wrote no valid WAV: {exc}") from exc
 
 
 _ENGINES = ("piper", "espeak")
@@ -402,7 +397,7 @@ def synthesize_stream(
     text pieces, e.g. deltas from a streaming model (joined through a
     :class:`SentenceBuffer`, so a sentence is spoken as soon as it is complete).
     Sentences with nothing pronounceable are skipped. Errors from the engine propagate
-    (:class:`TtsError`, :class:`ConfigError` for a bad voice or speed, checked first).
+    (:class:`RealtimeError`; :class:`ConfigError` for a bad voice or speed, checked first).
     """
     engine.resolve_voice(voice)
     _check_speed(speed)
