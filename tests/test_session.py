@@ -676,3 +676,61 @@ async def test_malformed_frame_is_skipped() -> None:
     async with FakeServer(script) as server, rs.connect(url=server.url) as s:
         await s.wait_for("custom.ok", timeout=5)
         assert s.protocol_errors == 1
+
+
+async def test_frames_split_at_every_byte_boundary() -> None:
+    """Frames cut into tiny TCP writes (7/16/64-bit lengths, a ping between) arrive whole."""
+    import json as _json
+
+    from websockets.frames import Frame, Opcode
+
+    sizes = [10, 300, 70_000]
+    raw = b"".join(
+        Frame(
+            Opcode.TEXT, _json.dumps({"type": "custom.sized", "pad": "p" * n}).encode()
+        ).serialize(mask=False)
+        for n in sizes
+    )
+    ping = Frame(Opcode.PING, b"hi").serialize(mask=False)
+    first_end = len(raw) - len(raw) // 2
+    async with FakeServer() as server, rs.connect(url=server.url) as s:
+        ws = server.connection.ws
+        assert ws is not None
+        pieces = [raw[i : min(i + 7, first_end)] for i in range(0, first_end, 7)]
+        for piece in pieces[:40]:
+            ws.transport.write(piece)
+            await asyncio.sleep(0)
+        rest = b"".join(pieces[40:])
+        ws.transport.write(rest[:3])
+        await asyncio.sleep(0.01)
+        ws.transport.write(rest[3:] + raw[first_end:] + ping)
+        got = []
+        async for event in s:
+            if event.type == "custom.sized":
+                got.append(len(event.raw["pad"]))  # type: ignore[attr-defined]
+                if len(got) == len(sizes):
+                    break
+        assert got == sizes
+        await server.send({"type": "custom.after"})
+        await s.wait_for("custom.after", timeout=5)
+
+
+def test_frame_splitter_handles_every_split_point() -> None:
+    """The message splitter yields the same messages wherever the byte stream is cut."""
+    import json as _json
+    import types
+
+    from websockets.frames import Frame, Opcode
+    from websockets.protocol import State
+
+    payloads = [_json.dumps({"type": "t", "pad": "q" * n}).encode() for n in (0, 120, 200, 66_000)]
+    raw = b"".join(Frame(Opcode.TEXT, p).serialize(mask=False) for p in payloads)
+    for cut in [*range(0, 300), len(raw) - 1, len(raw) // 2]:
+        conn = rs._FrameConnection.__new__(rs._FrameConnection)
+        got: list[bytes] = []
+        conn._fast, conn._buffer, conn._sink = True, bytearray(), got.append
+        conn.protocol = types.SimpleNamespace(state=State.OPEN, max_message_size=None)  # type: ignore[assignment]
+        conn.data_received(raw[:cut])
+        conn.data_received(raw[cut:])
+        assert got == payloads, cut
+        assert conn._buffer == b""
