@@ -15,12 +15,34 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..connection import ENV_API_KEY, ENV_AZURE_ENDPOINT, ENV_REALTIME_URL
 
-__all__ = ["Backend", "add_backend_arguments", "open_backend"]
+if TYPE_CHECKING:
+    from ..server.engine_set import EngineSet
+
+__all__ = ["Backend", "add_backend_arguments", "local_engines", "open_backend"]
+
+_LOCAL_ENGINES: EngineSet | None = None
+
+
+def local_engines(engines: EngineSet | None = None) -> EngineSet:
+    """The engines the embedded local server uses, shared by every command run in this process.
+
+    Created on first use (models load lazily); pass an
+    :class:`~realtime.server.engine_set.EngineSet` to use that one instead (e.g. in tests, so
+    several commands run in one process load the models once). Returns the set in use.
+    """
+    global _LOCAL_ENGINES
+    if engines is not None:
+        _LOCAL_ENGINES = engines
+    elif _LOCAL_ENGINES is None:
+        from ..server.engine_set import EngineSet
+
+        _LOCAL_ENGINES = EngineSet()
+    return _LOCAL_ENGINES
 
 
 @dataclass
@@ -111,7 +133,9 @@ async def open_backend(
         return
     from ..server import LocalServer
 
-    async with LocalServer(port=0, responder=getattr(args, "responder", None)) as server:
+    async with LocalServer(
+        port=0, responder=getattr(args, "responder", None), engines=local_engines()
+    ) as server:
         yield Backend(
             "local",
             f"backend: local server at {server.url} (no OPENAI_API_KEY set)",

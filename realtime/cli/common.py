@@ -9,8 +9,8 @@ __all__ = ["CommandError", "err_console", "out_console"]
 err_console = Console(stderr=True, highlight=False)
 """Status lines, progress and the live view go to stderr."""
 
-out_console = Console(highlight=False)
-"""Results (transcripts, reports) go to stdout."""
+out_console = Console(highlight=False, soft_wrap=True)
+"""Results (transcripts, reports) go to stdout, never wrapped (so they pipe cleanly)."""
 
 
 class CommandError(Exception):

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from .common import out_console
+from .common import CommandError, out_console
 
 __all__ = ["add_parser", "handle"]
 
@@ -24,13 +24,19 @@ def add_parser(sub: Any) -> None:
 
 
 async def handle(args: argparse.Namespace) -> int:
-    """Print the device table."""
+    """Print the device table; a one-line error when PortAudio sees no device at all."""
     from audio.devices import devices
 
+    found = devices()
+    if not found:
+        raise CommandError(
+            "no audio devices: PortAudio sees no input or output device (on Linux, start "
+            "PulseAudio or check ALSA; headless commands take --input/--output WAV files)"
+        )
     table = Table(title="audio devices")
     for col in ("index", "name", "api", "in", "out", "rate", "default"):
         table.add_column(col)
-    for d in devices():
+    for d in found:
         default = " ".join(
             x for x, on in (("input", d.is_default_input), ("output", d.is_default_output)) if on
         )

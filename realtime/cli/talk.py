@@ -144,8 +144,10 @@ class TalkState:
             if self.assistant:
                 self.history.append(("assistant", self.assistant.strip()))
             self.assistant = ""
-            self.replies += 1
-            self.done.set()
+            outputs = getattr(response, "output", None) or []
+            if not any(getattr(o, "type", None) == "function_call" for o in outputs):
+                self.replies += 1  # a tool call is not a reply: the answer follows it
+                self.done.set()
         elif kind == "error":
             err = getattr(event, "error", None)
             self.errors.append(str(getattr(err, "message", event)))

@@ -178,7 +178,20 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any,
     return mapping
 
 
+class _Lines(list[Any]):
+    """A YAML sequence that remembers the line of each item (plain strings carry none)."""
+
+    lines: list[int]
+
+
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> _Lines:
+    seq = _Lines(loader.construct_sequence(node, deep=True))
+    seq.lines = [item.start_mark.line + 1 for item in node.value]
+    return seq
+
+
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
 def _strip_lines(value: Any) -> Any:
@@ -225,9 +238,9 @@ def parse_script(text: str, *, path: Path | None = None) -> Script:
     raw_steps = data.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
         raise fail("'steps' must be a non-empty list", data.get("__line__"))
-    steps = [_parse_step(raw, base, fail, data.get("__line__", 1)) for raw in raw_steps]
-    known = {"name", "session", "tools", "steps", "dialect", "model", "local_responder",
-             "__line__"}
+    lines = getattr(raw_steps, "lines", None) or [data.get("__line__", 1)] * len(raw_steps)
+    steps = [_parse_step(raw, base, fail, line) for raw, line in zip(raw_steps, lines, strict=True)]
+    known = {"name", "session", "tools", "steps", "dialect", "model", "local_responder", "__line__"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise fail(f"unknown top-level key {unknown[0]!r}", data.get("__line__"))
@@ -280,21 +293,26 @@ def _parse_tools(raw: Any, fail: Any) -> list[ToolSpec]:
 _STEP_KEYS = ("say", "send_audio", "commit", "respond", "expect", "interrupt_after_ms", "wait")
 
 
-def _parse_step(raw: Any, base: Path, fail: Any, parent_line: int) -> Step:
+def _parse_step(raw: Any, base: Path, fail: Any, item_line: int) -> Step:
     if isinstance(raw, str):
         if raw == "commit":
-            return Commit(line=parent_line)
+            return Commit(line=item_line)
         if raw == "respond":
-            return Respond(overrides={}, line=parent_line)
-        raise fail(f"unknown step {raw!r} (steps: {', '.join(_STEP_KEYS)})", parent_line)
+            return Respond(overrides={}, line=item_line)
+        raise fail(f"unknown step {raw!r} (steps: {', '.join(_STEP_KEYS)})", item_line)
     if not isinstance(raw, dict):
-        raise fail("a step is a mapping such as '- say: hello'", parent_line)
-    line = int(raw.get("__line__", parent_line))
+        raise fail("a step is a mapping such as '- say: hello'", item_line)
+    line = int(raw.get("__line__", item_line))
     keys = [k for k in raw if k != "__line__"]
     kinds = [k for k in keys if k in _STEP_KEYS]
+    if not kinds:
+        raise fail(f"unknown step {keys[0]!r} (steps: {', '.join(_STEP_KEYS)})", line)
     if len(kinds) != 1:
         raise fail(f"a step needs exactly one of: {', '.join(_STEP_KEYS)}; got {keys}", line)
     kind = kinds[0]
+    extra = [k for k in keys if k != kind and not (kind == "send_audio" and k == "realtime")]
+    if extra:
+        raise fail(f"unknown key {extra[0]!r} in a {kind!r} step", line)
     value = raw[kind]
     if kind == "say":
         if not isinstance(value, str) or not value.strip():

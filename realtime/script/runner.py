@@ -10,7 +10,7 @@ each ``expect``, and returns a :class:`RunResult`. With ``out_dir`` it writes:
 
 The runner is usable from Python and from pytest::
 
-    result = await run_script(load_script("share/scripts/weather.yaml"), url=server.url)
+    result = await run_script(load_script("share/scripts/weather_tool.yaml"), url=server.url)
     assert result.passed, result.report()
 """
 
@@ -148,14 +148,14 @@ def _tool_for(spec: ToolSpec) -> Tool:
         except (ImportError, AttributeError) as exc:
             raise ScriptError(f"tool {spec.name!r}: cannot load {spec.python}: {exc}") from exc
 
-        async def call(arguments: Mapping[str, Any]) -> Any:
+        async def call(**arguments: Any) -> Any:
             result = func(**arguments)
             return await result if inspect.isawaitable(result) else result
 
     else:
         canned = spec.output
 
-        async def call(arguments: Mapping[str, Any]) -> Any:
+        async def call(**arguments: Any) -> Any:
             return canned
 
     return Tool.from_schema(
@@ -399,9 +399,11 @@ async def run_script(
 ) -> RunResult:
     """Run ``script`` against the server at ``url`` (or as :func:`realtime.connect` resolves it).
 
-    Never raises for a failing expect or a server error: the result says what happened
-    (``passed``, ``error``). Raises :class:`ScriptError` only for a script that cannot run
-    (e.g. a missing audio file or tool module).
+    Never raises for a failing expect or a server error once the session is open: the result
+    says what happened (``passed``, ``error``). Raises :class:`ScriptError` for a script that
+    cannot run (e.g. a missing audio file or tool module), and the connection's
+    :class:`~realtime.exceptions.RealtimeError` (e.g. ``ConnectionError``,
+    ``AuthenticationError``) when the session cannot be opened at all.
     """
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
@@ -445,6 +447,8 @@ async def run_script(
     except ScriptError:
         raise
     except RealtimeError as exc:
+        if runner is None:
+            raise  # never connected: not a test outcome but a setup problem
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
         if runner is not None:
