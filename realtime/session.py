@@ -159,6 +159,18 @@ class _Mailbox(Generic[T]):
                 self._waiter = None
         return self._items.popleft()
 
+    async def wait(self) -> bool:
+        """Wait until an item is available; False once closed and empty."""
+        while not self._items:
+            if self._closed:
+                return False
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return True
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -412,7 +424,11 @@ class Session:
         if output_audio_format is None:
             configured = getattr(config, "output_format", None)
             output_audio_format = configured if isinstance(configured, str) else "pcm16"
-        self.conversation = Conversation(audio_retention_ms, audio_format=output_audio_format)
+        try:
+            self.conversation = Conversation(audio_retention_ms, audio_format=output_audio_format)
+            self._audio_log = OutputAudioLog(output_audio_format)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         self.responses = ResponseTracker(dialect=self.dialect)
         if isinstance(tools, ToolRegistry):
             self.tools = tools
@@ -423,7 +439,6 @@ class Session:
         self._coordinator = ToolCallCoordinator(
             tracker=self.responses, auto_respond=auto_respond_to_tools
         )
-        self._audio_log = OutputAudioLog(output_audio_format)
         self._special = self._specials()
         self.last_interruption: Interruption | None = None
         self.dispatcher = dispatcher if dispatcher is not None else Dispatcher()
@@ -833,14 +848,16 @@ class Session:
 
     async def _run_handlers(self) -> None:
         box = self._handler_box
+        resolve = self.dispatcher.handlers_for
         while True:
-            try:
-                event = await box.get()
-            except StopAsyncIteration:
+            if not box._items:  # drain without a coroutine call per event
+                if not await box.wait():
+                    return
+                continue
+            event = box._items.popleft()
+            if event is None:  # the stop marker
                 return
-            if event is None:
-                return
-            for handler in self.dispatcher.handlers_for(event.type):
+            for handler in resolve(event.type):
                 try:
                     result = handler(event)
                     if result is not None and inspect.isawaitable(result):
