@@ -26,7 +26,8 @@ class VadEvent:
     """A turn-detection event on the session's input audio timeline."""
 
     kind: str  # "started" | "stopped"
-    ms: int
+    ms: int  # audio_start_ms (with the prefix padding) / audio_end_ms (with the silence)
+    speech_ms: int  # where the speech itself starts / ends
 
 
 class VadStream:
@@ -41,10 +42,25 @@ class VadStream:
         out = []
         for ev in self._vad.feed(pcm16):
             if isinstance(ev, SpeechStarted):
-                out.append(VadEvent("started", self._offset + ev.audio_start_ms))
+                out.append(
+                    VadEvent(
+                        "started",
+                        self._offset + ev.audio_start_ms,
+                        self._offset + ev.speech_start_ms,
+                    )
+                )
             else:
-                out.append(VadEvent("stopped", self._offset + ev.audio_end_ms))
+                out.append(
+                    VadEvent(
+                        "stopped", self._offset + ev.audio_end_ms, self._offset + ev.speech_end_ms
+                    )
+                )
         return out
+
+    @property
+    def silence_ms(self) -> int:
+        """While speech is in progress: milliseconds of silence since it last spoke (else 0)."""
+        return self._vad.silence_ms
 
 
 class EngineSet:

@@ -97,6 +97,8 @@ class ServerSession:
         self._speech_item_id: str | None = None
         self._live: IncrementalTranscriber | None = None
         self._decoder: pcm_mod.StreamDecoder | None = None
+        self._pass_requested = False
+        self._speech_end_ms: float | None = None  # speech end within the committed audio
         self._transcripts: dict[str, asyncio.Future[str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -395,7 +397,16 @@ class ServerSession:
             if ev.kind == "started":
                 await self._on_speech_started(int(ev.ms))
             else:
-                await self._on_speech_stopped(int(ev.ms))
+                await self._on_speech_stopped(int(ev.ms), int(ev.speech_ms))
+        live = self._live
+        if live is not None and self._speech_item_id is not None:
+            # a pause is beginning: transcribe what was said now, so that when the pause
+            # ends the turn little or nothing is left to do at commit
+            if vad.silence_ms > 0:
+                if not self._pass_requested:
+                    self._pass_requested = live.request_pass()
+            else:
+                self._pass_requested = False
 
     async def _on_speech_started(self, audio_start_ms: int) -> None:
         self._speech_item_id = new_id("item")
@@ -425,8 +436,9 @@ class ServerSession:
         ):
             run.cancel("turn_detected")
 
-    async def _on_speech_stopped(self, audio_end_ms: int) -> None:
+    async def _on_speech_stopped(self, audio_end_ms: int, speech_end_ms: int) -> None:
         item_id = self._speech_item_id or new_id("item")
+        self._speech_end_ms = max(0.0, speech_end_ms - self.buffer_start_ms)
         await self.emit(
             {
                 "type": "input_audio_buffer.speech_stopped",
@@ -460,6 +472,8 @@ class ServerSession:
         self.buffer.clear()
         self.buffer_start_ms = self.stream_ms
         live, self._live = self._live, None
+        speech_end, self._speech_end_ms = self._speech_end_ms, None
+        self._pass_requested = False
         item_id = item_id or new_id("item")
         previous = self.store.last_id
         await self.emit(
@@ -488,7 +502,7 @@ class ServerSession:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[str] = loop.create_future()
         self._transcripts[item_id] = fut
-        self.spawn(self._transcribe(item_id, audio, fut, live))
+        self.spawn(self._transcribe(item_id, audio, fut, live, speech_end))
 
     async def _transcribe(
         self,
@@ -496,6 +510,7 @@ class ServerSession:
         audio: bytes,
         fut: asyncio.Future[str],
         live: IncrementalTranscriber | None = None,
+        speech_end_ms: float | None = None,
     ) -> None:
         """Transcribe a committed user turn; emit transcription events when configured.
 
@@ -505,7 +520,7 @@ class ServerSession:
         try:
             deltas: list[str] | None = None
             if live is not None:
-                finished = await asyncio.to_thread(live.finish)
+                finished = await asyncio.to_thread(live.finish, speech_end_ms)
                 text, deltas = finished.text.strip(), list(finished.deltas)
             else:
                 text = await self.engines.transcribe(audio, self.config.transcription)
