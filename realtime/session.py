@@ -1410,10 +1410,23 @@ class Session:
 
 
 class SessionContext:
-    """What :func:`connect` returns: ``async with`` it (or ``await`` it) to get a Session."""
+    """What :func:`connect` returns: ``async with`` it (or ``await`` it) to get a Session.
+
+    ``.session`` is the (not yet connected) Session, for subscribing handlers and
+    registering tools before connecting::
+
+        ctx = realtime.connect(url=url)
+        ctx.session.on("session.created", on_created)
+        async with ctx as session: ...
+    """
 
     def __init__(self, session: Session) -> None:
         self._session = session
+
+    @property
+    def session(self) -> Session:
+        """The session this context opens (usable before connecting)."""
+        return self._session
 
     async def __aenter__(self) -> Session:
         return await self._session.open()
@@ -1448,6 +1461,7 @@ def connect(
     tracker: PlaybackTracker | None = None,
     tools: ToolRegistry | Iterable[Callable[..., Any] | Tool] | None = None,
     auto_respond_to_tools: bool = True,
+    dispatcher: Dispatcher | None = None,
     connect_timeout: float = 10.0,
     ping_interval: float | None = 20.0,
     ping_timeout: float | None = 20.0,
@@ -1466,8 +1480,10 @@ def connect(
     :func:`realtime.connection.resolve_endpoint` (``url``, Azure options, environment).
     ``config`` is sent (and acknowledged) right after connecting; ``tools`` and tools
     registered later with ``@session.tool`` go out with it. ``tracker`` (a playback
-    tracker such as a speaker) enables barge-in truncation. Raises :class:`ConfigError`
-    at once for invalid options (a missing key for a remote server included).
+    tracker such as a speaker) enables barge-in truncation. ``dispatcher`` shares
+    handler subscriptions made beforehand (or use ``connect(...).session.on(...)``).
+    Raises :class:`ConfigError` at once for invalid options (a missing key for a remote
+    server included).
     """
     endpoint = resolve_endpoint(
         model,
@@ -1489,6 +1505,7 @@ def connect(
         tracker=tracker,
         tools=tools,
         auto_respond_to_tools=auto_respond_to_tools,
+        dispatcher=dispatcher,
         connect_timeout=connect_timeout,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,

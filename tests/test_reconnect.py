@@ -143,7 +143,7 @@ async def test_reconnect_after_abrupt_drop_mid_response(dialect: str) -> None:
         ctx = rs.connect(
             url=server.url, dialect=dialect, config=config, reconnect=FAST, tools=[ping]
         )
-        session = ctx._session
+        session = ctx.session
         lost = record(session, "connection.lost")
         restored = record(session, "connection.restored")
         deltas = record(session, ev.audio_delta_type)

@@ -315,7 +315,7 @@ async def test_handlers_sync_async_once_off_and_order(dialect: str) -> None:
     seen: list[str] = []
     async with FakeServer() as server:
         session_ctx = rs.connect(url=server.url, dialect=dialect)
-        s = session_ctx._session
+        s = session_ctx.session
 
         @s.on("response.*")
         async def on_any_response(event: ServerEvent) -> None:
@@ -553,7 +553,7 @@ async def test_key_absent_from_logs_and_errors(caplog: pytest.LogCaptureFixture)
         ctx = rs.connect(url=server.url, api_key=lambda: KEY)
         with pytest.raises(AuthenticationError):
             await ctx
-        assert KEY not in repr(ctx._session) and KEY not in repr(ctx._session.endpoint)
+        assert KEY not in repr(ctx.session) and KEY not in repr(ctx.session.endpoint)
     assert KEY not in str(info.value)
     assert "401" in str(info.value)
     assert "Authorization" in caplog.text  # the handshake was logged, redacted
@@ -615,7 +615,7 @@ async def test_late_input_transcription_lands_in_user_item(dialect: str) -> None
     got: list[ServerEvent] = []
     async with FakeServer(script) as server:
         ctx = rs.connect(url=server.url, dialect=dialect)
-        ctx._session.on("conversation.item.input_audio_transcription.*", got.append)
+        ctx.session.on("conversation.item.input_audio_transcription.*", got.append)
         async with ctx as s:
             await s.wait_for("conversation.item.input_audio_transcription.completed", timeout=5)
             item = s.conversation.get("item_user")

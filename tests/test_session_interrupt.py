@@ -103,7 +103,7 @@ async def test_interruption_1200ms_into_3s_reply(dialect: str) -> None:
     ]
     async with FakeServer(script, hello=False) as server:
         ctx = rs.connect(url=server.url, dialect=dialect, tracker=tracker)
-        session = ctx._session
+        session = ctx.session
         session.on(
             ev.audio_delta_type,
             lambda e: tracker.enqueue(e.audio_bytes(), e.item_id, e.content_index),  # type: ignore[attr-defined]

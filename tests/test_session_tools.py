@@ -67,7 +67,7 @@ async def test_tool_definitions_go_out_in_session_config(dialect: str) -> None:
     """Registered tools are added to session.update with their JSON schema."""
     async with FakeServer(handler=acknowledge) as server:
         ctx = rs.connect(url=server.url, dialect=dialect, config=SessionConfig(instructions="x"))
-        session = ctx._session
+        session = ctx.session
 
         @session.tool
         def get_weather(city: str, unit: str = "c") -> dict[str, Any]:
@@ -136,7 +136,7 @@ async def test_raising_hanging_and_unknown_tools_give_error_outputs(dialect: str
 
     async with FakeServer(handler=acknowledge) as server:
         ctx = rs.connect(url=server.url, dialect=dialect)
-        session = ctx._session
+        session = ctx.session
 
         @session.tool
         def explode(reason: str) -> str:
