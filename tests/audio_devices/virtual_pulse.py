@@ -110,9 +110,16 @@ class VirtualPulse:
         self._saved_env: dict[str, str | None] = {}
         self._started = False
 
-    def _run(self, *args: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, *args: str, timeout: float = 10.0, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            list(args), env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+            list(args),
+            env=self.env if env is None else env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
     def start(self) -> None:
@@ -133,10 +140,13 @@ class VirtualPulse:
                 "--exit-idle-time=-1",
                 "--system=false",
                 "--log-target=stderr",
-                "--load=module-native-protocol-unix",
+                # the socket lives in the private 0700 directory: no cookie needed
+                "--load=module-native-protocol-unix auth-anonymous=1",
                 f"--load=module-null-sink sink_name=spk rate={RATE}",
                 f"--load=module-null-sink sink_name=micsink rate={RATE}",
                 "--load=module-remap-source source_name=mic master=micsink.monitor",
+                # its state (cookie, config) goes to the private directory, not ~/.config
+                env={**self.env, "HOME": str(self.runtime_dir)},
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise PulseUnavailable(f"pulseaudio did not start: {exc}") from exc
