@@ -44,6 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from audio.exceptions import AudioError, AudioFormatError
+from audio.pcm import float32_from_pcm16
 from audio.resample import StreamResampler
 
 __all__ = [
@@ -379,7 +380,7 @@ class StreamingVad:
         self._odd = data[usable:]
         if usable == 0:
             return []
-        samples = np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
+        samples = float32_from_pcm16(data[:usable])
         if self._resampler is not None:
             samples = np.asarray(self._resampler.process(samples), np.float32).reshape(-1)
         probs = self._stream.process(samples)

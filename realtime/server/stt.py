@@ -32,6 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from audio.pcm import float32_from_pcm16, pcm16_from_float32
 from audio.resample import resample
 from realtime.exceptions import ConfigError, RealtimeError
 
@@ -126,7 +127,7 @@ class SttEngine(Protocol):
 def _float16k(pcm16_24k: bytes) -> np.ndarray[Any, np.dtype[np.float32]]:
     """PCM16 24 kHz bytes (an odd trailing byte is ignored) -> float32 16 kHz."""
     usable = len(pcm16_24k) - len(pcm16_24k) % 2
-    x = np.frombuffer(pcm16_24k[:usable], dtype="<i2").astype(np.float32) / 32768.0
+    x = float32_from_pcm16(pcm16_24k[:usable])
     return np.asarray(resample(x, INPUT_RATE, _MODEL_RATE), dtype=np.float32)
 
 
@@ -287,7 +288,7 @@ class PocketsphinxEngine:
             logger.info("pocketsphinx only knows English; ignoring language=%r", language)
         duration = _duration(pcm16_24k)
         audio = _float16k(pcm16_24k)
-        pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+        pcm = pcm16_from_float32(audio)
         if _is_silent(audio):
             return TranscriptResult("", (), "en", duration)
         try:

@@ -32,6 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from audio.pcm import float32_from_pcm16, pcm16_from_float32
 from audio.resample import resample
 from realtime.exceptions import ConfigError, RealtimeError
 
@@ -92,8 +93,7 @@ def _to_output(samples: np.ndarray[Any, Any], rate: int) -> bytes:
     x = np.asarray(samples, dtype=np.float32).reshape(-1)
     if rate != OUTPUT_RATE and len(x):
         x = np.asarray(resample(x, rate, OUTPUT_RATE), dtype=np.float32)
-    pcm: bytes = (np.clip(x, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
-    return pcm
+    return pcm16_from_float32(x)
 
 
 @runtime_checkable
@@ -315,7 +315,7 @@ class EspeakEngine:
             rate = self._library.rate
         else:
             pcm, rate = self._run_command(text, name, wpm)
-        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        samples = float32_from_pcm16(pcm[: len(pcm) - len(pcm) % 2])
         return _to_output(samples, rate)
 
     def _run_command(self, text: str, voice: str, wpm: int) -> tuple[bytes, int]:
