@@ -218,6 +218,8 @@ def acknowledge(event: Mapping[str, Any], conn: Connection) -> list[dict[str, An
         item.setdefault("id", f"item_fake{conn.items}")
         item.setdefault("object", "realtime.item")
         item.setdefault("status", "completed")
+        if item.get("type", "message") == "message":
+            item.setdefault("content", [])
         prev = event.get("previous_item_id")
         if dialect == "beta":
             return [{"type": "conversation.item.created", "previous_item_id": prev, "item": item}]

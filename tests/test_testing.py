@@ -193,3 +193,72 @@ async def test_wait_received_times_out_with_assertion() -> None:
             await server.wait_received("x", timeout=0.05)
         with pytest.raises(RuntimeError):
             _ = server.connection
+
+
+@pytest.mark.parametrize("dialect", ["ga", "beta"])
+def test_server_event_builders_parse_in_their_dialect(dialect: str) -> None:
+    """Every ServerEvents builder produces an event the dialect's parser accepts."""
+    from realtime.events import UnknownServerEvent, parse_server_event
+    from realtime.testing import ServerEvents
+
+    ev = ServerEvents(dialect)
+    msg = ev.message_item("item_b", status="completed")
+    call = ev.function_call_item("item_c", "call_1", "f", "{}")
+    events = [
+        ev.response_created("r1"),
+        ev.output_item_added("r1", ev.message_item("item_b")),
+        ev.audio_delta("r1", "item_b", b"\0\0"),
+        ev.transcript_delta("r1", "item_b", "hi"),
+        ev.arguments_done("r1", "item_c", "call_1", "f", "{}"),
+        ev.output_item_done("r1", call),
+        ev.response_done("r1", output=[msg, call], usage={"total_tokens": 3}),
+        ev.speech_started("item_u", 100),
+        ev.input_transcription_completed("item_u", "hello"),
+        ev.item_added(ev.user_audio_item("item_u")),
+        ev.error("bad", code="x", event_id="evt_1"),
+        session_created(dialect),
+    ]
+    for data in events:
+        parsed = parse_server_event(json.dumps(data), dialect)  # type: ignore[arg-type]
+        assert not isinstance(parsed, UnknownServerEvent), data["type"]
+        assert parsed.type == data["type"]
+
+
+@pytest.mark.parametrize("dialect", ["ga", "beta"])
+async def test_acknowledge_answers_requests(dialect: str) -> None:
+    """acknowledge answers each request type with its parseable acknowledgement."""
+    from realtime.events import UnknownServerEvent, parse_server_event
+    from realtime.testing import acknowledge
+
+    headers = {"OpenAI-Beta": "realtime=v1"} if dialect == "beta" else {}
+    requests = [
+        {"type": "session.update", "session": {"instructions": "x"}},
+        {"type": "input_audio_buffer.commit"},
+        {"type": "input_audio_buffer.clear"},
+        {"type": "conversation.item.create", "item": {"type": "message", "role": "user"}},
+        {"type": "conversation.item.retrieve", "item_id": "i1"},
+        {
+            "type": "conversation.item.truncate",
+            "item_id": "i1",
+            "content_index": 0,
+            "audio_end_ms": 5,
+        },
+        {"type": "conversation.item.delete", "item_id": "i1"},
+    ]
+    if dialect == "beta":
+        requests.append({"type": "transcription_session.update", "session": {}})
+    async with (
+        FakeServer(handler=acknowledge) as server,
+        ws_connect(server.url, additional_headers=headers) as ws,
+    ):
+        await recv_json(ws)  # session.created
+        for request in requests:
+            await ws.send(json.dumps(request))
+            answer = await recv_json(ws)
+            parsed = parse_server_event(json.dumps(answer), dialect)  # type: ignore[arg-type]
+            assert not isinstance(parsed, UnknownServerEvent)
+            if request["type"] == "conversation.item.create" and dialect == "ga":
+                assert (await recv_json(ws))["type"] == "conversation.item.done"
+        await ws.send(json.dumps({"type": "response.cancel"}))
+        await ws.send(json.dumps({"type": "input_audio_buffer.clear"}))
+        assert (await recv_json(ws))["type"] == "input_audio_buffer.cleared"
