@@ -50,7 +50,8 @@ class Microphone:
     (seconds or ``"low"``/``"high"``), *buffer_seconds* (ring capacity) and
     *silence_warning_s*.
 
-    Iteration ends when the microphone is closed. Opening raises
+    Iteration ends when the microphone is closed. Use one iterator at a time (the ring has a
+    single consumer). Opening raises
     :class:`~audio.exceptions.PortAudioMissing`, :class:`~audio.exceptions.NoDeviceError`
     (listing the devices) or :class:`~audio.exceptions.DeviceError`.
     """

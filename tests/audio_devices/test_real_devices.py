@@ -275,3 +275,21 @@ async def test_bursty_producer_no_underruns(pulse: VirtualPulse) -> None:
     assert result["underruns"] == 0
     assert result["xruns"] == 0, f"device underflows in all {result['attempts']} attempts"
     assert result["played_ms"] == pytest.approx(2400.0, abs=2.0)
+
+
+async def test_silent_microphone_warns(
+    pulse: VirtualPulse, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A virtual microphone fed nothing delivers zeros; after 2 s Microphone warns once."""
+    with caplog.at_level("WARNING", logger="audio.microphone"):
+        async with Microphone(chunk_ms=100, silence_warning_s=2.0) as mic:
+            seen = 0
+            async for _ in mic:
+                seen += 1
+                if mic.is_silent or seen >= 40:
+                    break
+            warned, level = mic.silence_warnings, mic.level_dbfs
+    assert warned == 1, f"no warning after {seen * 100} ms of input"
+    assert 20 <= seen < 40
+    assert level == -120.0
+    assert any("only zeros" in r.getMessage() for r in caplog.records)
