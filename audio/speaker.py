@@ -99,6 +99,7 @@ class Speaker:
         self._buffer_seconds = float(buffer_seconds)
         self._stream: Any = None
         self._closed = False
+        self._stopped_at = float("inf")  # stream clock when closed (inf: never opened)
         self._lock = threading.Lock()  # producer side only; never taken by the callback
         self._listeners: tuple[ReferenceListener, ...] = ()
         self.underruns = 0
@@ -187,9 +188,14 @@ class Speaker:
 
     def close(self) -> None:
         """Stop the stream at once (queued audio is dropped) and release the device."""
-        stream, self._stream = self._stream, None
+        stream = self._stream
         self._closed = True
         if stream is not None:
+            # audio the driver still held is aborted: it was never heard
+            with self._lock:
+                self._stopped_at = self._now()
+                self._account()
+                self._stream = None
             name = self._info.describe() if self._info is not None else "the device"
             close_stream(stream, f"output stream on {name}")
 
@@ -329,13 +335,14 @@ class Speaker:
     # ------------------------------------------------------------------ producer side
 
     def _now(self) -> float:
+        """The stream clock (PortAudio's, as in the callback's time info)."""
         stream = self._stream
         if stream is None:
-            return float("inf")
+            return self._stopped_at
         try:
             return float(stream.time)
         except Exception:
-            return float("inf")
+            return self._stopped_at
 
     def _account(self) -> None:
         """Move heard positions forward from the block log (call with the lock held)."""

@@ -749,3 +749,15 @@ def test_close_error_converted_and_stream_closed(sd: SimpleNamespace) -> None:
     with pytest.raises(DeviceError, match="closing output stream"):
         sp.close()
     assert stream.closed
+
+
+def test_close_counts_only_heard_audio(speaker: Speaker) -> None:
+    """Audio the driver held when the stream was closed (aborted) is not counted as heard."""
+    drv = Driver(speaker, lead=0.05)
+    speaker.enqueue(pcm(tone(RATE)), "a")
+    for _ in range(10):
+        drv.block()
+    drv.at(0.1)
+    speaker.close()
+    assert speaker.played_ms("a") == pytest.approx(50.0)
+    assert not speaker.is_playing
