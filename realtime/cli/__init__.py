@@ -2,7 +2,8 @@
 
 Every command picks its backend the same way (see :mod:`realtime.cli.backend`): ``--url``, else
 Azure, else OpenAI when ``OPENAI_API_KEY`` is set, else the embedded local server. Errors are one
-line on stderr (exit status 2); ``--debug`` shows the traceback.
+line on stderr (exit status 2); ``--debug`` shows the traceback. Ctrl-C ends a command with
+status 130 (``serve``: 0, as that is how a server is stopped).
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = asyncio.run(args.handler(args))
         return status
     except KeyboardInterrupt:
+        if args.command == "serve":  # Ctrl-C is how a server is stopped
+            print("stopped", file=sys.stderr)
+            return 0
         print("interrupted", file=sys.stderr)
         return 130
     except (RealtimeError, AudioError, CommandError, OSError) as exc:

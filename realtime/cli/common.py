@@ -6,7 +6,7 @@ from rich.console import Console
 
 __all__ = ["CommandError", "err_console", "out_console"]
 
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 """Status lines, progress and the live view go to stderr."""
 
 out_console = Console(highlight=False, soft_wrap=True)

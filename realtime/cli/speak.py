@@ -61,9 +61,12 @@ async def handle(args: argparse.Namespace) -> int:
                 async with stream:
                     if out.suffix.lower() == ".wav":
                         with WavWriter(out, rate=24000, channels=1) as writer:
+                            odd = b""  # HTTP chunks may split a sample: carry the odd byte
                             async for chunk in stream:
-                                writer.write(chunk)
-                                n += len(chunk)
+                                data = odd + chunk
+                                odd = data[len(data) // 2 * 2 :]
+                                writer.write(data[: len(data) - len(odd)])
+                                n += len(data) - len(odd)
                     else:
                         with out.open("wb") as f:
                             async for chunk in stream:
