@@ -433,11 +433,12 @@ class Session:
 
     async def _stop_tasks(self) -> None:
         handler = self._handler_task
+        current = asyncio.current_task()
         if handler is not None and not handler.done():
             self._handler_box.put(None)
-            with contextlib.suppress(asyncio.TimeoutError, Exception):
-                await asyncio.wait_for(asyncio.shield(handler), 1.0)
-        current = asyncio.current_task()
+            if handler is not current:  # close() called from a handler cannot wait for itself
+                with contextlib.suppress(asyncio.TimeoutError, Exception):
+                    await asyncio.wait_for(asyncio.shield(handler), 1.0)
         for task in list(self._tasks):
             if task is not current:
                 task.cancel()
@@ -829,6 +830,13 @@ class Session:
                 if self._ws is ws:
                     self._connected.clear()
                     await self._connected.wait()
+                continue
+            except Exception:
+                logger.exception("could not send a client frame; dropping it")
+                if out and out[0] is item:
+                    out.popleft()
+                if item.sent is not None and not item.sent.done():
+                    item.sent.set_result(None)
                 continue
             if out and out[0] is item:
                 out.popleft()

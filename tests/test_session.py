@@ -735,3 +735,20 @@ def test_frame_splitter_handles_every_split_point() -> None:
         conn.data_received(raw[cut:])
         assert got == payloads, cut
         assert conn._buffer == b""
+
+
+async def test_close_from_inside_a_handler() -> None:
+    """A handler may close the session; close() returns promptly and the session ends."""
+    closed: list[bool] = []
+    async with FakeServer([emit({"type": "custom.stop"})]) as server:
+        ctx = rs.connect(url=server.url)
+
+        @ctx.session.on("custom.stop")
+        async def stop(event: ServerEvent) -> None:
+            await ctx.session.close()
+            closed.append(True)
+
+        async with ctx as s:
+            await asyncio.wait_for(s.wait_closed(), 5)
+    assert closed == [True]
+    assert not s.is_open
