@@ -60,9 +60,11 @@ class Speaker:
     Arguments: *device* (index, name substring or ``None`` for the default output), *rate*
     (the rate of the PCM16 given to :meth:`enqueue`), *latency* (seconds, or PortAudio's
     ``"low"``/``"high"``; the default 0.1 s is what the PulseAudio null sink needs to play
-    without underflows), *prebuffer_ms*, *blocksize* (frames per callback at the device
-    rate; default 10 ms; the fade lasts ``min(blocksize, 20 ms)``), *device_rate* (default:
-    the device's default rate) and *buffer_seconds* (ring capacity).
+    without underflows; raise the latency, not the block size, for a device that needs
+    more buffering), *prebuffer_ms*, *blocksize* (frames per callback at the device rate;
+    default 10 ms, at most 20 ms: the interrupt fade lasts one block, and a block no longer
+    than the fade is what makes the position :meth:`interrupt` returns exact),
+    *device_rate* (default: the device's default rate) and *buffer_seconds* (ring capacity).
 
     Use as a context manager (sync or async), or call :meth:`start` / :meth:`close`;
     :meth:`enqueue` starts the stream when needed. Raises
@@ -123,10 +125,17 @@ class Speaker:
         bs = self._blocksize_request
         if bs is None:
             bs = max(1, rate // 100)
-        elif isinstance(bs, bool) or not isinstance(bs, int) or not 16 <= bs <= rate:
-            raise AudioFormatError(f"blocksize must be an int from 16 to {rate}, got {bs!r}")
+        elif (
+            isinstance(bs, bool)
+            or not isinstance(bs, int)
+            or not 16 <= bs <= max(16, int(rate * _MAX_FADE_S))
+        ):
+            raise AudioFormatError(
+                f"blocksize must be an int from 16 to {max(16, int(rate * _MAX_FADE_S))} "
+                f"frames (20 ms at {rate} Hz), got {bs!r}"
+            )
         self.blocksize = bs
-        self._fade_len = max(1, min(bs, int(rate * _MAX_FADE_S)))
+        self._fade_len = bs  # one block, <= 20 ms
         k = np.arange(1, self._fade_len + 1, dtype=np.float32)
         self._ramp = (1.0 - k / np.float32(self._fade_len)).astype(np.float32)
         self._ring = SampleRing(max(int(rate * self._buffer_seconds), 4 * bs), 1, np.float32)

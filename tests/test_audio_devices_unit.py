@@ -536,6 +536,7 @@ def test_enqueue_validation(speaker: Speaker) -> None:
         {"buffer_seconds": 0.1},
         {"rate": 0},
         {"device_rate": 48000, "blocksize": 4},
+        {"device_rate": 48000, "blocksize": 961},
     ],
 )
 def test_speaker_bad_arguments(sd: SimpleNamespace, kwargs: dict[str, Any]) -> None:
