@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import realtime.session as rs
-from realtime.connection import FrameConnection
 from realtime.events import ServerEvent, UnknownServerEvent
 from realtime.events.config import SessionConfig
 from realtime.exceptions import (
@@ -727,7 +726,7 @@ def test_frame_splitter_handles_every_split_point() -> None:
     payloads = [_json.dumps({"type": "t", "pad": "q" * n}).encode() for n in (0, 120, 200, 66_000)]
     raw = b"".join(Frame(Opcode.TEXT, p).serialize(mask=False) for p in payloads)
     for cut in [*range(0, 300), len(raw) - 1, len(raw) // 2]:
-        conn = FrameConnection.__new__(FrameConnection)
+        conn = rs.FrameConnection.__new__(rs.FrameConnection)
         got: list[bytes] = []
         conn._fast, conn._buffer, conn._sink = True, bytearray(), got.append
         conn.protocol = types.SimpleNamespace(state=State.OPEN, max_message_size=None)  # type: ignore[assignment]
