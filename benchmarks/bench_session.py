@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs")
     args = parser.parse_args(argv)
-    replies, deltas, rounds = (20, 50, 3) if args.quick else (40, 100, 5)
+    replies, deltas, rounds = (20, 50, 3) if args.quick else (30, 100, 7)
     turns = 40 if args.quick else 240  # 240 turns x 15 s = 60 minutes
 
     parent, child = mp.Pipe()
