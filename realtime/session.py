@@ -114,6 +114,18 @@ class, or a predicate."""
 
 _DEFAULT_MAX_SIZE = 128 * 1024 * 1024
 _AUDIO_DELTAS = frozenset({"response.audio.delta", "response.output_audio.delta"})
+_STREAM_DELTAS = frozenset(
+    {
+        "response.audio.delta",
+        "response.output_audio.delta",
+        "response.audio_transcript.delta",
+        "response.output_audio_transcript.delta",
+        "response.text.delta",
+        "response.output_text.delta",
+        "response.function_call_arguments.delta",
+    }
+)
+_NOTHING: list[Any] = []  # shared empty result; never mutated (specials copy before adding)
 _TOOL_TYPES = frozenset(
     {
         "response.function_call_arguments.done",
@@ -507,6 +519,7 @@ class Session:
             tracker=self.responses, auto_respond=auto_respond_to_tools
         )
         self._special = self._specials()
+        self._streaming: str | None = None
         self.last_interruption: Interruption | None = None
         self.dispatcher = dispatcher if dispatcher is not None else Dispatcher()
         self.connect_timeout = connect_timeout
@@ -716,7 +729,19 @@ class Session:
         etype = event.type
         try:
             self.conversation.apply(event)
-            out = self.responses.apply(event)
+            if etype in _STREAM_DELTAS:
+                # A delta of the response the tracker already has in progress, with no
+                # other event in between, cannot change the tracker: skip the call.
+                rid = event.response_id  # type: ignore[attr-defined]
+                if rid == self._streaming:
+                    out = _NOTHING
+                else:
+                    out = self.responses.apply(event)
+                    state = self.responses.get(rid) if rid else None
+                    self._streaming = rid if state and state.status == "in_progress" else None
+            else:
+                self._streaming = None
+                out = self.responses.apply(event)
             special = self._special.get(etype)
             if special is not None:
                 out = special(event, out)
@@ -965,6 +990,7 @@ class Session:
         """
         old = self.responses
         self.responses = ResponseTracker(dialect=self.dialect)
+        self._streaming = None
         self.responses.usage = old.usage
         self._coordinator.tracker = self.responses
         self._audio_log.reset()

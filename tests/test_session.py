@@ -751,3 +751,33 @@ async def test_close_from_inside_a_handler() -> None:
             await asyncio.wait_for(s.wait_closed(), 5)
     assert closed == [True]
     assert not s.is_open
+
+
+@DIALECTS
+async def test_response_state_through_a_stream_of_deltas(dialect: str) -> None:
+    """The tracker sees created -> in_progress -> completed; a late delta is still reported."""
+    ev = ServerEvents(dialect)
+    script = [
+        emit(ev.response_created("r1")),
+        emit(ev.output_item_added("r1", ev.message_item("item_a"))),
+        emit(*[ev.audio_delta("r1", "item_a", b"\0\0" * 240) for _ in range(5)]),
+        emit({"type": "custom.mid"}),
+        emit(ev.transcript_delta("r1", "item_a", "hi")),
+        emit(
+            ev.response_done("r1", usage={"total_tokens": 7, "input_tokens": 3, "output_tokens": 4})
+        ),
+        emit(ev.audio_delta("r1", "item_a", b"\0\0")),
+        emit({"type": "custom.end"}),
+    ]
+    async with FakeServer(script) as server, rs.connect(url=server.url, dialect=dialect) as s:
+        seen = []
+        async for event in s:
+            seen.append(event.type)
+            if event.type == "custom.end":
+                break
+        assert "custom.mid" in seen
+        state = s.responses.get("r1")
+        assert state is not None and state.status == "completed"
+        assert s.usage.total_tokens == 7
+        assert len(s.responses.protocol_errors) == 1  # the delta after response.done
+        assert s.conversation.get("item_a").audio_ms == pytest.approx(50 + 2 / 48)  # type: ignore[union-attr]
