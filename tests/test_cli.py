@@ -91,20 +91,10 @@ def test_talk_input_output(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     assert len(pcm) / 48000 > 1.0  # seconds of PCM16 24 kHz
 
 
-def test_talk_push_to_talk(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    """talk --ptt --input: the WAV is committed as one turn and answered."""
-    out_wav = tmp_path / "reply.wav"
-    status, out, err = cli(capsys, "talk", "--ptt", "--input", GREETING, "--output", str(out_wav))
-    assert status == 0, err
-    assert re.search(r"(?i)you: Hello, can you hear me", out), out
-    assert "assistant:" in out
-    assert len(read_wav(out_wav)) > 0
-
-
 def test_talk_tools_with_script_responder(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """talk --tools FILE: the responder's tool call runs the file's function; it is recorded."""
+    """talk --ptt --tools FILE: one committed turn; the tool call runs the file's function."""
     tools = tmp_path / "my_tools.py"
     tools.write_text(
         '"""Tools for the test."""\n\n\n'
@@ -125,6 +115,7 @@ def test_talk_tools_with_script_responder(
     status, out, err = cli(
         capsys,
         "talk",
+        "--ptt",
         "--input",
         QUESTION,
         "--output",
@@ -137,7 +128,9 @@ def test_talk_tools_with_script_responder(
         str(rec),
     )
     assert status == 0, err
+    assert re.search(r"(?i)you: What is the weather like", out), out
     assert "assistant: It is 19 degrees and cloudy in Paris." in out
+    assert len(read_wav(tmp_path / "reply.wav")) > 0
     records = [json.loads(line) for line in rec.read_text().splitlines()]
     sent = [r["event"] for r in records if r["direction"] == "client"]
     outputs = [e for e in sent if e.get("item", {}).get("type") == "function_call_output"]
