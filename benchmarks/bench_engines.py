@@ -90,9 +90,13 @@ def bench_stt(reps: int, incremental: bool) -> list[Row]:
         rows.append(("STT", name, "model load", f"{load * 1000:.0f} ms"))
         engine.transcribe(audio["greeting"])  # warm-up
         spent = 0.0
+        c0 = time.process_time()
         for pcm in audio.values():
             spent += best_transcribe(engine, pcm, reps)
+        cpu = (time.process_time() - c0) / reps / total_audio
         rtf[name] = spent / total_audio
+        what = "CPU seconds per audio second (all threads; load-independent)"
+        rows.append(("STT", name, what, f"{cpu:.2f}"))
         for n in ("question", "long"):
             t_n = best_transcribe(engine, audio[n], reps)
             rows.append(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import io
+import json
 import logging
 import re
 import shutil
@@ -122,17 +123,26 @@ class PiperEngine:
 
     ``model_path`` may point at any Piper ``.onnx`` voice (its ``.onnx.json`` beside it).
     ``deterministic=True`` turns off the model's sampling noise so the same text always
-    gives the same samples (slightly flatter prosody). Raises :class:`ConfigError` when
-    piper-tts or the voice package is missing.
+    gives the same samples (slightly flatter prosody). ``threads`` is onnxruntime's
+    intra-op thread count (default 1, without spin-waiting: measured here under load, a
+    sentence took 255 ms of wall and CPU time, against 450-790 ms wall and ~470 ms CPU
+    with onnxruntime's default threads; 0 means onnxruntime's default). Raises
+    :class:`ConfigError` when piper-tts or the voice package is missing.
     """
 
     name = "piper"
 
     def __init__(
-        self, model_path: str | Path | None = None, *, deterministic: bool = False
+        self,
+        model_path: str | Path | None = None,
+        *,
+        deterministic: bool = False,
+        threads: int = 1,
     ) -> None:
         try:
+            import onnxruntime
             from piper import PiperVoice, SynthesisConfig
+            from piper.config import PiperConfig
         except ImportError as exc:
             raise ConfigError(f"the piper engine needs piper-tts: install {_SERVER_EXTRA}") from exc
         if model_path is None:
@@ -147,9 +157,21 @@ class PiperEngine:
         path = Path(model_path)
         if not path.is_file():
             raise ConfigError(f"Piper voice model not found: {path}")
+        config_path = Path(f"{path}.json")
+        if not config_path.is_file():
+            raise ConfigError(f"Piper voice config not found: {config_path}")
+        opts = onnxruntime.SessionOptions()
+        if threads > 0:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self._voice: Any = PiperVoice.load(path)
-        except Exception as exc:  # piper/onnxruntime raise untyped errors
+            config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+            session = onnxruntime.InferenceSession(
+                str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+            self._voice: Any = PiperVoice(session=session, config=config)
+        except Exception as exc:  # piper/onnxruntime/json raise untyped errors
             raise ConfigError(f"cannot load the Piper voice {path}: {exc}") from exc
         self._config_cls: Any = SynthesisConfig
         self._deterministic = deterministic
