@@ -288,6 +288,7 @@ class FrameConnection(ClientConnection):
             src: bytes | bytearray = buf
         else:
             src = data
+        view = memoryview(src)  # slices of a view are copied once, not twice
         sink = self._sink
         limit: int | None = getattr(self.protocol, "max_message_size", None)
         size = len(src)
@@ -317,18 +318,19 @@ class FrameConnection(ClientConnection):
             if end > size:
                 break
             if b0 == 0x81 or b0 == 0x82:  # final text/binary frame, no extension bits
-                message = bytes(src[pos + head : end])
+                message = bytes(view[pos + head : end])
                 pos = end
                 if sink is not None:
                     sink(message)
             else:  # control frame or fragment: websockets handles this one whole frame
-                frame = bytes(src[pos:end])
+                frame = bytes(view[pos:end])
                 pos = end
                 super().data_received(frame)
             if self.protocol.state is not State.OPEN:
                 handed = True
                 break
-        rest = bytes(src[pos:]) if pos < size else b""
+        rest = bytes(view[pos:]) if pos < size else b""
+        view.release()
         buf.clear()
         if handed:
             self._fast = False
