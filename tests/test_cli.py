@@ -133,6 +133,8 @@ def test_talk_tools_with_script_responder(
     assert len(read_wav(tmp_path / "reply.wav")) > 0
     records = [json.loads(line) for line in rec.read_text().splitlines()]
     sent = [r["event"] for r in records if r["direction"] == "client"]
+    assert sent[0]["type"] == "session.update"  # the handshake is recorded too
+    assert any(r["event"]["type"] == "session.created" for r in records)
     outputs = [e for e in sent if e.get("item", {}).get("type") == "function_call_output"]
     assert outputs and json.loads(outputs[0]["item"]["output"])["asked"] == "Paris"
     status, out, err = cli(capsys, "replay", str(rec))

@@ -186,7 +186,9 @@ async def test_runner_passes_and_writes_outputs(server: LocalServer, tmp_path: P
     directions = {r["direction"] for r in records}
     assert directions == {"client", "server"}
     client_types = {r["event"]["type"] for r in records if r["direction"] == "client"}
-    assert {"conversation.item.create", "response.create"} <= client_types
+    assert {"session.update", "conversation.item.create", "response.create"} <= client_types
+    server_types = [r["event"]["type"] for r in records if r["direction"] == "server"]
+    assert server_types[0] == "session.created" and "session.updated" in server_types
     assert all(isinstance(r["t"], float | int) for r in records)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["passed"] is True and summary["name"] == "spoken"

@@ -271,22 +271,21 @@ async def handle(args: argparse.Namespace) -> int:
         backend = await stack.enter_async_context(open_backend(args))
         err_console.print(backend.description)
         state = TalkState(speaker)
-        session = await stack.enter_async_context(
-            connect(
-                **backend.connect_kwargs,
-                api_key=backend.api_key,
-                config=config,
-                tracker=speaker,
-                tools=tools,
-            )
+        ctx = connect(
+            **backend.connect_kwargs,
+            api_key=backend.api_key,
+            config=config,
+            tracker=speaker,
+            tools=tools,
         )
-        if args.record:
+        if args.record:  # subscribed before connecting: the handshake is recorded too
             from ..recording import Recorder
 
             recorder = stack.enter_context(Recorder(args.record))
-            session.add_send_listener(recorder.client)
-            session.on("*", recorder.server)
-        session.on("*", state.on_event)
+            ctx.session.add_send_listener(recorder.client)
+            ctx.session.on("*", recorder.server)
+        ctx.session.on("*", state.on_event)
+        session = await stack.enter_async_context(ctx)
 
         def on_audio(event: ServerEvent) -> None:
             import base64

@@ -422,20 +422,23 @@ async def run_script(
         raise ScriptError(f"invalid session: {exc}", path=str(script.path)) from exc
     result = RunResult(name=script.name, out_dir=str(out) if out is not None else None)
     t0 = time.monotonic()
-    runner: _Runner | None = None
+    ctx = connect(
+        model or script.model or "gpt-realtime",
+        url=url,
+        api_key=api_key,
+        dialect=(dialect or script.dialect or "ga"),  # type: ignore[arg-type]
+        config=config,
+        tools=tools,
+        **dict(connect_options or {}),
+    )
+    # subscribe before connecting, so the handshake (session.update / session.created) is kept
+    runner = _Runner(script, ctx.session, out)
+    ctx.session.add_send_listener(runner.on_client_frame)
+    ctx.session.on("*", runner.on_event)
+    opened = False
     try:
-        async with connect(
-            model or script.model or "gpt-realtime",
-            url=url,
-            api_key=api_key,
-            dialect=(dialect or script.dialect or "ga"),  # type: ignore[arg-type]
-            config=config,
-            tools=tools,
-            **dict(connect_options or {}),
-        ) as session:
-            runner = _Runner(script, session, out)
-            session.add_send_listener(runner.on_client_frame)
-            session.on("*", runner.on_event)
+        async with ctx as session:
+            opened = True
             for step in script.steps:
                 if on_progress is not None:
                     on_progress(f"line {step.line}: {type(step).__name__.lower()}")
@@ -447,14 +450,13 @@ async def run_script(
     except ScriptError:
         raise
     except RealtimeError as exc:
-        if runner is None:
+        if not opened:
             raise  # never connected: not a test outcome but a setup problem
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
-        if runner is not None:
-            runner.close()
+        runner.close()
     result.seconds = round(time.monotonic() - t0, 3)
-    if runner is not None:
+    if opened:
         result.expects = runner.expects
         result.turns = [runner.turns[r] for r in runner.order]
         result.user_transcripts = runner.user_transcripts
