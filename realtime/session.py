@@ -1173,7 +1173,7 @@ class Session:
         wire: dict[str, Any] = config.to_wire(self.dialect) if config is not None else {}
         if self.dialect == "ga":
             wire.setdefault("type", "realtime")
-        if len(self.tools):
+        if len(self.tools) and wire.get("type", "realtime") == "realtime":
             tools = list(wire.get("tools") or [])
             names = {_get(t, "name") for t in tools}
             tools.extend(d for d in self.tools.definitions() if d["name"] not in names)
