@@ -28,8 +28,9 @@ FORMAT_OBJECTS: dict[str, dict[str, Any]] = {
 
 # Fields one dialect cannot carry (left out when writing the session in that dialect).
 _NOT_IN = {
-    "beta": frozenset({"tracing", "truncation", "prompt", "reasoning", "parallel_tool_calls",
-                       "speed"}),
+    "beta": frozenset(
+        {"tracing", "truncation", "prompt", "reasoning", "parallel_tool_calls", "speed"}
+    ),
     "ga": frozenset({"temperature"}),
 }
 _TRANSCRIPTION_FIELDS = frozenset(
