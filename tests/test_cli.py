@@ -322,6 +322,20 @@ def test_run_repeat_concurrency_and_record(
     assert "events replayed" in err
 
 
+def test_run_beta_dialect_and_replay(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """run --dialect beta speaks beta; replay recognises a beta recording."""
+    rec = tmp_path / "beta.jsonl"
+    status, out, err = cli(
+        capsys, "run", str(SCRIPTS / "hello_text.yaml"), "--dialect", "beta",
+        "--out", str(tmp_path / "o"), "--record", str(rec),
+    )  # fmt: skip
+    assert status == 0, out + err
+    assert '"modalities": ["text"]' in rec.read_text()  # the beta session shape
+    status, out, err = cli(capsys, "replay", str(rec))
+    assert status == 0, err
+    assert "assistant: You said: Hello there, can you hear me" in out
+
+
 def test_run_failing_expect(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """A failing expect exits 1 with a report naming the line and what was seen instead."""
     script = tmp_path / "fail.yaml"

@@ -320,3 +320,25 @@ async def test_send_audio_any_rate_and_user_transcript(server: LocalServer, tmp_
     result = await run_script(script, url=server.url)
     assert result.passed, result.report()
     assert any("hear me" in t.lower() for t in result.user_transcripts)
+
+
+async def test_beta_dialect_script(server: LocalServer, tmp_path: Path) -> None:
+    """A script with `dialect: beta` runs in the beta dialect; GA event names still match."""
+    script = parse(
+        """
+        dialect: beta
+        session: {output_modalities: [audio]}
+        steps:
+          - say: Say something.
+          - respond
+          - expect: {event: response.output_audio.delta, within: 60}
+          - expect: {event: response.done, status: completed, within: 60}
+        """
+    )
+    result = await run_script(script, url=server.url, out_dir=tmp_path)
+    assert result.passed, result.report()
+    records = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    types = {r["event"]["type"] for r in records if r["direction"] == "server"}
+    assert "response.audio.delta" in types and "response.output_audio.delta" not in types
+    assert result.turns[0].audio_file == "turn-1.wav"
+    assert len(read_wav(tmp_path / "turn-1.wav")) > 0

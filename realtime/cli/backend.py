@@ -85,9 +85,7 @@ def _http_from_ws(url: str) -> str:
 
 
 @asynccontextmanager
-async def open_backend(
-    args: argparse.Namespace, *, need_tts: bool = True
-) -> AsyncIterator[Backend]:
+async def open_backend(args: argparse.Namespace) -> AsyncIterator[Backend]:
     """Resolve the backend from the options and environment; start a local server if needed."""
     dialect = getattr(args, "dialect", None) or "ga"
     url = getattr(args, "url", None) or os.environ.get(ENV_REALTIME_URL)

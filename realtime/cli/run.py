@@ -58,7 +58,8 @@ async def handle(args: argparse.Namespace) -> int:
         err_console.print(backend.description)
         kwargs = dict(backend.connect_kwargs)
         url = kwargs.pop("url", None)
-        dialect = kwargs.pop("dialect", None)
+        kwargs.pop("dialect", None)
+        dialect = args.dialect  # None: the script's own `dialect:` (else ga)
         model = kwargs.pop("model", None)
         sem = asyncio.Semaphore(args.concurrency)
 

@@ -193,10 +193,12 @@ async def _files(args: argparse.Namespace, out: TextIO) -> int:
                         stream = client.transcribe_stream(
                             path, model=args.transcription_model, language=args.language
                         )
+                        text = ""  # the deltas, unless a done event gives the whole text
                         async with stream:
                             async for event in stream:
                                 if event.type == "transcript.text.delta":
                                     progress.console.print(event.delta, end="")  # type: ignore[union-attr]
+                                    text += event.delta  # type: ignore[union-attr]
                                 elif event.type == "transcript.text.done":
                                     progress.console.print()
                                     text = event.text  # type: ignore[union-attr]

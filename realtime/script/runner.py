@@ -32,7 +32,7 @@ from typing import Any
 from audio.files import NullSpeaker
 from audio.wav import WavWriter, read_wav
 
-from ..events import ServerEvent
+from ..events import Dialect, ServerEvent
 from ..events.config import SessionConfig
 from ..events.dialect import counterpart_pattern
 from ..exceptions import RealtimeError, ScriptError
@@ -163,10 +163,10 @@ def _tool_for(spec: ToolSpec) -> Tool:
     )
 
 
-def _matches(pattern: str, event_type: str, dialect: str) -> bool:
+def _matches(pattern: str, event_type: str, dialect: Dialect) -> bool:
     if fnmatch.fnmatchcase(event_type, pattern):
         return True
-    other = counterpart_pattern(pattern, "beta" if dialect == "ga" else "ga")
+    other = counterpart_pattern(pattern, dialect)  # the pattern in the session's dialect
     return fnmatch.fnmatchcase(event_type, other)
 
 
