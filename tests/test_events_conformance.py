@@ -34,7 +34,9 @@ from realtime.events import (
     parse_client_event,
     parse_server_event,
     server_event_types,
+    wire_type,
 )
+from realtime.events.registry import BETA_SERVER_EXTENSIONS
 from realtime.exceptions import ProtocolError
 
 DIALECTS = ("beta", "ga")
@@ -135,10 +137,29 @@ def _spec(dialect: str, spec_beta: dict[str, Any], spec_ga: dict[str, Any]) -> d
 def test_every_spec_server_type_has_a_model(
     dialect: str, spec_beta: dict[str, Any], spec_ga: dict[str, Any]
 ) -> None:
-    """The dialect's server models are exactly the types of its RealtimeServerEvent union."""
+    """The dialect's server models are the types of its RealtimeServerEvent union, plus
+    only the documented beta extensions."""
     spec_types = set(union_members(_spec(dialect, spec_beta, spec_ga), UNIONS["server"]))
     assert spec_types
-    assert set(server_event_types(dialect)) == spec_types
+    extensions = {wire_type(cls) for cls in BETA_SERVER_EXTENSIONS} if dialect == "beta" else set()
+    assert set(server_event_types(dialect)) == spec_types | extensions
+
+
+def test_beta_extensions_are_documented_beta_events(spec_ga: dict[str, Any]) -> None:
+    """Each beta extension is a RealtimeBeta server event of the GA file, whose example
+    parses in beta into the extension's class and re-encodes unchanged."""
+    beta_events = {
+        _wire_type(schema): schema
+        for name, schema in _schemas(spec_ga).items()
+        if name.startswith("RealtimeBetaServerEvent") and "properties" in schema
+    }
+    assert BETA_SERVER_EXTENSIONS
+    for cls in BETA_SERVER_EXTENSIONS:
+        schema = beta_events[wire_type(cls)]
+        for doc in example_documents(schema["x-oaiMeta"]["example"]):
+            event = parse_server_event(json.dumps(doc), "beta")
+            assert type(event) is cls
+            assert json.loads(encode_server_event(event)) == doc
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

@@ -5,6 +5,10 @@ each spec (beta: openapi-2025-04, GA: openapi-2026-08).  The GA file also define
 ``transcription_session.update``/``updated`` outside its unions; GA expresses a
 transcription session as ``session.update`` with ``session.type = "transcription"``,
 so those two belong to the beta dialect only.
+
+One type is added to the beta union: ``transcription_session.created``, the first
+event of a beta transcription connection, which the 2025-04 file omits and the
+2026-08 file documents (``RealtimeBetaServerEventTranscriptionSessionCreated``).
 """
 
 from __future__ import annotations
@@ -98,6 +102,7 @@ from .session import (
     SessionCreatedEvent,
     SessionUpdatedEvent,
     SessionUpdateEvent,
+    TranscriptionSessionCreatedEvent,
     TranscriptionSessionUpdatedEvent,
     TranscriptionSessionUpdateEvent,
 )
@@ -167,6 +172,9 @@ _SHARED_SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
     ResponseFunctionCallArgumentsDeltaEvent,
 )
 
+# Beta server events beyond the 2025-04 union (see the module docstring).
+BETA_SERVER_EXTENSIONS: tuple[type[ServerEvent], ...] = (TranscriptionSessionCreatedEvent,)
+
 BETA_SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
     *_SHARED_SERVER_EVENTS,
     BetaConversationItemCreatedEvent,
@@ -187,6 +195,7 @@ BETA_SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
     BetaSessionCreatedEvent,
     BetaSessionUpdatedEvent,
     TranscriptionSessionUpdatedEvent,
+    *BETA_SERVER_EXTENSIONS,
 )
 
 GA_SERVER_EVENTS: tuple[type[ServerEvent], ...] = (

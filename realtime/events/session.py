@@ -47,6 +47,7 @@ __all__ = [
     "SessionUpdatedEvent",
     "TranscriptionSession",
     "TranscriptionSessionConfig",
+    "TranscriptionSessionCreatedEvent",
     "TranscriptionSessionUpdateEvent",
     "TranscriptionSessionUpdatedEvent",
 ]
@@ -119,6 +120,17 @@ class TranscriptionSessionUpdateEvent(ClientEvent):
     """Change a transcription session's configuration (beta only)."""
 
     type: Literal["transcription_session.update"] = "transcription_session.update"
+    session: BetaTranscriptionSession
+
+
+class TranscriptionSessionCreatedEvent(ServerEvent):
+    """First event of a beta transcription connection: the session's configuration.
+
+    Not in the 2025-04 ``RealtimeServerEvent`` union; the 2026-08 file documents it as
+    ``RealtimeBetaServerEventTranscriptionSessionCreated`` (beta only).
+    """
+
+    type: Literal["transcription_session.created"] = "transcription_session.created"
     session: BetaTranscriptionSession
 
 
