@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_kit import SAMPLES, SCRIPTS, ThreadedServer, cli_env, run_cli_process
+from cli_kit import REPO, SAMPLES, SCRIPTS, ThreadedServer, cli_env, run_cli_process
 from server_kit import shared_engines
 
 from audio.wav import read_wav
@@ -429,6 +431,48 @@ def test_devices(capsys: pytest.CaptureFixture[str]) -> None:
     else:
         assert status == 0, err
         assert all(d.name[:10] in out for d in found) and "*" in out
+
+
+_PULSE_DEVICES = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from virtual_pulse import PulseUnavailable, VirtualPulse
+
+vp = VirtualPulse()
+try:
+    vp.start()  # exports the daemon's address before PortAudio first enumerates devices
+except PulseUnavailable as exc:
+    vp.stop()
+    print("UNAVAILABLE:", exc)
+    sys.exit(0)
+try:
+    from realtime.cli import main
+
+    status = main(["devices"])
+finally:
+    vp.stop()
+sys.exit(status)
+"""
+
+
+def test_devices_table_with_pulseaudio() -> None:
+    """With a (private, virtual) PulseAudio daemon, devices lists it and marks the defaults."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PULSE_DEVICES, str(Path(__file__).parent / "audio_devices")],
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    if proc.stdout.startswith("UNAVAILABLE:"):
+        if os.environ.get("REALTIME_REQUIRE_AUDIO") == "1":
+            pytest.fail(f"REALTIME_REQUIRE_AUDIO=1 but {proc.stdout.strip()}")
+        pytest.skip(f"PulseAudio cannot run here: {proc.stdout.strip()}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if "default" in line or "pulse" in line]
+    assert any("* input output" in row for row in rows), proc.stdout
+    assert re.search(r"pulse\s.*ALSA", proc.stdout), proc.stdout
 
 
 def test_replay_bad_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
