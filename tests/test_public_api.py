@@ -21,8 +21,14 @@ def test_all_names_exist(package):
 
 @pytest.mark.parametrize(
     "module",
-    ["realtime.events", "realtime.conversation", "realtime.response_state",
-     "realtime.dispatch", "realtime.interruption", "realtime.script.format"],
+    [
+        "realtime.events",
+        "realtime.conversation",
+        "realtime.response_state",
+        "realtime.dispatch",
+        "realtime.interruption",
+        "realtime.script.format",
+    ],
 )
 def test_pure_modules_import_no_io(module):
     """Sans-I/O modules import neither asyncio networking, websockets, httpx nor sounddevice."""
@@ -52,13 +58,34 @@ def test_audio_import_does_not_load_portaudio():
 def test_submodules_declare_all():
     """Every public module of both packages declares __all__."""
     names = [
-        "realtime.connection", "realtime.conversation", "realtime.dispatch",
-        "realtime.exceptions", "realtime.interruption", "realtime.reconnect",
-        "realtime.recording", "realtime.response_state", "realtime.session", "realtime.testing",
-        "realtime.tools", "realtime.server", "realtime.rest", "realtime.script.format",
-        "realtime.script.runner", "audio.pcm", "audio.g711", "audio.resample", "audio.wav",
-        "audio.files", "audio.echo", "audio.playback", "audio.exceptions", "audio.ring",
-        "audio.microphone", "audio.speaker", "audio.vad",
+        "realtime.connection",
+        "realtime.conversation",
+        "realtime.dispatch",
+        "realtime.exceptions",
+        "realtime.interruption",
+        "realtime.reconnect",
+        "realtime.recording",
+        "realtime.response_state",
+        "realtime.session",
+        "realtime.testing",
+        "realtime.transport",
+        "realtime.tools",
+        "realtime.server",
+        "realtime.rest",
+        "realtime.script.format",
+        "realtime.script.runner",
+        "audio.pcm",
+        "audio.g711",
+        "audio.resample",
+        "audio.wav",
+        "audio.files",
+        "audio.echo",
+        "audio.playback",
+        "audio.exceptions",
+        "audio.ring",
+        "audio.microphone",
+        "audio.speaker",
+        "audio.vad",
     ]
     for name in names:
         mod = importlib.import_module(name)
