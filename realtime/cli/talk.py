@@ -144,6 +144,7 @@ class TalkState:
             if self.assistant:
                 self.history.append(("assistant", self.assistant.strip()))
             self.assistant = ""
+            self.state = "listening"  # the view shows "speaking" while the reply still plays
             outputs = getattr(response, "output", None) or []
             if not any(getattr(o, "type", None) == "function_call" for o in outputs):
                 self.replies += 1  # a tool call is not a reply: the answer follows it
