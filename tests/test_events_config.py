@@ -12,7 +12,6 @@ import re
 from typing import Any
 
 import pytest
-from conftest import load_spec
 
 import realtime.events as ev
 from realtime.events import (
@@ -23,6 +22,7 @@ from realtime.events import (
     SessionConfig,
 )
 from realtime.exceptions import ConfigError
+from tests.spec_kit import load_spec
 
 DIALECTS = ("beta", "ga")
 

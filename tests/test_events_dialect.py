@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import load_spec
 
 from realtime.events import dialect as dialect_mod
 from realtime.events import equivalent_types
+from tests.spec_kit import load_spec
 
 # (beta wire type, GA wire type): the semantic counterparts issue 2 requires.
 REQUIRED_PAIRS = [

@@ -13,12 +13,12 @@ import re
 from typing import Any
 
 import pytest
-from conftest import load_spec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import realtime.events as ev
 from realtime.exceptions import ProtocolError
+from tests.spec_kit import load_spec
 
 DIALECTS = ("beta", "ga")
 MAX_MESSAGE = 1000

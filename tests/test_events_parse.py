@@ -14,10 +14,10 @@ import re
 from typing import Any
 
 import pytest
-from conftest import load_spec
 
 import realtime.events as ev
 from realtime.exceptions import ProtocolError, RealtimeError
+from tests.spec_kit import load_spec
 
 DIALECTS = ("beta", "ga")
 

@@ -1,0 +1,27 @@
+"""Reading the OpenAPI specs the conformance tests are derived from (../shared/spec)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC_DIR = REPO.parent / "shared" / "spec"
+SPEC_FILES = {"beta": SPEC_DIR / "openapi-2025-04.yaml", "ga": SPEC_DIR / "openapi-2026-08.yaml"}
+
+_cache: dict[str, dict[str, Any]] = {}
+
+
+def load_spec(dialect: str) -> dict[str, Any]:
+    """The parsed OpenAPI spec of a dialect ("beta" or "ga"); skips when the file is absent."""
+    path = SPEC_FILES[dialect]
+    if not path.exists():
+        pytest.skip(f"spec file {path} is absent (it lives in ../shared/spec beside the repo)")
+    if dialect not in _cache:
+        import yaml
+
+        with path.open("rb") as f:
+            _cache[dialect] = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return _cache[dialect]
