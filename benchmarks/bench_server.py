@@ -1,14 +1,14 @@
 """Benchmark the local realtime server: turn latency, STT/TTS engine speed, session capacity.
 
 Run from the repository root: ``python benchmarks/bench_server.py`` (about 3 minutes;
-``--quick`` about 2 minutes: fewer runs, steps 1, 2, 4). The server runs in a **child process** (this script started
-with ``--serve``: a ``LocalServer`` on 127.0.0.1 port 0, engines warmed), so the client's
-CPU does not count against the server; the child also measures its own event-loop lag and
-CPU time and reports them over a pipe. Engine figures (b, c) are measured in this process
-while the server is idle. Every figure depends on the machine and its load: the load
-average is printed with the table.
+``--quick`` about 2 minutes: fewer runs, steps 1, 2, 4). The server runs in a **child
+process** (this script started with ``--serve``: a ``LocalServer`` on 127.0.0.1 port 0,
+engines warmed), so the client's CPU does not count against the server; the child also
+measures its own event-loop lag and CPU time and reports them over a pipe. Engine figures
+(b, c) are measured in this process while the server is idle. Every figure depends on the
+machine and its load: the load average is printed with the table.
 
-a. Turn latency for a 2.4 s spoken question (``share/samples/question.wav``, streamed in
+a. Turn latency for a 2.5 s spoken question (``share/samples/question.wav``, streamed in
    20 ms appends in real time; GA; input transcription on; echo responder; audio out):
 
    * manual commit: ``input_audio_buffer.commit`` + ``response.create`` sent at t0 ->
@@ -20,20 +20,21 @@ a. Turn latency for a 2.4 s spoken question (``share/samples/question.wav``, str
    are the engine costs of the same work measured in (b) and (c).
 b. STT (faster-whisper tiny.en): real-time factor of one pass over the question, as the
    server runs it at commit without live transcription; and the incremental path
-   (``IncrementalTranscriber`` fed in real time): the work left at ``finish()``, called as
-   the session calls it (no ``speech_end_ms``) and with ``speech_end_ms``.
+   (``IncrementalTranscriber`` fed in real time): the work left at commit, driven as the
+   session drives it (manual commit: ``finish()``; VAD turn: ``request_pass()`` when the
+   pause begins, ``finish(speech_end_ms)`` when it has lasted 500 ms).
 c. TTS: time to first audio of the echo reply's first sentence (the server synthesizes
    sentence by sentence): Piper, against espeak-ng as the peer.
 d. Capacity: N sessions (N = 1, 2, 4, 8, 16) each streaming real-time audio (20 ms appends
    paced by the wall clock; a 7.4 s cycle of 0.5 s silence, the question and 4.5 s of
-   silence for the reply, staggered across sessions) with server VAD, echo responder and audio output, for a
-   fixed time per step. Every 0.5 s each session also sends a *probe*: an append with
-   invalid base64, which the server answers with an ``error`` right after processing the
-   appends queued before it, so its round trip measures how far the server's append path
-   lags. A step **falls behind** when the 95th percentile of the probe round trip exceeds
-   200 ms (10 appends queued), or when a speech onset gets no ``speech_started`` within
-   1.5 s. Stepping stops at the first step that falls behind. A step whose *client* sent
-   late (95th percentile > 50 ms) is marked client-limited.
+   silence for the reply, staggered across sessions) with server VAD, echo responder and
+   audio output, for a fixed time per step. Every 0.5 s each session also sends a
+   *probe*: an append with invalid base64, which the server answers with an ``error``
+   right after processing the appends queued before it, so its round trip measures how
+   far the server's append path lags. A step **falls behind** when the 95th percentile of
+   the probe round trip exceeds 200 ms (10 appends queued), or when a speech onset gets no
+   ``speech_started`` within 1.5 s. Stepping stops at the first step that falls behind. A
+   step whose *client* sent late (95th percentile > 50 ms) is marked client-limited.
 e. Cold start: the largest event-loop stall of a server started without warming when one
    session connects and streams audio with VAD on (engines then load on first use).
 """
@@ -393,29 +394,39 @@ def bench_stt(reps: int) -> tuple[list[Row], float]:
         ("b. STT", f"one pass over the question ({dur:.1f} s)", ms(one_pass)),
         ("b. STT", "real-time factor (one pass)", f"{one_pass / dur:.2f}"),
     ]
-    fed = question + silence(500)  # what a VAD commit holds: speech + the silence that ended it
-    for label, end_ms in (
-        ("as the session calls it (no speech_end_ms)", None),
-        ("with speech_end_ms", (len(question) / BYTES_PER_MS) - 200),
+    speech_end = len(question) / BYTES_PER_MS - 200  # the sample ends with 200 ms of silence
+    step = CHUNK_MS * BYTES_PER_MS
+    # as the session does it: a manual commit right after the audio (no speech end known);
+    # a VAD turn asks for a pass when the pause begins and commits 500 ms of silence later
+    for label, fed, vad in (
+        ("manual commit: finish()", question, False),
+        (
+            "VAD turn: request_pass() at the pause, finish(speech_end_ms)",
+            question + silence(500),
+            True,
+        ),
     ):
         waits, finals = [], 0
         for _ in range(reps):
             inc = IncrementalTranscriber(engine, interval_s=1.0)
-            step = CHUNK_MS * BYTES_PER_MS
             start = time.perf_counter()
+            requested = False
             for i in range(0, len(fed), step):
                 inc.append(fed[i : i + step])
+                if vad and not requested and (i + step) / BYTES_PER_MS >= speech_end + 32:
+                    inc.request_pass()  # the VAD's first silent window (32 ms)
+                    requested = True
                 ahead = (i + step) / BYTES_PER_MS / 1000 - (time.perf_counter() - start)
                 if ahead > 0:
                     time.sleep(ahead)
             t = time.perf_counter()
-            done = inc.finish(speech_end_ms=end_ms)
+            done = inc.finish(speech_end_ms=speech_end if vad else None)
             waits.append(time.perf_counter() - t)
             finals += done.final_pass
         rows.append(
             (
                 "b. STT",
-                f"incremental finish() {label}",
+                f"incremental, left at commit: {label}",
                 f"{ms(statistics.median(waits))} (final pass {finals}/{reps})",
             )
         )

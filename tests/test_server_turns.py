@@ -16,6 +16,7 @@ from tests.server_kit import StrictClient, b64, pcm_of, shared_engines, silence
 SAMPLES = Path(__file__).resolve().parents[1] / "share" / "samples"
 DIALECTS = ["ga", "beta"]
 BYTES_PER_MS = 48  # PCM16 24 kHz mono
+SLACK_MS = 150  # delivery jitter allowed when checking the pace of audio deltas
 SENTENCE = "This is a long sentence that keeps the synthesizer busy for a while."
 LONG = " ".join([SENTENCE] * 12)
 
@@ -253,9 +254,10 @@ async def test_pace_audio_real_time():
         wall_ms = (time.monotonic() - t0) * 1000
         assert ev["response"]["status"] == "completed"
         assert sent_ms > 2500  # long enough for pacing to matter
-        # audio sent before each delta is at most 300 ms (+ network slack) ahead of the clock
-        assert worst_lead_ms <= 300 + 60, (worst_lead_ms, sent_ms)
-        assert wall_ms >= sent_ms - 300 - 200 - 60  # the last 200 ms chunk may go out early
+        # audio sent before each delta is at most 300 ms ahead of the clock (+ delivery
+        # jitter slack; an unpaced server runs seconds ahead here)
+        assert worst_lead_ms <= 300 + SLACK_MS, (worst_lead_ms, sent_ms)
+        assert wall_ms >= sent_ms - 300 - 200 - SLACK_MS  # the last 200 ms chunk may go early
         await c.close()
 
 
