@@ -36,6 +36,7 @@ from ..events import Dialect, ServerEvent
 from ..events.config import SessionConfig
 from ..events.dialect import counterpart_pattern
 from ..exceptions import RealtimeError, ScriptError
+from ..recording import Recorder
 from ..session import Session, connect
 from ..tools import Tool
 from .format import (
@@ -184,7 +185,6 @@ class _Runner:
         self.session = session
         self.out = out
         self.log = _Log()
-        self.t0 = time.monotonic()
         self.cursor = 0
         self.trigger_time: float | None = None
         self.turns: dict[str, TurnRecord] = {}
@@ -193,28 +193,18 @@ class _Runner:
         self.writers: dict[str, WavWriter] = {}
         self.tracker = NullSpeaker(clock="realtime")
         self.expects: list[ExpectOutcome] = []
-        self.events_file = (out / "events.jsonl").open("w", encoding="utf-8") if out else None
+        self.recorder = Recorder(out / "events.jsonl") if out else None
 
     # -- recording ------------------------------------------------------------------------
-    def record(self, direction: str, payload: Any) -> None:
-        if self.events_file is None:
-            return
-        t = round(time.monotonic() - self.t0, 4)
-        self.events_file.write(json.dumps({"t": t, "direction": direction, "event": payload}))
-        self.events_file.write("\n")
-
     def on_client_frame(self, frame: str) -> None:
-        try:
-            payload = json.loads(frame)
-        except ValueError:
-            payload = frame
-        self.record("client", payload)
+        if self.recorder is not None:
+            self.recorder.client(frame)
 
     def on_event(self, event: ServerEvent) -> None:
         now = time.monotonic()
         self.log.add(now, event)
-        raw = event.model_dump(mode="json", exclude_unset=True)
-        self.record("server", raw)
+        if self.recorder is not None:
+            self.recorder.server(event)
         kind = event.type
         rid = getattr(event, "response_id", None)
         if kind == "response.created":
@@ -381,8 +371,8 @@ class _Runner:
         for writer in self.writers.values():
             writer.close()
         self.writers.clear()
-        if self.events_file is not None:
-            self.events_file.close()
+        if self.recorder is not None:
+            self.recorder.close()
         self.tracker.close()
 
 
