@@ -380,6 +380,59 @@ def test_unreachable_url_is_one_line(capsys: pytest.CaptureFixture[str], tmp_pat
     assert status == 2 and "ConnectError" in error_line(err)
 
 
+def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--url, then Azure, then OPENAI_API_KEY, then the local server; the key is never shown."""
+    import argparse
+    import asyncio
+
+    from realtime.cli.backend import add_backend_arguments, open_backend
+
+    parser = argparse.ArgumentParser()
+    add_backend_arguments(parser)
+
+    async def resolve(*argv: str) -> tuple[str, str, str | None, dict[str, object]]:
+        async with open_backend(parser.parse_args(list(argv))) as b:
+            return b.kind, b.description, b.http_url, b.connect_kwargs
+
+    kind, desc, http, kwargs = asyncio.run(resolve("--url", "wss://example.test/v1/realtime"))
+    assert kind == "url" and http == "https://example.test/v1"
+    assert kwargs == {"dialect": "ga", "url": "wss://example.test/v1/realtime"}
+    monkeypatch.setenv("OPENAI_REALTIME_URL", "ws://127.0.0.1:1234/v1")
+    kind, _, http, _ = asyncio.run(resolve("--dialect", "beta"))
+    assert kind == "url" and http == "http://127.0.0.1:1234/v1"
+    monkeypatch.delenv("OPENAI_REALTIME_URL")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value")
+    kind, desc, http, kwargs = asyncio.run(resolve("--model", "gpt-realtime-mini"))
+    assert kind == "openai" and "sk-secret" not in desc and http == "https://api.openai.com/v1"
+    assert kwargs == {"dialect": "ga", "model": "gpt-realtime-mini"}
+    kind, desc, _, kwargs = asyncio.run(
+        resolve("--azure-endpoint", "https://x.openai.azure.com", "--azure-deployment", "rt")
+    )
+    assert kind == "azure" and "x.openai.azure.com" in desc
+    assert kwargs["azure_deployment"] == "rt"
+    monkeypatch.delenv("OPENAI_API_KEY")
+    kind, desc, http, kwargs = asyncio.run(resolve())
+    assert kind == "local" and "no OPENAI_API_KEY" in desc
+    assert str(kwargs["url"]).startswith("ws://127.0.0.1:") and str(http).startswith("http://")
+
+
+def test_recorder_lines(tmp_path: Path) -> None:
+    """Recorder writes one timestamped JSON line per event; unknown server events stay raw."""
+    from realtime.recording import Recorder
+
+    path = tmp_path / "r.jsonl"
+    with Recorder(path) as rec:
+        rec.client('{"type": "response.create"}')
+        rec.server(parse_server_event('{"type": "future.event", "x": 1}'))
+        rec.server(parse_server_event('{"type": "input_audio_buffer.cleared", "event_id": "e1"}'))
+        assert rec.count == 3
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["direction"] for r in records] == ["client", "server", "server"]
+    assert records[1]["event"] == {"type": "future.event", "x": 1}
+    assert records[2]["event"] == {"type": "input_audio_buffer.cleared", "event_id": "e1"}
+    assert all(r["t"] >= 0 for r in records)
+
+
 def test_debug_shows_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     """With --debug the error propagates (the traceback is shown)."""
     with pytest.raises(RealtimeConnectionError):
