@@ -147,6 +147,15 @@ async def test_missing_audio_file_names_the_line(tmp_path: Path) -> None:
     assert info.value.line == 3
 
 
+async def test_missing_tool_module_is_script_error(tmp_path: Path) -> None:
+    """A python: tool that cannot be imported fails before connecting, naming the script."""
+    path = tmp_path / "s.yaml"
+    path.write_text("tools:\n  t:\n    python: h10_no_such_module:f\nsteps:\n  - say: hi\n")
+    with pytest.raises(ScriptError, match="cannot load h10_no_such_module:f") as info:
+        await run_script(load_script(path), url="ws://127.0.0.1:9/v1")
+    assert info.value.path == str(path)
+
+
 def test_shipped_scripts_parse() -> None:
     """Every example script in share/scripts parses."""
     names = sorted(p.name for p in SCRIPTS.glob("*.yaml"))
@@ -224,14 +233,11 @@ async def test_runner_failing_expect_reports_line(server: LocalServer) -> None:
     assert "FAILED" in report and "FAIL line 6" in report and "weather" in report
 
 
-async def test_runner_tool_calls_canned_and_python(
-    server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Tool calls are checked and recorded; a python: tool runs the named function."""
+async def test_runner_tool_calls_canned_and_python(server: LocalServer, tmp_path: Path) -> None:
+    """Tool calls are checked and recorded; a python: tool runs a function next to the script."""
     (tmp_path / "h10_weather_tools.py").write_text(
         "def get_weather(city):\n    return {'temperature_c': 17, 'sky': 'grey', 'city': city}\n"
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
     script = parse(
         """
         session: {output_modalities: [text]}
@@ -245,7 +251,8 @@ async def test_runner_tool_calls_canned_and_python(
           - respond
           - expect: {tool_call: {name: get_weather, arguments: {city: Paris}}, within: 30}
           - expect: {transcript: "17 degrees and grey in Paris", within: 30}
-        """
+        """,
+        path=tmp_path / "tools.yaml",
     )
     result = await run_script(script, url=server.url, out_dir=tmp_path / "out")
     assert result.passed, result.report()

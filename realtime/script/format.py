@@ -14,7 +14,8 @@ A script drives one realtime session, step by step, and checks what comes back::
         description: Weather for a city.
         parameters: {type: object, properties: {city: {type: string}}}
         output: {temp: 21}           # canned output (JSON), or:
-        # python: mymodule:get_weather   (a function called with the arguments)
+        # python: mymodule:get_weather   (called with the arguments; mymodule.py may sit
+        #                                   next to the script or anywhere on sys.path)
     steps:
       - say: What is the weather in Paris?       # a user text message
       - respond: {}                              # response.create (overrides allowed)

@@ -23,6 +23,7 @@ import fnmatch
 import importlib
 import inspect
 import json
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -140,14 +141,29 @@ class _Log:
             await asyncio.wait_for(self.changed.wait(), timeout)
 
 
-def _tool_for(spec: ToolSpec) -> Tool:
+def _import(module_name: str, base: Path | None) -> Any:
+    """Import a module, looking next to the script first (then on ``sys.path``)."""
+    if base is not None and (base / (module_name.replace(".", "/") + ".py")).exists():
+        sys.path.insert(0, str(base))
+        try:
+            return importlib.import_module(module_name)
+        finally:
+            sys.path.remove(str(base))
+    return importlib.import_module(module_name)
+
+
+def _tool_for(spec: ToolSpec, script_path: Path | None = None) -> Tool:
     """A :class:`Tool` from a script's tool entry (canned output or ``module:function``)."""
     if spec.python is not None:
         module_name, _, func_name = spec.python.partition(":")
+        base = script_path.parent if script_path is not None else None
         try:
-            func = getattr(importlib.import_module(module_name), func_name)
+            func = getattr(_import(module_name, base), func_name)
         except (ImportError, AttributeError) as exc:
-            raise ScriptError(f"tool {spec.name!r}: cannot load {spec.python}: {exc}") from exc
+            raise ScriptError(
+                f"tool {spec.name!r}: cannot load {spec.python}: {exc}",
+                path=str(script_path) if script_path is not None else None,
+            ) from exc
 
         async def call(**arguments: Any) -> Any:
             result = func(**arguments)
@@ -403,7 +419,7 @@ async def run_script(
             raise ScriptError(
                 f"audio file not found: {step.path}", path=str(script.path), line=step.line
             )
-    tools = [_tool_for(spec) for spec in script.tools]
+    tools = [_tool_for(spec, script.path) for spec in script.tools]
     session_fields = dict(script.session)
     session_fields.setdefault("turn_detection", None)
     try:
