@@ -120,6 +120,12 @@ def test_tools_and_top_level_keys() -> None:
         ("steps:\n  - interrupt_after_ms: soon\n", 2, "interrupt_after_ms"),
         ("steps: [say: hi\n", 2, "invalid YAML"),
         ("colour: red\nsteps:\n  - say: hi\n", 1, "unknown top-level key 'colour'"),
+        (
+            "name: x\nsession:\n  input_audio_transcription: {model: w}\nsteps: [say: hi]\n",
+            3,
+            "invalid session field 'input_audio_transcription': Extra inputs",
+        ),
+        ("session: {output_modalities: audio}\nsteps: [say: hi]\n", 1, "'output_modalities'"),
     ],
 )
 def test_errors_name_the_line(body: str, line: int, words: str) -> None:

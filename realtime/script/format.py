@@ -7,7 +7,7 @@ A script drives one realtime session, step by step, and checks what comes back::
       instructions: Be brief.
       output_modalities: [audio]
       turn_detection: null           # manual turns (the default for scripts)
-      input_audio_transcription: {model: whisper-1}
+      transcription: {model: whisper-1}
     local_responder: rules.yaml      # optional: plays the model's part on the local server
     tools:                           # function tools the model may call, and their outputs
       get_weather:
@@ -45,7 +45,8 @@ from typing import Any
 
 import yaml
 
-from ..exceptions import ScriptError
+from ..events.config import SessionConfig
+from ..exceptions import ConfigError, ScriptError
 
 __all__ = [
     "Commit",
@@ -235,6 +236,7 @@ def parse_script(text: str, *, path: Path | None = None) -> Script:
     session = data.get("session") or {}
     if not isinstance(session, dict):
         raise fail("'session' must be a mapping", data.get("__line__"))
+    _check_session(_strip_lines(session), session.get("__line__"), fail)
     tools = _parse_tools(data.get("tools") or {}, fail)
     raw_steps = data.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
@@ -261,6 +263,24 @@ def parse_script(text: str, *, path: Path | None = None) -> Script:
         dialect=dialect,
         model=str(data["model"]) if data.get("model") else None,
     )
+
+
+def _check_session(fields: dict[str, Any], line: int | None, fail: Any) -> None:
+    """Validate the ``session`` mapping as a SessionConfig; the first problem, on one line."""
+    try:
+        SessionConfig(**fields)
+    except ConfigError as exc:
+        raise fail(_one_line(str(exc)), line) from None
+
+
+def _one_line(message: str) -> str:
+    """The first field and problem of a (multi-line) validation message."""
+    lines = [x.strip() for x in message.splitlines() if x.strip()]
+    for i, text in enumerate(lines[:-2]):
+        if "validation error" in text:
+            problem = lines[i + 2].split(" [type=")[0]
+            return f"invalid session field {lines[i + 1]!r}: {problem}"
+    return f"invalid session: {lines[0] if lines else message}"
 
 
 def _parse_tools(raw: Any, fail: Any) -> list[ToolSpec]:
