@@ -59,5 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RealtimeError, AudioError, CommandError, OSError) as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        first, *rest = (str(exc).strip() or type(exc).__name__).splitlines()
+        more = " (details with --debug)" if rest else ""
+        print(f"error: {first}{more}", file=sys.stderr)
         return 2
