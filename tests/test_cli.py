@@ -37,8 +37,12 @@ QUESTION = str(SAMPLES / "question.wav")
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No key or URL from the environment; the embedded server shares the test engines."""
+def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No key or URL from the environment; the embedded server shares the test engines.
+
+    The working directory is the test's own folder (``run`` writes ``realtime-runs/`` there).
+    """
+    monkeypatch.chdir(tmp_path)
     for name in ("OPENAI_API_KEY", "OPENAI_REALTIME_URL", "AZURE_OPENAI_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -562,7 +566,14 @@ def test_console_script_errors(keyed_server: ThreadedServer, tmp_path: Path) -> 
             ]
         ),
         run_cli_process(
-            ["run", str(SCRIPTS / "hello_text.yaml"), "--url", keyed_server.url],
+            [
+                "run",
+                str(SCRIPTS / "hello_text.yaml"),
+                "--url",
+                keyed_server.url,
+                "--out",
+                str(tmp_path / "o"),
+            ],
             env=cli_env(OPENAI_API_KEY="sk-wrong"),
         ),
     ]
