@@ -8,6 +8,7 @@ models load once.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -90,8 +91,8 @@ def test_live_conversation(runs: tuple[dict[str, Run], Path]) -> None:
     results, tmp = runs
     run = results["live_conversation"]
     assert run.status == 0, run
-    assert "you: Hello, can you hear me?" in run.out, run
-    assert "assistant: You said: Hello, can you hear me" in run.out, run
+    assert re.search(r"(?i)you: hello,? can you hear me", run.out), run
+    assert re.search(r"(?i)assistant: You said: hello,? can you hear me", run.out), run
     assert len(read_wav(tmp / "reply.wav")) / 48000 > 1.0
 
 
