@@ -16,7 +16,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from realtime.rest import AsyncAudioClient
+from realtime.rest import AsyncAudioClient, TranscriptTextDeltaEvent
 from realtime.server import LocalServer
 
 
@@ -38,7 +38,7 @@ async def main(args: argparse.Namespace) -> None:
             if args.format == "text":  # stream the words as they arrive
                 async with client.transcribe_stream(path, model=args.model) as stream:
                     async for event in stream:
-                        if event.type == "transcript.text.delta":
+                        if isinstance(event, TranscriptTextDeltaEvent):
                             print(event.delta, end="", flush=True)
                 print()
             elif args.format == "verbose_json":

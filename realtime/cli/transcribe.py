@@ -167,7 +167,7 @@ async def _settle(view: LiveTranscript, timeout: float) -> None:
 
 
 async def _files(args: argparse.Namespace, out: TextIO) -> int:
-    from ..rest import AsyncAudioClient
+    from ..rest import AsyncAudioClient, TranscriptTextDeltaEvent, TranscriptTextDoneEvent
 
     missing = [f for f in args.files if not Path(f).exists()]
     if missing:
@@ -196,12 +196,12 @@ async def _files(args: argparse.Namespace, out: TextIO) -> int:
                         text = ""  # the deltas, unless a done event gives the whole text
                         async with stream:
                             async for event in stream:
-                                if event.type == "transcript.text.delta":
-                                    progress.console.print(event.delta, end="")  # type: ignore[union-attr]
-                                    text += event.delta  # type: ignore[union-attr]
-                                elif event.type == "transcript.text.done":
+                                if isinstance(event, TranscriptTextDeltaEvent):
+                                    progress.console.print(event.delta, end="")
+                                    text += event.delta
+                                elif isinstance(event, TranscriptTextDoneEvent):
                                     progress.console.print()
-                                    text = event.text  # type: ignore[union-attr]
+                                    text = event.text
                         out.write(text.strip() + "\n")
                     else:
                         result = await client.transcribe(
