@@ -282,15 +282,20 @@ def test_speak_to_wav_and_stdin(
 # -- run ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in SCRIPTS.glob("*.yaml")))
-def test_run_shipped_scripts(capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str) -> None:
-    """Every example script in share/scripts passes against the local server (exit 0)."""
-    status, out, err = cli(capsys, "run", str(SCRIPTS / name), "--out", str(tmp_path))
+def test_run_shipped_scripts(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """run share/scripts/*.yaml: every example passes (exit 0), one output folder each."""
+    scripts = sorted(SCRIPTS.glob("*.yaml"))
+    assert len(scripts) >= 4
+    status, out, err = cli(capsys, "run", *map(str, scripts), "--out", str(tmp_path))
     assert status == 0, out + err
-    assert "PASSED" in out and "FAIL" not in out
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["passed"] and summary["turns"]
-    assert (tmp_path / "events.jsonl").stat().st_size > 0
+    assert f"{len(scripts)} scripts: {len(scripts)} passed, 0 failed" in out
+    assert "FAIL" not in out
+    for script in scripts:
+        folder = tmp_path / script.stem
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["passed"] and summary["turns"], script.name
+        assert (folder / "events.jsonl").stat().st_size > 0
+    assert list((tmp_path / "spoken_question").glob("turn-*.wav"))
 
 
 def test_run_repeat_concurrency_and_record(
@@ -370,6 +375,9 @@ def test_run_bad_yaml_names_line(capsys: pytest.CaptureFixture[str], tmp_path: P
     script.write_text("steps:\n  - say: [unclosed\n")
     status, _, err = cli(capsys, "run", str(script))
     assert status == 2 and re.search(rf"{re.escape(str(script))}:\d+: invalid YAML", err)
+    hello = str(SCRIPTS / "hello_text.yaml")
+    status, _, err = cli(capsys, "run", hello, hello, "--record", str(tmp_path / "r.jsonl"))
+    assert status == 2 and "--record takes a single script" in error_line(err)
 
 
 # -- backends and errors ------------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""``realtime run SCRIPT.yaml``: run a scripted session (or many) and check its expectations.
+"""``realtime run SCRIPT.yaml [...]``: run scripted sessions and check their expectations.
 
-Exit status 0 only when every ``expect`` of every run passed, so a script serves as a CI
-regression test for a voice agent. ``--repeat N`` and ``--concurrency K`` run batches with a
-progress bar; each run writes ``events.jsonl``, ``turn-N.wav`` and ``summary.json`` to its
-folder under ``--out``.
+Exit status 0 only when every ``expect`` of every run passed, so scripts serve as CI
+regression tests for a voice agent (``realtime run share/scripts/*.yaml``). ``--repeat N`` and
+``--concurrency K`` run batches with a progress bar; each run writes ``events.jsonl``,
+``turn-N.wav`` and ``summary.json`` to its folder under ``--out`` (one sub-folder per script
+when there are several, ``run-NNN`` per repetition).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..script.format import load_script
+from ..script.format import Script, load_script
 from ..script.runner import RunResult, run_script
 from .backend import add_backend_arguments, open_backend
 from .common import CommandError, err_console, out_console
@@ -32,7 +33,12 @@ def add_parser(sub: Any) -> None:
         help="run a scripted realtime session and check its expectations",
         description=__doc__,
     )
-    p.add_argument("script", help="a YAML script (see README: 'Scripted sessions')")
+    p.add_argument(
+        "scripts",
+        nargs="+",
+        metavar="SCRIPT",
+        help="YAML scripts (see README: 'Scripted sessions')",
+    )
     p.add_argument(
         "--out", default=None, help="output folder (default realtime-runs/NAME-TIMESTAMP)"
     )
@@ -46,15 +52,45 @@ def add_parser(sub: Any) -> None:
 
 
 async def handle(args: argparse.Namespace) -> int:
-    """Run the script; returns 0 when every expectation passed."""
+    """Run the scripts; returns 0 when every expectation of every run passed."""
     if args.repeat < 1 or args.concurrency < 1:
         raise CommandError("--repeat and --concurrency must be at least 1")
-    script = load_script(args.script)
-    if args.responder is None and script.local_responder is not None:
-        args.responder = f"script:{script.local_responder}"
+    scripts = [load_script(path) for path in args.scripts]  # every script parses before any run
+    if args.record and len(scripts) > 1:
+        raise CommandError("--record takes a single script")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out) if args.out else Path("realtime-runs") / f"{script.name}-{stamp}"
-    async with open_backend(args) as backend:
+    if args.out:
+        base = Path(args.out)
+    elif len(scripts) == 1:
+        base = Path("realtime-runs") / f"{scripts[0].name}-{stamp}"
+    else:
+        base = Path("realtime-runs") / f"batch-{stamp}"
+    used: set[str] = set()
+    failed = 0
+    for script in scripts:
+        out = base
+        if len(scripts) > 1:
+            name = script.path.stem if script.path is not None else script.name
+            while name in used:
+                name += "-2"
+            used.add(name)
+            out = base / name
+        if not await _run_one(args, script, out):
+            failed += 1
+    if len(scripts) > 1:
+        out_console.print(
+            f"{len(scripts)} scripts: {len(scripts) - failed} passed, {failed} failed"
+        )
+    err_console.print(f"output: {base}")
+    return 0 if not failed else 1
+
+
+async def _run_one(args: argparse.Namespace, script: Script, out: Path) -> bool:
+    """Run one script (``--repeat`` times); prints its report; True when every run passed."""
+    options = argparse.Namespace(**vars(args))
+    if options.responder is None and script.local_responder is not None:
+        options.responder = f"script:{script.local_responder}"
+    async with open_backend(options) as backend:
         err_console.print(backend.description)
         kwargs = dict(backend.connect_kwargs)
         url = kwargs.pop("url", None)
@@ -63,8 +99,10 @@ async def handle(args: argparse.Namespace) -> int:
         model = kwargs.pop("model", None)
         sem = asyncio.Semaphore(args.concurrency)
 
+        def folder(i: int) -> Path:
+            return out if args.repeat == 1 else out / f"run-{i + 1:03d}"
+
         async def one(i: int) -> RunResult:
-            folder = out if args.repeat == 1 else out / f"run-{i + 1:03d}"
             async with sem:
                 return await run_script(
                     script,
@@ -72,7 +110,7 @@ async def handle(args: argparse.Namespace) -> int:
                     api_key=backend.api_key,
                     dialect=dialect,
                     model=model,
-                    out_dir=folder,
+                    out_dir=folder(i),
                     connect_options=kwargs,
                 )
 
@@ -92,14 +130,14 @@ async def handle(args: argparse.Namespace) -> int:
                     results.append(await fut)
                     progress.advance(task)
     if args.record:
-        first = Path(results[0].out_dir or out) / "events.jsonl"
-        shutil.copyfile(first, args.record)
+        shutil.copyfile(folder(0) / "events.jsonl", args.record)
     failed = [r for r in results if not r.passed]
     if args.repeat == 1:
         out_console.print(results[0].report())
     else:
         for r in failed[:5]:
             out_console.print(r.report())
-        out_console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-    err_console.print(f"output: {out}")
-    return 0 if not failed else 1
+        out_console.print(
+            f"{script.name}: {len(results) - len(failed)} passed, {len(failed)} failed"
+        )
+    return not failed
