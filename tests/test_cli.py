@@ -540,6 +540,67 @@ def test_devices_table_with_pulseaudio() -> None:
     assert re.search(r"pulse\s.*ALSA", proc.stdout), proc.stdout
 
 
+_PULSE_TALK = """
+import signal, subprocess, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from virtual_pulse import PulseUnavailable, VirtualPulse
+
+url, wav, rec = sys.argv[2], sys.argv[3], Path(sys.argv[4])
+vp = VirtualPulse()
+try:
+    vp.start()
+except PulseUnavailable as exc:
+    vp.stop()
+    print("UNAVAILABLE:", exc)
+    sys.exit(0)
+try:
+    env = dict(vp.env, COLUMNS="160")
+    talk = subprocess.Popen(
+        [sys.executable, "-m", "realtime", "talk", "--url", url, "--record", str(rec)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    ready = lambda: rec.exists() and "session.updated" in rec.read_text()  # noqa: E731
+    while time.monotonic() < deadline and not ready():
+        time.sleep(0.2)
+    time.sleep(1.0)  # the microphone stream is running
+    subprocess.run(["paplay", "-d", "micsink", wav], env=vp.env, check=True, timeout=30)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and '"response.done"' not in rec.read_text():
+        time.sleep(0.2)
+    time.sleep(0.5)
+    talk.send_signal(signal.SIGINT)
+    out, err = talk.communicate(timeout=60)
+    print("STATUS", talk.returncode)
+    print(err)
+finally:
+    vp.stop()
+"""
+
+
+def test_talk_live_with_virtual_devices(echo_server: ThreadedServer, tmp_path: Path) -> None:
+    """talk with a (virtual PulseAudio) microphone and speaker: a spoken turn is answered."""
+    rec = tmp_path / "live.jsonl"
+    proc = subprocess.run(
+        [
+            sys.executable, "-c", _PULSE_TALK, str(Path(__file__).parent / "audio_devices"),
+            echo_server.url, QUESTION, str(rec),
+        ],
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    if proc.stdout.startswith("UNAVAILABLE:"):
+        if os.environ.get("REALTIME_REQUIRE_AUDIO") == "1":
+            pytest.fail(f"REALTIME_REQUIRE_AUDIO=1 but {proc.stdout.strip()}")
+        pytest.skip(f"PulseAudio cannot run here: {proc.stdout.strip()}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "STATUS 130" in proc.stdout and "Traceback" not in proc.stdout, proc.stdout
+    assert re.search(r"(?i)you\s+What is the weather like", proc.stdout), proc.stdout
+    assert "You said: What is the weather like" in proc.stdout
+    events = [json.loads(line)["event"]["type"] for line in rec.read_text().splitlines()]
+    assert "input_audio_buffer.speech_started" in events and "response.done" in events
+
+
 def test_replay_bad_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """replay of a missing or broken recording is a one-line error naming the line."""
     status, _, err = cli(capsys, "replay", str(tmp_path / "none.jsonl"))
