@@ -8,8 +8,10 @@ This package never imports :mod:`realtime`. The sound-device classes
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .devices import DeviceInfo
-from .echo import EchoGate
 from .exceptions import (
     AudioError,
     AudioFormatError,
@@ -18,8 +20,6 @@ from .exceptions import (
     PortAudioMissing,
     WavError,
 )
-from .files import FileMicrophone, FileSpeaker, NullSpeaker
-from .microphone import Microphone
 from .pcm import (
     FORMATS,
     SAMPLE_RATES,
@@ -41,8 +41,13 @@ from .pcm import (
 )
 from .playback import AudioSink, AudioSource, HeardPosition, PlaybackTracker
 from .resample import StreamResampler, resample
-from .speaker import Speaker
 from .wav import WavInfo, WavWriter, read_wav, read_wav_array, wav_info, write_wav
+
+if TYPE_CHECKING:
+    from .echo import EchoGate
+    from .files import FileMicrophone, FileSpeaker, NullSpeaker
+    from .microphone import Microphone
+    from .speaker import Speaker
 
 __all__ = [
     "FORMATS",
@@ -99,3 +104,24 @@ def devices() -> list[DeviceInfo]:
 
     return _devices()
 
+
+
+# The device classes (asyncio-based) load on first use, so that the pure parts of the
+# package (formats, resampling, WAV, the playback protocols) import no event loop machinery.
+_LAZY = {
+    "EchoGate": "audio.echo",
+    "FileMicrophone": "audio.files",
+    "FileSpeaker": "audio.files",
+    "NullSpeaker": "audio.files",
+    "Microphone": "audio.microphone",
+    "Speaker": "audio.speaker",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'audio' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
