@@ -1,8 +1,9 @@
 """The engines a local server shares across its sessions: VAD, speech-to-text, text-to-speech.
 
 Each engine loads once, on first use, in a worker thread (so the event loop never waits on a
-model load), and is then shared by every session. Speech recognition and synthesis run in
-worker threads; one lock per engine keeps a model from being used by two threads at once.
+model load), and is then shared by every session; each has its own load lock, and none is
+taken once it is loaded. Speech recognition and synthesis run in worker threads (the engines
+serialise their own model use).
 """
 
 from __future__ import annotations
@@ -82,47 +83,60 @@ class EngineSet:
         self.tts_name = tts
         self.stt_model = stt_model
         self.tts_voice = tts_voice
-        self._lock = threading.Lock()
-        self._stt_lock = threading.Lock()
-        self._tts_lock = threading.Lock()
+        self._load_locks = {name: threading.Lock() for name in ("vad", "stt", "tts")}
         self._vad_model: SileroVad | None = None
         self._stt: SttEngine | None = None
         self._tts: TtsEngine | None = None
 
-    # -- loading ------------------------------------------------------------------------
+    # -- loading (one lock per engine; no lock at all once loaded) -----------------------
     def vad_model(self) -> SileroVad:
-        """The shared Silero model (loaded on first use)."""
-        with self._lock:
-            if self._vad_model is None:
-                self._vad_model = load_silero_vad()
-            return self._vad_model
+        """The shared Silero model (loaded on first use; blocks while it loads)."""
+        model = self._vad_model
+        if model is None:
+            with self._load_locks["vad"]:
+                if self._vad_model is None:
+                    self._vad_model = load_silero_vad()
+                model = self._vad_model
+        return model
+
+    def loaded_vad(self) -> SileroVad | None:
+        """The VAD model if it is already loaded (never blocks)."""
+        return self._vad_model
 
     def stt_engine(self) -> SttEngine:
-        """The shared speech-to-text engine (loaded on first use)."""
-        with self._lock:
-            if self._stt is None:
-                self._stt = load_stt(self.stt_name, model_path=self.stt_model)
-            return self._stt
+        """The shared speech-to-text engine (loaded on first use; blocks while it loads)."""
+        engine = self._stt
+        if engine is None:
+            with self._load_locks["stt"]:
+                if self._stt is None:
+                    self._stt = load_stt(self.stt_name, model_path=self.stt_model)
+                engine = self._stt
+        return engine
 
     def loaded_stt(self) -> SttEngine | None:
         """The speech-to-text engine if it is already loaded (never blocks on a load)."""
         return self._stt
 
     def tts_engine(self) -> TtsEngine:
-        """The shared text-to-speech engine (loaded on first use)."""
-        with self._lock:
-            if self._tts is None:
-                self._tts = load_tts(self.tts_name, voice=self.tts_voice)
-            return self._tts
+        """The shared text-to-speech engine (loaded on first use; blocks while it loads)."""
+        engine = self._tts
+        if engine is None:
+            with self._load_locks["tts"]:
+                if self._tts is None:
+                    self._tts = load_tts(self.tts_name, voice=self.tts_voice)
+                engine = self._tts
+        return engine
 
     async def warm_up(self) -> None:
-        """Load every engine now (in a worker thread) instead of on first use."""
-        await asyncio.to_thread(self.vad_model)
-        await asyncio.to_thread(self.stt_engine)
-        await asyncio.to_thread(self.tts_engine)
+        """Load every engine now (in worker threads, concurrently) instead of on first use."""
+        await asyncio.gather(
+            asyncio.to_thread(self.vad_model),
+            asyncio.to_thread(self.stt_engine),
+            asyncio.to_thread(self.tts_engine),
+        )
 
     # -- use ----------------------------------------------------------------------------
-    def vad(
+    async def vad(
         self,
         *,
         threshold: float,
@@ -130,32 +144,54 @@ class EngineSet:
         silence_duration_ms: int,
         start_ms: float = 0.0,
     ) -> VadStream:
-        """A VAD stream for one session, starting at ``start_ms`` of its input timeline."""
+        """A VAD stream for one session, starting at ``start_ms`` of its input timeline.
+
+        Awaits the model load in a worker thread the first time (never blocks the loop).
+        """
+        model = self.loaded_vad() or await asyncio.to_thread(self.vad_model)
         stream = StreamingVad(
-            self.vad_model(),
+            model,
             threshold=threshold,
             prefix_padding_ms=prefix_padding_ms,
             silence_duration_ms=silence_duration_ms,
         )
         return VadStream(stream, start_ms)
 
-    async def transcribe(self, pcm16: bytes, options: Mapping[str, Any] | None = None) -> str:
-        """Transcribe PCM16 24 kHz audio (``options``: the session's transcription config)."""
+    async def transcribe(
+        self,
+        pcm16: bytes,
+        options: Mapping[str, Any] | None = None,
+        *,
+        cancelled: threading.Event | None = None,
+    ) -> str:
+        """Transcribe PCM16 24 kHz audio (``options``: the session's transcription config).
+
+        ``cancelled`` (set when the session closes) skips the work if it has not started.
+        """
         opts = options or {}
         result = await self.transcribe_detailed(
-            pcm16, language=opts.get("language") or None, prompt=opts.get("prompt") or None
+            pcm16,
+            language=opts.get("language") or None,
+            prompt=opts.get("prompt") or None,
+            cancelled=cancelled,
         )
         return result.text.strip()
 
     async def transcribe_detailed(
-        self, pcm16: bytes, *, language: str | None = None, prompt: str | None = None
+        self,
+        pcm16: bytes,
+        *,
+        language: str | None = None,
+        prompt: str | None = None,
+        cancelled: threading.Event | None = None,
     ) -> TranscriptResult:
         """Transcribe PCM16 24 kHz audio, with segments and timings."""
 
         def work() -> TranscriptResult:
             engine = self.stt_engine()
-            with self._stt_lock:
-                return engine.transcribe(pcm16, language=language, prompt=prompt)
+            if cancelled is not None and cancelled.is_set():
+                raise asyncio.CancelledError  # the session is gone: skip the model run
+            return engine.transcribe(pcm16, language=language, prompt=prompt)
 
         return await asyncio.to_thread(work)
 
@@ -163,9 +199,7 @@ class EngineSet:
         """Speak ``text`` as PCM16 24 kHz."""
 
         def work() -> bytes:
-            engine = self.tts_engine()
-            with self._tts_lock:
-                return engine.synthesize(text, voice=voice, speed=speed)
+            return self.tts_engine().synthesize(text, voice=voice, speed=speed)
 
         return await asyncio.to_thread(work)
 

@@ -18,6 +18,7 @@ import binascii
 import contextlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ __all__ = ["Limits", "ServerSession"]
 log = logging.getLogger("realtime.server")
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
+
+VAD_BATCH_BYTES = 64 * BYTES_PER_MS
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,8 @@ class ServerSession:
         self._decoder: pcm_mod.StreamDecoder | None = None
         self._pass_requested = False
         self._speech_end_ms: float | None = None  # speech end within the committed audio
+        self._vad_pending = bytearray()
+        self._cancelled = threading.Event()  # set on close: queued engine work is skipped
         self._transcripts: dict[str, asyncio.Future[str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -158,6 +163,7 @@ class ServerSession:
     async def close(self) -> None:
         """Stop everything the session runs."""
         self._closed = True
+        self._cancelled.set()
         self._drop_live()
         if self.response is not None:
             self.response.cancel("client_closed")
@@ -279,6 +285,7 @@ class ServerSession:
             raise ConfigError("the session type cannot change once the conversation has items")
         self.config = new
         self._vad = None  # rebuilt with the new turn detection settings
+        self._vad_pending.clear()
         await self.emit({"type": "session.updated", "session": self.session_object()})
 
     async def on_transcription_session_update(
@@ -293,6 +300,7 @@ class ServerSession:
             new.transcription = {"model": "gpt-4o-transcribe"}
         self.config = new
         self._vad = None
+        self._vad_pending.clear()
         obj = self.session_object()
         await self.emit({"type": "transcription_session.updated", "session": obj})
 
@@ -380,10 +388,10 @@ class ServerSession:
             self.buffer += self._decoder.flush()
             self._decoder = None
 
-    def _vad_stream(self) -> Any:
+    async def _vad_stream(self) -> Any:
         if self._vad is None:
             td = self.config.turn_detection or {}
-            self._vad = self.engines.vad(
+            self._vad = await self.engines.vad(
                 threshold=float(td.get("threshold") or 0.5),
                 prefix_padding_ms=int(td.get("prefix_padding_ms") or 300),
                 silence_duration_ms=int(td.get("silence_duration_ms") or 500),
@@ -392,8 +400,15 @@ class ServerSession:
         return self._vad
 
     async def _run_vad(self, pcm: bytes, start_ms: float) -> None:
-        vad = self._vad_stream()
-        for ev in vad.process(pcm):
+        # VAD runs on batches of at least 64 ms (two Silero windows) in a worker thread:
+        # it is most of the server's CPU per session, and must not hold the event loop
+        self._vad_pending += pcm
+        if len(self._vad_pending) < VAD_BATCH_BYTES:
+            return
+        batch = bytes(self._vad_pending)
+        self._vad_pending.clear()
+        vad = await self._vad_stream()
+        for ev in await asyncio.to_thread(vad.process, batch):
             if ev.kind == "started":
                 await self._on_speech_started(int(ev.ms))
             else:
@@ -523,7 +538,9 @@ class ServerSession:
                 finished = await asyncio.to_thread(live.finish, speech_end_ms)
                 text, deltas = finished.text.strip(), list(finished.deltas)
             else:
-                text = await self.engines.transcribe(audio, self.config.transcription)
+                text = await self.engines.transcribe(
+                    audio, self.config.transcription, cancelled=self._cancelled
+                )
         except Exception as exc:
             log.warning("transcription failed: %s", exc)
             if not fut.done():
@@ -585,6 +602,7 @@ class ServerSession:
         self.buffer.clear()
         self.buffer_start_ms = self.stream_ms
         self._vad = None
+        self._vad_pending.clear()
         self._decoder = None
         self._drop_live()
         await self.emit({"type": "input_audio_buffer.cleared"})
