@@ -53,6 +53,7 @@ log = logging.getLogger("realtime.server")
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 
 VAD_BATCH_BYTES = 64 * BYTES_PER_MS
+LIVE_PASS_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -364,8 +365,14 @@ class ServerSession:
         if engine is None:
             return None
         opts = self.config.transcription or {}
+        # Passes every second settle words while the user speaks, and one more starts when
+        # a pause begins (see _run_vad). Measured here with a free CPU, end of speech ->
+        # transcript: 0.73-0.90 s with 1 s passes, 0.92-1.17 s with pause-only passes (4 s).
         return IncrementalTranscriber(
-            engine, language=opts.get("language") or None, prompt=opts.get("prompt") or None
+            engine,
+            language=opts.get("language") or None,
+            prompt=opts.get("prompt") or None,
+            interval_s=LIVE_PASS_INTERVAL_S,
         )
 
     def _drop_live(self) -> None:
