@@ -105,7 +105,6 @@ def devices() -> list[DeviceInfo]:
     return _devices()
 
 
-
 # The device classes (asyncio-based) load on first use, so that the pure parts of the
 # package (formats, resampling, WAV, the playback protocols) import no event loop machinery.
 _LAZY = {
