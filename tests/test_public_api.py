@@ -65,6 +65,7 @@ def test_submodules_declare_all():
         "realtime.interruption",
         "realtime.reconnect",
         "realtime.recording",
+        "realtime.subtitles",
         "realtime.response_state",
         "realtime.session",
         "realtime.testing",
@@ -90,3 +91,15 @@ def test_submodules_declare_all():
     for name in names:
         mod = importlib.import_module(name)
         assert isinstance(getattr(mod, "__all__", None), list), name
+
+
+def test_subtitle_formatting():
+    """SRT and WebVTT timestamps and documents from (start, end, text) segments."""
+    from realtime.subtitles import srt, timestamp, vtt
+
+    assert timestamp(3723.4567) == "01:02:03,457"
+    assert timestamp(0.5, ".") == "00:00:00.500"
+    assert srt([(0.0, 1.25, "hello"), (1.5, 2.0, "there")]) == (
+        "1\n00:00:00,000 --> 00:00:01,250\nhello\n\n2\n00:00:01,500 --> 00:00:02,000\nthere\n\n"
+    )
+    assert vtt([(0.0, 1.0, "hi")]) == "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nhi\n"

@@ -26,6 +26,7 @@ from ..events import ServerEvent
 from ..events.common import InputAudioTranscription, ServerVad
 from ..events.config import SessionConfig
 from ..session import connect
+from ..subtitles import srt_cue
 from .backend import add_backend_arguments, open_backend
 from .common import CommandError, err_console
 
@@ -57,14 +58,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--input-device", default=None, help="microphone (index or name part)")
     add_backend_arguments(p)
     p.set_defaults(handler=handle)
-
-
-def _srt_time(seconds: float) -> str:
-    ms = round(seconds * 1000)
-    h, rem = divmod(ms, 3_600_000)
-    m, rem = divmod(rem, 60_000)
-    s, ms = divmod(rem, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d},{ms:03d}"
 
 
 class LiveTranscript:
@@ -106,7 +99,7 @@ class LiveTranscript:
             line = json.dumps({"item_id": item, "start": start, "end": end, "text": text})
             self.out.write(line + "\n")
         elif self.fmt == "srt":
-            self.out.write(f"{self.n}\n{_srt_time(start)} --> {_srt_time(end)}\n{text}\n\n")
+            self.out.write(srt_cue(self.n, start, end, text))
         else:
             self.out.write(text + "\n")
         self.out.flush()

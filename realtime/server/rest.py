@@ -30,6 +30,7 @@ from starlette.routing import Route
 from audio.exceptions import AudioError
 from audio.wav import read_wav
 
+from ..subtitles import srt, vtt
 from .tts import split_sentences
 
 if TYPE_CHECKING:
@@ -106,9 +107,9 @@ async def transcriptions(request: Request) -> Response:
     if fmt == "text":
         return PlainTextResponse(text + "\n")
     if fmt == "srt":
-        return PlainTextResponse(_srt(segments), media_type="application/x-subrip")
+        return PlainTextResponse(srt(segments), media_type="application/x-subrip")
     if fmt == "vtt":
-        return PlainTextResponse(_vtt(segments), media_type="text/vtt")
+        return PlainTextResponse(vtt(segments), media_type="text/vtt")
     if fmt == "verbose_json":
         body: dict[str, Any] = {
             "task": "translate" if translate else "transcribe",
@@ -182,27 +183,6 @@ async def _transcript_sse(text: str, usage: dict[str, Any]) -> AsyncIterator[byt
         },
     }
     yield f"data: {json.dumps(done)}\n\n".encode()
-
-
-def _timestamp(seconds: float, sep: str) -> str:
-    ms = round(seconds * 1000)
-    h, rem = divmod(ms, 3_600_000)
-    m, rem = divmod(rem, 60_000)
-    s, ms = divmod(rem, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
-
-
-def _srt(segments: Sequence[tuple[float, float, str]]) -> str:
-    blocks = [
-        f"{n}\n{_timestamp(a, ',')} --> {_timestamp(b, ',')}\n{t}\n"
-        for n, (a, b, t) in enumerate(segments, start=1)
-    ]
-    return "\n".join(blocks)
-
-
-def _vtt(segments: Sequence[tuple[float, float, str]]) -> str:
-    cues = [f"{_timestamp(a, '.')} --> {_timestamp(b, '.')}\n{t}\n" for a, b, t in segments]
-    return "WEBVTT\n\n" + "\n".join(cues)
 
 
 def _words(segments: Sequence[tuple[float, float, str]]) -> list[dict[str, Any]]:
