@@ -16,7 +16,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from .exceptions import ConnectionClosed, RequestTimeout
+from .exceptions import ConnectionClosed, ProtocolError, RequestTimeout
 from .transport import FrameTransport
 
 __all__ = ["Outbox"]
@@ -44,7 +44,7 @@ class Outbox:
         self._wakeup = asyncio.Event()
         self._space = asyncio.Event()
         self._space.set()
-        self._error: ConnectionClosed | None = None
+        self._error: ConnectionClosed | ProtocolError | None = None
 
     def __len__(self) -> int:
         return len(self._out)
@@ -90,7 +90,7 @@ class Outbox:
         except asyncio.TimeoutError:
             raise RequestTimeout(f"the send queue did not drain within {timeout} s") from None
 
-    def fail(self, error: ConnectionClosed) -> None:
+    def fail(self, error: ConnectionClosed | ProtocolError) -> None:
         """The session ended: drop the queue, fail flushes and waiting puts with ``error``."""
         self._error = error
         for item in self._out:

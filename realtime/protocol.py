@@ -492,15 +492,15 @@ class ClientProtocol:
 
     # -- connection life ----------------------------------------------------------------
 
-    def connection_lost(self, code: int | None, reason: str = "") -> None:
+    def connection_lost(self, error: Exception) -> None:
         """The connection dropped: fail pending requests, end the responses it lost.
 
-        Every pending request completes with :func:`close_error`; every response that
+        Every pending request completes with ``error`` (:func:`close_error` of the close
+        code, typically); every response that
         was active (or requested and not yet announced) ends with a synthetic
         ``response.done`` of status ``incomplete`` and reason :data:`LOST_REASON`
         (see :meth:`events_to_deliver`); its items are marked ``incomplete``.
         """
-        error = close_error(code, reason)
         for request in list(self._requests.values()):
             self._complete(request, error=error)
         self._restoring.clear()

@@ -48,8 +48,15 @@ import numpy as np
 
 from .connection import ApiKey, Endpoint, SessionOptions, TransportFactory, resolve_endpoint
 from .conversation import Conversation
-from .dispatch import Dispatcher
-from .events import ClientEvent, ServerEvent, encode_client_event, new_event_id, parse_server_event
+from .dispatch import Dispatcher, EventQueue, HandlerRunner
+from .events import (
+    ClientEvent,
+    InvalidServerEvent,
+    ServerEvent,
+    encode_client_event,
+    new_event_id,
+    parse_server_event,
+)
 from .exceptions import (
     AuthenticationError,
     ConfigError,
@@ -70,7 +77,7 @@ from .reconnect import (
 from .response_state import ResponseTracker
 from .tools import Tool, ToolCall, ToolRegistry
 from .transport import FrameTransport, open_connection
-from .waiting import EventMatch, Expectation, Mailbox, Waiters
+from .waiting import EventMatch, Expectation, Waiters
 
 if TYPE_CHECKING:
     from audio.playback import HeardPosition, PlaybackTracker
@@ -145,15 +152,16 @@ class Session:
         self._outbox = Outbox(opts.send_queue_size)
         self._connected = self._outbox.connected
         self._closing = False
-        self._close_error: ConnectionClosed | None = None
+        self._close_error: ConnectionClosed | ProtocolError | None = None
         self._finished = asyncio.Event()
         self._futures: dict[int, asyncio.Future[ServerEvent]] = {}
         self._waiters = Waiters()
-        self._handler_box: Mailbox[ServerEvent | None] = Mailbox()
-        self._iter_box: Mailbox[ServerEvent] = Mailbox(limit=max(opts.iterator_backlog, 1))
-        self._iterating = False
+        self._runner = HandlerRunner(self.dispatcher)
+        self._events: EventQueue[ServerEvent] = EventQueue(
+            max(opts.iterator_backlog, 1), overflow="drop_oldest"
+        )
+        self._iterators = 0
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._handler_task: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
 
     # -- state (held by the protocol) --------------------------------------------------
@@ -216,7 +224,6 @@ class Session:
         """
         self._transport = self._outbox.transport = await self._open_transport()
         self._connected.set()
-        self._handler_task = self._spawn(self._run_handlers())
         self._spawn(self._outbox.run())
         self._spawn(self._run_reader())
         if self.config is not None or len(self.tools):
@@ -245,7 +252,9 @@ class Session:
             if transport is not None:
                 transport.abort()
             self._finish(ConnectionClosed(code, reason or "session closed"), clean=True)
-            self._cancel_tasks(keep=self._handler_task)
+            self._cancel_tasks()
+            if not self._runner.closed:  # cancelled: no grace for the handlers
+                self._spawn(self._runner.aclose(0))
         await self._stop_tasks()
 
     async def __aenter__(self) -> Session:
@@ -281,17 +290,14 @@ class Session:
 
     async def _stop_tasks(self) -> None:
         """Let handlers finish what was received (up to 1 s), then cancel every task."""
-        handler = self._handler_task
         current = asyncio.current_task()
-        self._handler_box.put(None)
-        if handler is not None and handler is not current and not handler.done():
-            await asyncio.wait([handler], timeout=1.0)
+        await self._runner.aclose(1.0)
         self._cancel_tasks()
         others = [t for t in self._tasks if t is not current]
         if others:
             await asyncio.wait(others)
 
-    def _finish(self, error: ConnectionClosed, *, clean: bool) -> None:
+    def _finish(self, error: ConnectionClosed | ProtocolError, *, clean: bool) -> None:
         """Mark the session ended and fail everything pending with ``error`` (sync)."""
         if self._finished.is_set():
             return
@@ -300,7 +306,7 @@ class Session:
         self._finished.set()
         if self._expiry is not None:
             self._expiry.cancel()
-        self.protocol.connection_lost(error.code, error.reason)
+        self.protocol.connection_lost(error)
         self.protocol.events_to_deliver()  # the session is over: nobody waits for these
         self.protocol.events_to_send()
         self._settle()
@@ -309,7 +315,7 @@ class Session:
                 future.set_exception(error)
         self._futures.clear()
         self._waiters.fail(error)
-        self._iter_box.close(None if clean else error)
+        self._events.close(None if clean else error)
         self._outbox.fail(error)
 
     # -- receiving -----------------------------------------------------------------------
@@ -318,10 +324,16 @@ class Session:
         while True:
             transport = self._transport
             assert transport is not None
+            runner, events = self._runner, self._events
             try:
                 while True:
                     for frame in await transport.receive():
                         self._receive(frame)
+                    # Back-pressure: no more reading while handlers or the iterator lag.
+                    if runner.congested:
+                        await runner.wait_uncongested()
+                    if events.full:
+                        await events.wait_space()
             except ConnectionClosed as exc:
                 code, reason = exc.code, exc.reason
             if self._closing or not await self._connection_lost(code, reason):
@@ -330,14 +342,25 @@ class Session:
     def _receive(self, frame: str | bytes) -> None:
         """Handle one message (the hot path: keep it lean). Never raises."""
         try:
-            event = parse_server_event(frame, self.dialect)
+            event = parse_server_event(frame, self.dialect, strict=self.options.strict)
         except ProtocolError as exc:
             self.protocol_errors += 1
-            logger.warning("ignoring a frame that could not be parsed: %s", exc)
+            if self.options.strict:
+                self._protocol_failure(exc)
+            else:
+                logger.warning("ignoring a frame that could not be parsed: %s", exc)
             return
         except Exception:
             self.protocol_errors += 1
             logger.exception("ignoring a frame that could not be parsed")
+            return
+        if type(event) is InvalidServerEvent:
+            # Fields failed validation: only "*" handlers, waiters and the iterator see it.
+            self.protocol_errors += 1
+            logger.warning(
+                "invalid %s delivered as InvalidServerEvent: %s", event.type, event.error
+            )
+            self._deliver(event)
             return
         protocol = self.protocol
         try:
@@ -378,12 +401,20 @@ class Session:
             logger.exception("playback tracker interrupt() raised")
             return None
 
+    def _protocol_failure(self, error: ProtocolError) -> None:
+        """Strict mode: an invalid frame ends the session (close 1002) with ``error``."""
+        transport = self._transport
+        if transport is not None:
+            self._spawn(transport.close(1002, "invalid event"))
+        self._closing = True
+        self._finish(error, clean=False)
+        self._spawn(self._stop_tasks())
+
     def _deliver(self, event: ServerEvent) -> None:
         if self._waiters:
             self._waiters.offer(event)
-        if self.dispatcher.has_handlers(event.type):
-            self._handler_box.put(event)
-        self._iter_box.put(event)
+        self._runner.deliver(event)
+        self._events.put(event)
 
     def _schedule_expiry(self, expires_at: float | None) -> None:
         if self._expiry is not None:
@@ -399,30 +430,6 @@ class Session:
         left = max(expires_at - time.time(), 0.0)
         self._deliver(SessionExpiringEvent(expires_at=expires_at, seconds_left=left))
 
-    async def _run_handlers(self) -> None:
-        box = self._handler_box
-        resolve = self.dispatcher.handlers_for
-        while True:
-            try:
-                event = await box.get()
-            except StopAsyncIteration:
-                return
-            if event is None:  # the stop marker
-                return
-            for handler in resolve(event.type):
-                try:
-                    result = handler(event)
-                    if result is not None and hasattr(result, "__await__"):
-                        await result
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    logger.exception(
-                        "handler %s for %s raised",
-                        getattr(handler, "__qualname__", handler),
-                        event.type,
-                    )
-
     # -- reconnecting --------------------------------------------------------------------
 
     async def _connection_lost(self, code: int | None, reason: str) -> bool:
@@ -437,7 +444,7 @@ class Session:
                 self._deliver(ConnectionFailedEvent(code=code, reason=reason, attempts=0))
             self._give_up(code, reason)
             return False
-        self.protocol.connection_lost(code, reason)
+        self.protocol.connection_lost(close_error(code, reason))
         self._settle()  # fails the pending requests
         for event in self.protocol.events_to_deliver():
             self._deliver(event)  # the lost responses' response.done
@@ -792,17 +799,29 @@ class Session:
     def __aiter__(self) -> AsyncIterator[ServerEvent]:
         """Iterate over received events (the same objects handlers get).
 
-        Events are buffered from the start (the newest ``iterator_backlog`` of them until
-        iteration begins, all of them afterwards). Iteration ends when the session is
-        closed normally and raises :class:`ConnectionClosed` after an abnormal end.
+        Before and between iterations the newest ``iterator_backlog`` events are kept.
+        While a loop iterates, at most ``iterator_backlog`` wait for it: a slow loop
+        makes the session stop reading (back-pressure, nothing dropped). Iteration ends
+        when the session is closed normally and raises :class:`ConnectionClosed` after an
+        abnormal end (the :class:`ProtocolError` in strict mode).
         """
-        if not self._iterating:
-            self._iterating = True
-            self._iter_box.unbound()
-        return self
+        return self._iterate()
 
-    async def __anext__(self) -> ServerEvent:
-        return await self._iter_box.get()
+    async def _iterate(self) -> AsyncIterator[ServerEvent]:
+        events = self._events
+        self._iterators += 1
+        events.set_overflow("block")
+        try:
+            while True:
+                try:
+                    event = await events.get()
+                except StopAsyncIteration:
+                    return
+                yield event
+        finally:
+            self._iterators -= 1
+            if not self._iterators:
+                events.set_overflow("drop_oldest")
 
     # -- tools ---------------------------------------------------------------------------
 
