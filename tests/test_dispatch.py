@@ -17,6 +17,7 @@ from realtime.connection import resolve_endpoint
 from realtime.dispatch import Dispatcher, EventQueue, HandlerRunner, is_glob
 from realtime.events import InvalidServerEvent, ServerEvent, UnknownServerEvent, parse_server_event
 from realtime.exceptions import ConnectionClosed
+from realtime.matching import compile_match, match_type
 from realtime.transport import open_connection
 
 
@@ -499,3 +500,42 @@ async def test_slow_consumer_keeps_memory_flat_over_a_fast_server() -> None:
         assert got == list(range(n))
         assert peak <= limit + (max_buffer + 256 * 1024) // per_frame
         await runner.aclose()
+
+
+# -- realtime.matching: the one matcher of on, wait_for and a script's expect -------------
+
+
+def test_compile_match_patterns_classes_predicates() -> None:
+    """compile_match: exact, glob, any_dialect, class and predicate; bad input rejected."""
+    delta = parse_server_event(
+        b'{"type":"response.output_audio.delta","response_id":"r","item_id":"i",'
+        b'"output_index":0,"content_index":0,"delta":""}'
+    )
+    assert compile_match("response.output_audio.delta")(delta)
+    assert compile_match("response.*")(delta)
+    assert not compile_match("response.audio.delta")(delta)
+    assert compile_match("response.audio.delta", any_dialect=True)(delta)
+    assert compile_match("response.audio.*", any_dialect=True)(delta)
+    assert compile_match(type(delta))(delta) and not compile_match(UnknownServerEvent)(delta)
+    assert compile_match(lambda e: e.type.endswith("delta"))(delta)
+    with pytest.raises(TypeError):
+        compile_match(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        compile_match("")
+
+
+def test_invalid_events_match_only_star_and_classes() -> None:
+    """wait_for("response.done") is never satisfied by a response.done that did not validate."""
+    bad = parse_server_event(b'{"type":"response.done","response":7}', strict=False)
+    assert not compile_match("response.done")(bad)
+    assert not compile_match("response.*")(bad)
+    assert compile_match("*")(bad) and compile_match(InvalidServerEvent)(bad)
+    assert match_type("response.done", bad.type)  # the type itself still matches by name
+
+
+def test_script_expect_uses_the_shared_matcher() -> None:
+    """realtime.script's expect matches through realtime.matching (no matcher of its own)."""
+    import realtime.script.runner as runner_mod
+
+    assert vars(runner_mod)["match_type"] is match_type
+    assert "fnmatch" not in vars(runner_mod)
