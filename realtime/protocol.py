@@ -712,12 +712,15 @@ class ClientProtocol:
             part = self._assistant_text if role == "assistant" else "input_text"
             if role == "system":
                 part = "input_text"
-            return {
+            wire: dict[str, Any] = {
                 "id": item.id,
                 "type": "message",
                 "role": role,
                 "content": [{"type": part, "text": text}],
             }
+            if item.status == "incomplete":
+                wire["status"] = "incomplete"  # cut short (the spec: no effect on the model)
+            return wire
         if item.type == "function_call" and item.call_id and item.name:
             return {
                 "id": item.id,
