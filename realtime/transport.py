@@ -409,7 +409,9 @@ class WebSocketTransport(asyncio.Protocol):
         if self._fail_code is not None:
             return self._fail_code, self._fail_reason
         ws = self._ws
-        rcvd = ws.close_rcvd
+        rcvd, sent = ws.close_rcvd, ws.close_sent
+        if sent is not None and sent.code not in (1000, 1001) and not ws.close_rcvd_then_sent:
+            return int(sent.code), sent.reason  # we failed it (1002, 1009, ...): our code
         if rcvd is not None:
             return int(rcvd.code), rcvd.reason
         return 1006, ""

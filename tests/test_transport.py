@@ -116,7 +116,7 @@ async def test_invalid_utf8_fails_with_1007(fragmented: bool) -> None:
             _raw(conn, Opcode.TEXT, b'{"type":"a","t":"\xff"}')
         _raw(conn, Opcode.TEXT, b'{"type":"after"}')
         await conn.wait_closed()
-        server_saw.append(conn.close_code)
+        server_saw.append(conn.protocol.close_code)
 
     async for url in _serve(handler):
         t = await _open(url)
@@ -291,3 +291,17 @@ async def test_close_timeout_bounds_the_closing_handshake() -> None:
         assert t.closed and t.close_code == 1006 and loop.time() - start < 1.5
     finally:
         server.close()
+
+
+async def test_message_over_max_size_fails_with_1009() -> None:
+    """A message larger than max_size fails the connection with 1009 (websockets' check)."""
+
+    async def handler(conn: ServerConnection) -> None:
+        await conn.send("small")
+        await conn.send("x" * 5000)
+        await conn.wait_closed()
+
+    async for url in _serve(handler):
+        t = await _open(url, max_size=1000)
+        got, end = await _drain_all(t)
+        assert got == [b"small"] and end.code == 1009
