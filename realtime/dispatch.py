@@ -296,6 +296,14 @@ class Dispatcher:
         self._has_once = any(s.once for s in self._subs)
 
 
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 class _Lane:
     __slots__ = ("busy", "items", "sub", "task", "waiter")
 
@@ -424,6 +432,22 @@ class HandlerRunner:
                     task.cancel()
         if tasks:
             await asyncio.wait(tasks)
+
+    def abort(self) -> None:
+        """Stop at once (sync): later events are ignored, every lane task is cancelled.
+
+        For a cancelled ``close()``; the calling task's own lane is not cancelled.
+        """
+        self._closed = True
+        self.dispatcher.remove_removal_listener(self._removed)
+        current = asyncio.current_task() if _loop_running() else None
+        for lane in list(self._lanes.values()):
+            lane.items.clear()
+            task = lane.task
+            if task is not None and task is not current and not task.done():
+                task.cancel()
+        self._full.clear()
+        self._release()
 
     # -- internals -----------------------------------------------------------------------
 

@@ -539,3 +539,27 @@ def test_script_expect_uses_the_shared_matcher() -> None:
 
     assert vars(runner_mod)["match_type"] is match_type
     assert "fnmatch" not in vars(runner_mod)
+
+
+async def test_abort_cancels_every_lane_at_once() -> None:
+    """abort() (sync, for a cancelled close) cancels lane tasks and releases waiters."""
+    d = Dispatcher()
+    runner = HandlerRunner(d, queue_size=2)
+    started = asyncio.Event()
+
+    async def stuck(event: ServerEvent) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    d.on("x", stuck)
+    for i in range(5):
+        runner.deliver(_ev("x", i))
+    await started.wait()
+    assert runner.congested
+    waiting = asyncio.ensure_future(runner.wait_uncongested())
+    await asyncio.sleep(0)
+    runner.abort()
+    await asyncio.wait_for(waiting, 1)
+    await asyncio.sleep(0.01)
+    assert runner.closed and not runner.congested and runner.pending == 0
+    assert not runner._lanes  # every lane task ended
