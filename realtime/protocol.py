@@ -256,6 +256,7 @@ class ClientProtocol:
         self._lost_responses: list[str] = []
         self._lost_items: list[str] = []
         self._restoring: deque[str] = deque()
+        self._requeue: list[ClientEvent] = []
         self._special: dict[str, Callable[[ServerEvent], None]] = {
             "input_audio_buffer.speech_started": self._on_speech_started,
             "input_audio_buffer.speech_stopped": self._on_speech_stopped,
@@ -504,6 +505,8 @@ class ClientProtocol:
         for request in list(self._requests.values()):
             self._complete(request, error=error)
         self._restoring.clear()
+        # Requests queued behind the lost response wait for the next connection.
+        self._requeue.extend(self.responses.clear_queue())
         lost: list[str | None] = [state.id for state in self.responses.active_responses]
         if self.responses.busy and not lost:
             lost.append(None)  # requested, never announced
@@ -539,8 +542,10 @@ class ClientProtocol:
             out.append(self.session_update(self.config))
         if reinject_history:
             out.extend(self._restore_items())
-        for event in old.clear_queue():
+        self._requeue.extend(old.clear_queue())
+        for event in self._requeue:
             out.extend(self.responses.request_create(event))
+        self._requeue.clear()
         return out
 
     def take_losses(self) -> tuple[list[str], list[str]]:
