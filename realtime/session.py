@@ -244,17 +244,21 @@ class Session:
         """
         self._closing = True
         transport = self._transport
+        closed = ConnectionClosed(code, reason or "session closed")
         try:
             if transport is not None and not self._finished.is_set():
                 with contextlib.suppress(ConnectionClosed):  # the link was already gone
                     await transport.close(code, reason)
-        finally:
+        except BaseException:
+            # Cancelled (a caller's timeout on a stalled link): end everything now, then
+            # let the cancellation propagate.
             if transport is not None:
                 transport.abort()
-            self._finish(ConnectionClosed(code, reason or "session closed"), clean=True)
+            self._finish(closed, clean=True)
+            self._runner.abort()
             self._cancel_tasks()
-            if not self._runner.closed:  # cancelled: no grace for the handlers
-                self._spawn(self._runner.aclose(0))
+            raise
+        self._finish(closed, clean=True)
         await self._stop_tasks()
 
     async def __aenter__(self) -> Session:
