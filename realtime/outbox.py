@@ -12,16 +12,37 @@ limit: they must never wait behind the application.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
-from .exceptions import ConnectionClosed, ProtocolError, RequestTimeout
+from .events import ClientEvent, encode_client_event, new_event_id
+from .exceptions import ConfigError, ConnectionClosed, ProtocolError, RequestTimeout
 from .transport import FrameTransport
 
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "encode"]
 
 logger = logging.getLogger("realtime.session")
+
+
+def encode(event: ClientEvent | Mapping[str, Any]) -> tuple[str, str]:
+    """A client event (model, or dict with a string ``type``) as a frame, with its event_id.
+
+    A missing ``event_id`` is generated. Raises :class:`ConfigError` for a dict without
+    a type, ``TypeError`` for anything else.
+    """
+    if isinstance(event, ClientEvent):
+        frame = encode_client_event(event)  # assigns a missing event_id
+        return frame, str(event.event_id)
+    if isinstance(event, Mapping):
+        data = dict(event)
+        if not isinstance(data.get("type"), str):
+            raise ConfigError("a client event needs a string 'type'")
+        event_id = data.setdefault("event_id", new_event_id())
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False), str(event_id)
+    raise TypeError(f"cannot send {type(event).__name__}: pass a ClientEvent or a dict")
 
 
 class _Outgoing:
