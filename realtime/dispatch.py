@@ -18,12 +18,14 @@ own lane, a FIFO of events and one task calling the handler, so
   stops reading from the socket. Nothing is dropped; memory stays bounded.
 
 Sync handlers run inline in their lane's task, on the event loop: one that blocks the
-loop for more than ``slow_handler`` seconds (5 ms) is named in a warning (once per
-handler). Subscribe with ``thread=True`` to run a sync handler in a worker thread
-instead (still in order for that subscription). A handler awaiting a server reply
-(``wait_for``, a request) while ``queue_size`` more events for its own subscription
-arrive holds up receiving until it returns: such handlers should be short, or spawn a
-task.
+loop for more than ``slow_handler`` seconds (5 ms) on three calls, or for more than 20
+times that (100 ms) once, is named in a warning (once per handler; a single slow call
+may just be the process being descheduled). Subscribe with ``thread=True`` to run a
+sync handler in a worker thread instead (still in order for that subscription).
+
+A handler awaiting a server reply (``wait_for``, a request) while ``queue_size`` more
+events for its own subscription arrive holds up receiving until it returns: such
+handlers should be short, or spawn a task.
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ T = TypeVar("T")
 
 DEFAULT_QUEUE_SIZE = 1024
 """Events a subscription's lane holds before receiving pauses."""
+
+_STRIKES = 3  # slow calls of a sync handler before it is named in a warning
+_VERY_SLOW = 20  # ... or one call this many times over the limit
 
 
 def _name(handler: Callable[..., Any]) -> str:
@@ -340,6 +345,7 @@ class HandlerRunner:
         self._space: asyncio.Future[None] | None = None
         self._closed = False
         self._warned: set[int] = set()
+        self._strikes: dict[int, int] = {}
         dispatcher.add_removal_listener(self._removed)
 
     def __repr__(self) -> str:
@@ -526,8 +532,13 @@ class HandlerRunner:
             self._drained(lane)
 
     def _slow(self, handler: Callable[..., Any], seconds: float, event_type: str) -> None:
+        # One slow call may be the process being descheduled (a loaded machine) rather
+        # than the handler: warn on the third slow call, or at once when it is very slow.
         key = id(handler)
         if key in self._warned:
+            return
+        strikes = self._strikes[key] = self._strikes.get(key, 0) + 1
+        if strikes < _STRIKES and seconds < _VERY_SLOW * self.slow_handler:
             return
         self._warned.add(key)
         logger.warning(

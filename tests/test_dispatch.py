@@ -563,3 +563,32 @@ async def test_abort_cancels_every_lane_at_once() -> None:
     await asyncio.sleep(0.01)
     assert runner.closed and not runner.congested and runner.pending == 0
     assert not runner._lanes  # every lane task ended
+
+
+async def test_one_slow_call_is_not_blamed_on_the_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A single call over the limit (a descheduled process) is not named; 100 ms once is."""
+    d = Dispatcher()
+    runner = HandlerRunner(d, slow_handler=0.005)
+    first = True
+
+    def once_slow(event: ServerEvent) -> None:
+        nonlocal first
+        if first:
+            first = False
+            time.sleep(0.02)
+
+    def very_slow(event: ServerEvent) -> None:
+        time.sleep(0.12)
+
+    d.on("x", once_slow)
+    d.on("y", very_slow)
+    with caplog.at_level(logging.WARNING, logger="realtime.dispatch"):
+        for i in range(5):
+            runner.deliver(_ev("x", i))
+        runner.deliver(_ev("y"))
+        await runner.join()
+    named = " ".join(r.getMessage() for r in caplog.records)
+    assert "once_slow" not in named and "very_slow" in named
+    await runner.aclose()
