@@ -23,19 +23,21 @@ times that (100 ms) once, is named in a warning (once per handler; a single slow
 may just be the process being descheduled). Subscribe with ``thread=True`` to run a
 sync handler in a worker thread instead (still in order for that subscription).
 
-A handler awaiting a server reply (``wait_for``, a request) while ``queue_size`` more
-events for its own subscription arrive holds up receiving until it returns: such
-handlers should be short, or spawn a task.
+A handler awaiting a server reply (``wait_for``, a request) would hold up receiving
+once ``queue_size`` more events arrive for its own subscription, and the reply could
+never arrive: the session wraps such awaits in :meth:`HandlerRunner.awaiting_server`,
+which lets that one lane grow past the limit until the await ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import count
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
@@ -310,11 +312,12 @@ def _loop_running() -> bool:
 
 
 class _Lane:
-    __slots__ = ("busy", "items", "sub", "task", "waiter")
+    __slots__ = ("busy", "exempt", "items", "sub", "task", "waiter")
 
     def __init__(self, sub: Subscription) -> None:
         self.sub = sub
         self.busy = False
+        self.exempt = 0
         self.items: deque[ServerEvent] = deque()
         self.waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
@@ -341,6 +344,7 @@ class HandlerRunner:
         self.queue_size = queue_size
         self.slow_handler = slow_handler
         self._lanes: dict[Subscription, _Lane] = {}
+        self._task_lanes: dict[asyncio.Task[Any], _Lane] = {}
         self._full: set[_Lane] = set()
         self._space: asyncio.Future[None] | None = None
         self._closed = False
@@ -386,7 +390,29 @@ class HandlerRunner:
                 lane.waiter = None
                 if not waiter.done():
                     waiter.set_result(None)
-            if len(items) >= limit:
+            if len(items) >= limit and not lane.exempt:
+                self._full.add(lane)
+
+    @contextlib.contextmanager
+    def awaiting_server(self) -> Iterator[None]:
+        """Wrap an await for a server reply made from inside a handler.
+
+        Meanwhile the handler's own lane does not hold up receiving (the reply could
+        not arrive otherwise): it may grow past ``queue_size`` until the await ends.
+        Outside a handler it does nothing.
+        """
+        task = asyncio.current_task()
+        lane = self._task_lanes.get(task) if task is not None else None
+        if lane is None:
+            yield
+            return
+        lane.exempt += 1
+        self._drained(lane)
+        try:
+            yield
+        finally:
+            lane.exempt -= 1
+            if not lane.exempt and len(lane.items) >= self.queue_size and not self._closed:
                 self._full.add(lane)
 
     async def wait_uncongested(self) -> None:
@@ -459,9 +485,10 @@ class HandlerRunner:
 
     def _start(self, sub: Subscription) -> _Lane:
         lane = self._lanes[sub] = _Lane(sub)
-        lane.task = asyncio.get_running_loop().create_task(
+        task = lane.task = asyncio.get_running_loop().create_task(
             self._run(lane), name=f"realtime handler {_name(sub.handler)} ({sub.pattern})"
         )
+        self._task_lanes[task] = lane
         return lane
 
     def _wake(self, lane: _Lane) -> None:
@@ -529,6 +556,8 @@ class HandlerRunner:
         finally:
             if self._lanes.get(sub) is lane:
                 del self._lanes[sub]
+            if lane.task is not None:
+                self._task_lanes.pop(lane.task, None)
             self._drained(lane)
 
     def _slow(self, handler: Callable[..., Any], seconds: float, event_type: str) -> None:
