@@ -305,3 +305,63 @@ async def test_message_over_max_size_fails_with_1009() -> None:
         t = await _open(url, max_size=1000)
         got, end = await _drain_all(t)
         assert got == [b"small"] and end.code == 1009
+
+
+async def _proxy(target_port: int, seen: list[bytes], status: int = 200) -> asyncio.Server:
+    """A minimal HTTP CONNECT proxy tunnelling every request to ``target_port``."""
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        if status != 200:
+            writer.write(f"HTTP/1.1 {status} Nope\r\nContent-Length: 0\r\n\r\n".encode())
+            await writer.drain()
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+async def test_http_connect_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A non-local URL goes through the environment's HTTP proxy (CONNECT, basic auth)."""
+
+    async def handler(conn: ServerConnection) -> None:
+        await conn.send('{"type":"through"}')
+        await conn.close()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        seen: list[bytes] = []
+        proxy = await _proxy(port, seen)
+        pport = proxy.sockets[0].getsockname()[1]
+        for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("http_proxy", f"http://user:pa%3Ass@127.0.0.1:{pport}")
+        try:
+            t = await _open("ws://realtime.example.test/v1/realtime?model=m")
+            got, end = await _drain_all(t)
+            assert got == [b'{"type":"through"}'] and end.code == 1000
+            assert seen[0].startswith(b"CONNECT realtime.example.test:80 HTTP/1.1\r\n")
+            assert b"Proxy-Authorization: Basic dXNlcjpwYTpzcw==" in seen[0]  # user:pa:ss
+            # a proxy refusing CONNECT: ConnectionError naming the proxy, not its password
+            refusing = await _proxy(port, seen, status=407)
+            rport = refusing.sockets[0].getsockname()[1]
+            monkeypatch.setenv("http_proxy", f"http://user:secretpw@127.0.0.1:{rport}")
+            with pytest.raises(ConnectionError, match="407") as info:
+                await _open("ws://realtime.example.test/v1/realtime")
+            assert "secretpw" not in str(info.value)
+            refusing.close()
+        finally:
+            proxy.close()
