@@ -365,3 +365,30 @@ async def test_http_connect_proxy_from_the_environment(monkeypatch: pytest.Monke
             refusing.close()
         finally:
             proxy.close()
+
+
+async def test_wss_with_tls_verification() -> None:
+    """wss:// verifies the server certificate (trusted CA passes, the default store refuses)."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+
+    async def handler(conn: ServerConnection) -> None:
+        await conn.send('{"type":"secure"}')
+        await conn.close()
+
+    async with serve(handler, "localhost", 0, ssl=server_ctx) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        url = f"wss://localhost:{port}/v1/realtime?model=m"
+        t = await _open(url, ssl_context=client_ctx)
+        got, end = await _drain_all(t)
+        assert got == [b'{"type":"secure"}'] and end.code == 1000
+        with pytest.raises(ConnectionError) as info:
+            await _open(url)  # an unknown CA
+        assert "localhost" in str(info.value) and KEY not in str(info.value)
