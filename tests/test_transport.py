@@ -22,6 +22,7 @@ from realtime.connection import resolve_endpoint
 from realtime.exceptions import AuthenticationError, ConnectionClosed, ConnectionError
 from realtime.transport import (
     FrameTransport,
+    Message,
     WebSocketTransport,
     open_connection,
 )
@@ -68,8 +69,8 @@ class Silent(asyncio.Protocol):
                 self.transport.write(chunk)
 
 
-async def _drain_all(t: WebSocketTransport) -> tuple[list[str | bytes], ConnectionClosed]:
-    got: list[str | bytes] = []
+async def _drain_all(t: WebSocketTransport) -> tuple[list[Message], ConnectionClosed]:
+    got: list[Message] = []
     while True:
         try:
             got.extend(await asyncio.wait_for(t.receive(), 5))

@@ -101,7 +101,7 @@ _MESSAGES = {
 
 
 def parse_server_event(
-    data: bytes | str, dialect: Dialect = "ga", *, strict: bool = True
+    data: bytes | bytearray | str, dialect: Dialect = "ga", *, strict: bool = True
 ) -> ServerEvent:
     """Parse one server frame of ``dialect`` into its event model.
 
@@ -136,7 +136,7 @@ def parse_server_event(
     )
 
 
-def _invalid(data: bytes | str, error: str) -> InvalidServerEvent:
+def _invalid(data: bytes | bytearray | str, error: str) -> InvalidServerEvent:
     raw = json.loads(data)  # valid JSON: the parser got as far as the fields
     event_id = raw.get("event_id")
     return InvalidServerEvent.model_construct(
