@@ -273,36 +273,62 @@ class SessionCommands:
 
     @overload
     def on(
-        self, pattern: str, handler: None = None, *, any_dialect: bool = False
+        self,
+        pattern: str,
+        handler: None = None,
+        *,
+        any_dialect: bool = False,
+        thread: bool = False,
     ) -> Callable[[H], H]: ...
 
     @overload
-    def on(self, pattern: str, handler: H, *, any_dialect: bool = False) -> H: ...
+    def on(
+        self, pattern: str, handler: H, *, any_dialect: bool = False, thread: bool = False
+    ) -> H: ...
 
     def on(
-        self, pattern: str, handler: H | None = None, *, any_dialect: bool = False
+        self,
+        pattern: str,
+        handler: H | None = None,
+        *,
+        any_dialect: bool = False,
+        thread: bool = False,
     ) -> H | Callable[[H], H]:
         """Subscribe a handler (sync or async) to events matching ``pattern``; decorator too.
 
         Patterns: an exact type, a glob (``"conversation.item.*"``) or ``"*"`` (everything,
-        unknown types and the synthetic ``connection.*`` events included).
-        ``any_dialect=True`` also matches the other dialect's name for the same event.
+        unknown types, invalid events and the synthetic ``connection.*`` events included).
+        ``any_dialect=True`` also matches the other dialect's name for the same event;
+        ``thread=True`` runs a sync handler in a worker thread (see
+        :class:`~realtime.dispatch.HandlerRunner`).
         """
-        return self.dispatcher.on(pattern, handler, any_dialect=any_dialect)
+        return self.dispatcher.on(pattern, handler, any_dialect=any_dialect, thread=thread)
 
     @overload
     def once(
-        self, pattern: str, handler: None = None, *, any_dialect: bool = False
+        self,
+        pattern: str,
+        handler: None = None,
+        *,
+        any_dialect: bool = False,
+        thread: bool = False,
     ) -> Callable[[H], H]: ...
 
     @overload
-    def once(self, pattern: str, handler: H, *, any_dialect: bool = False) -> H: ...
+    def once(
+        self, pattern: str, handler: H, *, any_dialect: bool = False, thread: bool = False
+    ) -> H: ...
 
     def once(
-        self, pattern: str, handler: H | None = None, *, any_dialect: bool = False
+        self,
+        pattern: str,
+        handler: H | None = None,
+        *,
+        any_dialect: bool = False,
+        thread: bool = False,
     ) -> H | Callable[[H], H]:
         """Like :meth:`on`, for the first matching event only."""
-        return self.dispatcher.once(pattern, handler, any_dialect=any_dialect)
+        return self.dispatcher.once(pattern, handler, any_dialect=any_dialect, thread=thread)
 
     def off(self, pattern: str, handler: Callable[..., Any] | None = None) -> int:
         """Remove subscriptions of ``pattern`` (only ``handler``'s if given); returns the count."""

@@ -141,8 +141,8 @@ class Session(SessionCommands):
         self._close_error: ConnectionClosed | ProtocolError | None = None
         self._finished = asyncio.Event()
         self._futures: dict[int, asyncio.Future[ServerEvent]] = {}
-        self._waiters = Waiters()
         self._runner = HandlerRunner(self.dispatcher)
+        self._waiters = Waiters(self._runner.awaiting_server)
         self._events: EventQueue[ServerEvent] = EventQueue(
             max(opts.iterator_backlog, 1), overflow="drop_oldest"
         )
@@ -329,7 +329,7 @@ class Session(SessionCommands):
             if self._closing or not await self._connection_lost(code, reason):
                 return
 
-    def _receive(self, frame: str | bytes) -> None:
+    def _receive(self, frame: str | bytes | bytearray) -> None:
         """Handle one message (the hot path: keep it lean). Never raises."""
         try:
             event = parse_server_event(frame, self.dialect, strict=self.options.strict)
@@ -539,7 +539,8 @@ class Session(SessionCommands):
                 await self._outbox.put(self._encode(event))
             if then is not None:
                 await then()
-            return await asyncio.wait_for(future, limit)
+            with self._runner.awaiting_server():  # from a handler: keep receiving
+                return await asyncio.wait_for(future, limit)
         except asyncio.TimeoutError:
             raise RequestTimeout(
                 f"no {' or '.join(sorted(request.types))} for {request.kind} within {limit:g} s"
