@@ -393,3 +393,25 @@ async def test_wss_with_tls_verification() -> None:
         with pytest.raises(ConnectionError) as info:
             await _open(url)  # an unknown CA
         assert "localhost" in str(info.value) and KEY not in str(info.value)
+
+
+async def test_session_fails_on_invalid_utf8_with_1007() -> None:
+    """Defect #6 through a Session: the frame is not taken for malformed JSON and ignored;
+    the connection is failed with 1007 and pending awaits get ConnectionClosed(1007)."""
+    import realtime
+    from realtime.testing import FakeServer
+
+    async with FakeServer() as server, realtime.connect(url=server.url) as session:
+        conn = server.connection
+        waiter = asyncio.ensure_future(session.wait_for("never.sent"))
+        await asyncio.sleep(0.01)
+        assert conn.ws is not None
+        _raw(
+            conn.ws, Opcode.TEXT, b'{"type":"rate_limits.updated","rate_limits":[],"x":"\xc3\x28"}'
+        )
+        with pytest.raises(ConnectionClosed) as info:
+            await asyncio.wait_for(waiter, 5)
+        assert info.value.code == 1007
+        await asyncio.wait_for(conn.closed.wait(), 5)
+        assert conn.ws.protocol.close_code == 1007
+        assert not session.is_open
