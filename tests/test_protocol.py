@@ -419,3 +419,26 @@ def test_session_created_reports_expiry_and_append_frames() -> None:
     frame = json.loads(proto.append_audio_frame(b"\x01\x00"))
     assert frame["type"] == "input_audio_buffer.append"
     assert base64.b64decode(frame["audio"]) == b"\x01\x00"
+
+
+def test_restore_is_not_confused_by_items_created_meanwhile() -> None:
+    """An item the application creates while the restore is under way keeps its own id,
+    and restored items echoed out of order are simply ticked off."""
+    ev = ServerEvents("ga")
+    proto = ClientProtocol()
+    for item_id in ("item_1", "item_2"):
+        user = {
+            "id": item_id,
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": item_id}],
+        }
+        feed(proto, ev.item_added(user))
+    proto.connection_lost(close_error(1006))
+    creates = [wire(e) for e in proto.connection_made(reinject_history=True)]
+    mine = proto.create_item({"type": "message", "role": "user", "content": []})
+    mine_item = wire(mine.events[0])["item"]
+    feed(proto, ev.item_added(creates[1]["item"]), ev.item_added(mine_item))
+    feed(proto, ev.item_added(creates[0]["item"]))
+    assert [i.id for i in proto.conversation.items] == ["item_1", "item_2", mine_item["id"]]
+    assert proto.completions()[0].request is mine
