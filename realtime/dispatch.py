@@ -485,6 +485,7 @@ class HandlerRunner:
 
     def _start(self, sub: Subscription) -> _Lane:
         lane = self._lanes[sub] = _Lane(sub)
+        lane.busy = True  # created for an event about to be queued
         task = lane.task = asyncio.get_running_loop().create_task(
             self._run(lane), name=f"realtime handler {_name(sub.handler)} ({sub.pattern})"
         )
@@ -522,38 +523,43 @@ class HandlerRunner:
         items = lane.items
         sub = lane.sub
         handler = sub.handler
+        thread = sub.thread
         loop = asyncio.get_running_loop()
         limit = self.queue_size
+        full = self._full
+        slow = self.slow_handler
         perf = time.perf_counter
         try:
             while True:
                 if not items:
                     if not sub.active or self._closed:
                         return
+                    lane.busy = False  # idle: everything delivered so far was handled
                     waiter = lane.waiter = loop.create_future()
                     await waiter
+                    lane.busy = True
                     continue
                 event = items.popleft()
-                if len(items) < limit and lane in self._full:
+                if full and lane in full and len(items) < limit:
                     self._drained(lane)
-                lane.busy = True
                 try:
-                    if sub.thread:
+                    if thread:
                         await asyncio.to_thread(handler, event)
                         continue
                     start = perf()
                     result = handler(event)
                     if result is not None and inspect.isawaitable(result):
                         await result
-                    elif perf() - start > self.slow_handler:
-                        self._slow(handler, perf() - start, event.type)
+                    else:
+                        spent = perf() - start
+                        if spent > slow:
+                            self._slow(handler, spent, event.type)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     logger.exception("handler %s for %s raised", _name(handler), event.type)
-                finally:
-                    lane.busy = False
         finally:
+            lane.busy = False
             if self._lanes.get(sub) is lane:
                 del self._lanes[sub]
             if lane.task is not None:
