@@ -92,6 +92,7 @@ async def test_messages_in_order_and_send() -> None:
     async for url in _serve(handler):
         t = await _open(url)
         assert isinstance(t, FrameTransport)
+        assert KEY not in repr(t) and "model=m" not in repr(t) and "open" in repr(t)
         await t.send('{"type":"hello"}')
         got, end = await _drain_all(t)
         assert got[:50] == [f'{{"type":"x","n":{i}}}'.encode() for i in range(50)]
