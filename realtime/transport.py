@@ -77,6 +77,8 @@ class FrameTransport(Protocol):
     async def receive(self) -> list[Message]:
         """Wait for inbound messages; return every buffered one, in order (never empty).
 
+        One consumer at a time (the session's reader).
+
         A message is ``str`` or bytes-like (``bytes`` or a ``bytearray`` the transport
         hands over and never touches again): pass it straight to the JSON parser.
 

@@ -19,7 +19,7 @@ from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
 from realtime.connection import resolve_endpoint
-from realtime.exceptions import AuthenticationError, ConnectionClosed, ConnectionError
+from realtime.exceptions import AuthenticationError, ConfigError, ConnectionClosed, ConnectionError
 from realtime.transport import (
     FrameTransport,
     Message,
@@ -416,3 +416,27 @@ async def test_session_fails_on_invalid_utf8_with_1007() -> None:
         await asyncio.wait_for(conn.closed.wait(), 5)
         assert conn.ws.protocol.close_code == 1007
         assert not session.is_open
+
+
+async def test_permessage_deflate_when_asked() -> None:
+    """compression="deflate" negotiates permessage-deflate; messages round-trip."""
+    seen: list[str] = []
+
+    async def handler(conn: ServerConnection) -> None:
+        seen.append(
+            conn.request.headers.get("Sec-WebSocket-Extensions", "") if conn.request else ""
+        )
+        await conn.send('{"type":"' + "z" * 5000 + '"}')
+        seen.append(str(await conn.recv()))
+        await conn.close()
+
+    async for url in _serve(handler, compression="deflate"):
+        t = await _open(url, compression="deflate")
+        assert t.response is not None
+        assert "permessage-deflate" in t.response.headers.get("Sec-WebSocket-Extensions", "")
+        await t.send("hi" * 1000)
+        got, end = await _drain_all(t)
+        assert got == [('{"type":"' + "z" * 5000 + '"}').encode()] and end.code == 1000
+        assert "permessage-deflate" in seen[0] and seen[1] == "hi" * 1000
+        with pytest.raises(ConfigError):
+            await _open(url, compression="brotli")
