@@ -159,16 +159,17 @@ class SessionCommands:
     ) -> ServerEvent:
         """Add a text message (and, by default, ask for a response right behind it).
 
-        Returns the item's acknowledgement; with ``wait=True`` the ``response.done`` of
-        the reply instead, awaited from before sending so a fast reply is never missed
-        (``timeout`` then bounds the wait for it). A reply lost to a dropped connection
-        ends with a ``response.done`` of status ``incomplete``.
+        Returns the item's acknowledgement (``timeout`` bounds it); with ``wait=True``
+        the ``response.done`` of the reply instead, awaited from before sending so a fast
+        reply is never missed (``timeout`` then bounds the wait for the reply). A reply
+        lost to a dropped connection ends with a ``response.done`` of status ``incomplete``.
         """
         if wait and not respond:
             raise ConfigError("send_text(wait=True) needs respond=True")
         expectation = self.expect("response.done", timeout, any_dialect=True) if wait else None
+        request = self.protocol.send_text(text, role=role, respond=respond)
         try:
-            ack = await self._request(self.protocol.send_text(text, role=role, respond=respond))
+            ack = await self._request(request, timeout=None if wait else timeout)
         except BaseException:
             if expectation is not None:
                 expectation.cancel()
