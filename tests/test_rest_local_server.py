@@ -63,13 +63,17 @@ async def test_speech_pcm_wav_sse_into_a_speaker(local: LocalServer) -> None:
 
 
 async def test_ephemeral_key_works_on_the_local_server(local: LocalServer) -> None:
-    """A client secret minted by the local server authenticates a request; a wrong key fails."""
+    """A client secret minted by the local server is for realtime sessions only: the REST
+    audio routes refuse it, like the service (issue 11); a wrong key fails."""
     async with AsyncAudioClient(KEY, local.http_url) as client:
         key = await client.create_client_secret({"model": "gpt-realtime"})
+        text = await client.transcribe(SAMPLE, response_format="text")
     assert not key.expired
-    async with AsyncAudioClient(key.value, local.http_url) as ephemeral:
-        text = await ephemeral.transcribe(SAMPLE, response_format="text")
     assert "paris" in text.lower()
+    async with AsyncAudioClient(key.value, local.http_url, max_retries=0) as ephemeral:
+        with pytest.raises(APIError) as refused:
+            await ephemeral.transcribe(SAMPLE, response_format="text")
+    assert refused.value.status == 401
     async with AsyncAudioClient("sk-wrong", local.http_url, max_retries=0) as wrong:
         with pytest.raises(APIError) as info:
             await wrong.create_client_secret()

@@ -6,6 +6,7 @@ runs it from the command line. See :mod:`realtime.server.app` for the routes.
 
 from __future__ import annotations
 
+from .limits import Limits
 from .local import LocalServer
 from .responders import (
     EchoResponder,
@@ -14,7 +15,6 @@ from .responders import (
     ScriptResponder,
     load_responder,
 )
-from .session import Limits
 
 __all__ = [
     "EchoResponder",

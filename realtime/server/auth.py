@@ -41,6 +41,10 @@ class KeyStore:
     def __repr__(self) -> str:
         return f"KeyStore(api_key={'set' if self._api_key else 'unset'})"
 
+    def secrets(self) -> list[str]:
+        """The configured key (for log redaction; ephemeral keys are recognised by prefix)."""
+        return [self._api_key] if self._api_key else []
+
     @property
     def open(self) -> bool:
         """True when no API key is configured (every request is accepted)."""

@@ -159,7 +159,7 @@ class EngineSet:
 
     async def transcribe(
         self,
-        pcm16: bytes,
+        pcm16: bytes | bytearray,
         options: Mapping[str, Any] | None = None,
         *,
         cancelled: threading.Event | None = None,
@@ -179,7 +179,7 @@ class EngineSet:
 
     async def transcribe_detailed(
         self,
-        pcm16: bytes,
+        pcm16: bytes | bytearray,
         *,
         language: str | None = None,
         prompt: str | None = None,

@@ -21,19 +21,39 @@ import base64
 import json
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from audio import pcm as pcm_mod
 
-from .config import FORMAT_OBJECTS
-from .responders import ResponderContext, TextDelta, ToolCall
-from .store import BYTES_PER_MS
-from .wire import new_id, render_response, usage_object
+from .config import FORMAT_OBJECTS, ServerConfig
+from .engine_set import EngineSet
+from .limits import Limits
+from .responders import Responder, ResponderContext, TextDelta, ToolCall
+from .store import BYTES_PER_MS, ConversationStore
+from .wire import ServerDialect, new_id, render_response, usage_object
 
-if TYPE_CHECKING:
-    from .session import ServerSession
+__all__ = ["ResponseHost", "ResponseRun"]
 
-__all__ = ["ResponseRun"]
+
+class ResponseHost(Protocol):
+    """What a response needs from its session (the session implements it; this module does
+    not import the session)."""
+
+    dialect: ServerDialect
+    config: ServerConfig
+    engines: EngineSet
+    responder: Responder
+    store: ConversationStore
+    limits: Limits
+    conversation_id: str
+    assistant_audio_sent: bool
+
+    async def emit(self, event: dict[str, Any]) -> None:
+        """Send a server event (GA-named)."""
+
+    async def transcript_of(self, item_id: str, timeout: float = 30.0) -> str | None:
+        """The transcript of a committed user turn (None when none is pending)."""
+
 
 AUDIO_CHUNK_MS = 200
 
@@ -41,7 +61,7 @@ AUDIO_CHUNK_MS = 200
 class ResponseRun:
     """A response in progress (created by the session; ``run()`` is its task)."""
 
-    def __init__(self, session: ServerSession, overrides: Mapping[str, Any]) -> None:
+    def __init__(self, session: ResponseHost, overrides: Mapping[str, Any]) -> None:
         self.session = session
         cfg = session.config
         self.response_id = new_id("resp")

@@ -8,27 +8,42 @@
 
 ``server.url`` is the ``ws://host:port/v1`` base the client appends ``/realtime`` to;
 ``server.http_url`` is the REST base (``http://host:port/v1``) for the audio endpoints.
+Every bound the server keeps is a field of :class:`~.limits.Limits` (``limits=``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
+from typing import Any, cast
 
 import uvicorn
+from starlette.routing import BaseRoute
+from uvicorn.config import HTTP_PROTOCOLS, WS_PROTOCOLS
+from uvicorn.importer import import_from_string
 
-from .app import ServerState, create_app
+from .app import create_app
 from .auth import KeyStore
 from .engine_set import EngineSet
+from .exceptions import StartupError
+from .guard import ConnectionGuard, guarded_protocols
+from .limits import Limits
+from .logs import GUARDED_LOGGERS, RedactingFilter, accept_error_handler
 from .responders import Responder, load_responder
-from .session import Limits
+from .state import ServerState
 
 __all__ = ["LocalServer"]
 
 log = logging.getLogger("realtime.server")
+
+# frames up to this share over max_frame_bytes are answered with an error event; larger
+# ones are refused by the WebSocket layer (close 1009) before they are buffered
+FRAME_SLACK = 1.25
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -45,8 +60,11 @@ class LocalServer:
     ``responder`` is a :class:`~.responders.Responder` or a spec string (``"echo"``,
     ``"script:FILE"``, ``"openai-compatible:URL"``); ``api_key`` makes requests need that key;
     ``stt`` / ``tts`` choose engines (``"auto"`` falls back to the lighter engine when the
-    better one is missing); ``pace_audio`` sends audio deltas in real time instead of as fast
-    as they are synthesized; ``warm`` loads the engines before accepting connections.
+    better one is missing); ``limits`` sets every bound (:class:`~.limits.Limits`);
+    ``pace_audio`` sends audio deltas in real time instead of as fast as they are
+    synthesized; ``warm`` loads the engines before accepting connections; ``log_level``
+    sets the level of the server's loggers (by default the host application's logging
+    configuration is left alone); ``extra_routes`` adds routes to the app.
     """
 
     def __init__(
@@ -64,20 +82,17 @@ class LocalServer:
         session_seconds: float | None = None,
         warm: bool = False,
         engines: EngineSet | None = None,
+        log_level: str | None = None,
+        extra_routes: Sequence[BaseRoute] = (),
     ) -> None:
         self.host = host
         self._requested_port = port
         self.port = port
         base = limits or Limits()
-        if pace_audio or session_seconds is not None:
-            base = Limits(
-                max_append_bytes=base.max_append_bytes,
-                max_buffer_ms=base.max_buffer_ms,
-                session_seconds=session_seconds
-                if session_seconds is not None
-                else base.session_seconds,
-                pace_audio=pace_audio or base.pace_audio,
-            )
+        if pace_audio:
+            base = dataclasses.replace(base, pace_audio=True)
+        if session_seconds is not None:
+            base = dataclasses.replace(base, session_seconds=session_seconds)
         resp = responder if responder is not None and not isinstance(responder, str) else None
         self.state = ServerState(
             engines=engines or EngineSet(stt=stt, tts=tts, stt_model=stt_model),
@@ -85,12 +100,22 @@ class LocalServer:
             keys=KeyStore(api_key),
             limits=base,
         )
+        assert self.state.refusals is not None
+        self.guard = ConnectionGuard(base, self.state.refusals)
         self._warm = warm
+        self._log_level = log_level
+        self._extra_routes = list(extra_routes)
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
+        self._undo: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         return f"LocalServer(url={self.url!r})"
+
+    @property
+    def limits(self) -> Limits:
+        """The server's limits."""
+        return self.state.limits
 
     @property
     def url(self) -> str:
@@ -111,31 +136,85 @@ class LocalServer:
         """The engines shared by the server's sessions."""
         return self.state.engines
 
-    async def start(self) -> None:
-        """Start serving; returns once the port is bound."""
-        if self._warm:
-            await self.state.engines.warm_up()
-        config = uvicorn.Config(
-            create_app(self.state),
+    def _config(self) -> uvicorn.Config:
+        limits = self.state.limits
+        http_class, ws_class = guarded_protocols(
+            import_from_string(HTTP_PROTOCOLS["h11"]),
+            import_from_string(WS_PROTOCOLS["auto"]),
+            self.guard,
+        )
+        return uvicorn.Config(
+            create_app(self.state, extra_routes=self._extra_routes),
             host=self.host,
             port=self._requested_port,
-            log_level="warning",
+            log_config=None,  # the host application's logging stays as it is
+            log_level=self._log_level,
             lifespan="off",
-            ws_max_size=64 * 1024 * 1024,
+            http=http_class,
+            ws=cast(Any, ws_class),
+            ws_max_size=int(limits.max_frame_bytes * FRAME_SLACK),
             ws_ping_interval=20.0,
             ws_ping_timeout=20.0,
+            timeout_keep_alive=cast(int, limits.idle_timeout),
+            h11_max_incomplete_event_size=limits.max_header_bytes,
         )
-        self._server = _EmbeddedServer(config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()  # raises the startup error (e.g. port in use)
-                raise OSError(f"the local server could not start on {self.host}:{self.port}")
+
+    def _install_log_guards(self) -> None:
+        keys = self.state.keys
+        names = list(GUARDED_LOGGERS)
+        self._undo.append(RedactingFilter(keys.secrets).install(names))
+        self._undo.append(self.state.refusal_noise.install())
+        loop = asyncio.get_running_loop()
+        previous = loop.get_exception_handler()
+        assert self.state.refusals is not None
+        loop.set_exception_handler(accept_error_handler(self.state.refusals, previous))
+        self._undo.append(lambda: loop.set_exception_handler(previous))
+
+    async def start(self) -> None:
+        """Start serving; returns once the port is bound.
+
+        Raises :class:`~.exceptions.StartupError` when the server cannot start (the address
+        is in use, not available, or an option is refused).
+        """
+        if self._warm:
+            await self.state.engines.warm_up()
+        try:
+            sock = socket.create_server(
+                (self.host, self._requested_port),
+                family=socket.AF_INET6 if ":" in self.host else socket.AF_INET,
+                backlog=2048,
+            )
+        except OSError as exc:
+            raise StartupError(
+                f"the local server could not start on {self.host}:{self._requested_port}: "
+                f"{exc.strerror or exc}",
+                host=self.host,
+                port=self._requested_port,
+            ) from exc
+        self._install_log_guards()
+        server = _EmbeddedServer(self._config())
+        self._server = server
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        self._task = task
+        while not server.started:
+            if task.done():
+                self._server = None
+                self._task = None
+                self._uninstall()
+                sock.close()
+                cause = None if task.cancelled() else task.exception()
+                raise StartupError(
+                    f"the local server could not start on {self.host}:{self.port}: {cause}",
+                    host=self.host,
+                    port=self._requested_port,
+                ) from cause
             await asyncio.sleep(0.01)
-        sockets = [s for srv in self._server.servers for s in (srv.sockets or ())]
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        self.port = int(sock.getsockname()[1])
         log.info("local realtime server on %s", self.url)
+
+    def _uninstall(self) -> None:
+        while self._undo:
+            self._undo.pop()()
 
     async def stop(self) -> None:
         """Stop serving and close every session."""
@@ -144,14 +223,14 @@ class LocalServer:
         self._server.should_exit = True
         for session in list(self.state.sessions):
             await session.close()
-        with contextlib.suppress(asyncio.CancelledError):
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), 5.0)
-            except asyncio.TimeoutError:
-                self._server.force_exit = True
-                self._task.cancel()
+        done, _ = await asyncio.wait([self._task], timeout=5.0)
+        if not done:
+            self._server.force_exit = True
+            self._task.cancel()
+            await asyncio.wait([self._task])
         self._server = None
         self._task = None
+        self._uninstall()
 
     async def serve_forever(self) -> None:
         """Start and serve until cancelled."""

@@ -14,27 +14,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
-import os
 import struct
-import tempfile
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
-
-from audio.exceptions import AudioError
-from audio.wav import read_wav
+from starlette.routing import BaseRoute, Route
 
 from ..subtitles import srt, vtt
+from .exceptions import ClientInputError
+from .state import (
+    ServerState,
+    client_error_response,
+    error_response,
+    read_json_body,
+    request_credential,
+    unauthorized,
+)
 from .tts import split_sentences
-
-if TYPE_CHECKING:
-    from .app import ServerState
+from .upload import Upload, decode_wav, receive_upload
 
 __all__ = ["rest_routes"]
 
@@ -47,10 +49,7 @@ MAX_SPEECH_INPUT = 4096
 def _error(
     status: int, message: str, code: str | None = None, param: str | None = None
 ) -> Response:
-    body = {
-        "error": {"message": message, "type": "invalid_request_error", "code": code, "param": param}
-    }
-    return JSONResponse(body, status_code=status)
+    return error_response(status, message, code, param)
 
 
 def _state(request: Request) -> ServerState:
@@ -59,27 +58,34 @@ def _state(request: Request) -> ServerState:
 
 
 def _authorized(request: Request) -> bool:
-    from .auth import credential_from
-
-    ok, _ = _state(request).keys.check(credential_from(request.headers))
-    return ok
+    """The server's key (or an open server); ephemeral keys are for realtime sessions only."""
+    ok, eph = request_credential(request, _state(request))
+    return ok and eph is None
 
 
 async def transcriptions(request: Request) -> Response:
     """``POST /v1/audio/transcriptions`` and ``/v1/audio/translations``."""
     if not _authorized(request):
-        return _error(401, "Incorrect API key provided.", "invalid_api_key")
-    translate = request.url.path.endswith("translations")
+        return unauthorized()
+    state = _state(request)
     try:
-        form = await request.form(max_part_size=512 * 1024 * 1024)
-    except Exception as exc:
-        return _error(400, f"Could not parse the multipart body: {exc}", "invalid_body")
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        return _error(
-            400, "Missing required parameter: 'file'.", "missing_required_parameter", "file"
+        upload = await receive_upload(
+            request.stream(),
+            request.headers.get("content-type", ""),
+            request.headers.get("content-length"),
+            state.limits,
         )
-    fmt = str(form.get("response_format") or "json")
+    except ClientInputError as exc:
+        return client_error_response(exc)
+    try:
+        return await _transcribe_upload(request, state, upload)
+    finally:
+        upload.discard()
+
+
+async def _transcribe_upload(request: Request, state: ServerState, upload: Upload) -> Response:
+    translate = request.url.path.endswith("translations")
+    fmt = upload.get("response_format") or "json"
     if fmt not in TRANSCRIPT_FORMATS:
         return _error(
             400,
@@ -88,15 +94,16 @@ async def transcriptions(request: Request) -> Response:
             "unsupported_value",
             "response_format",
         )
-    stream = str(form.get("stream") or "false").lower() == "true"
-    language = str(form.get("language") or "") or None
-    prompt = str(form.get("prompt") or "") or None
-    pcm = await _read_upload(upload)
-    if isinstance(pcm, Response):
-        return pcm
-    state = _state(request)
+    stream = (upload.get("stream") or "false").lower() == "true"
+    language = upload.get("language") or None
+    prompt = upload.get("prompt") or None
+    assert upload.path is not None and upload.header is not None
+    async with state.decode_slots:
+        pcm = await asyncio.to_thread(decode_wav, upload.path, upload.header, upload.data_size)
+    upload.discard()
     result = await state.engines.transcribe_detailed(pcm, language=language, prompt=prompt)
     duration = len(pcm) / 48000
+    del pcm
     text = result.text.strip()
     usage = {"type": "duration", "seconds": round(duration, 3)}
     if stream and not translate:
@@ -133,35 +140,12 @@ async def transcriptions(request: Request) -> Response:
             ],
             "usage": usage,
         }
-        granularities = form.getlist("timestamp_granularities[]")
-        if "word" in granularities:
+        if "word" in upload.fields.get("timestamp_granularities[]", []):
             body["words"] = _words(segments)
         return JSONResponse(body)
     if translate:
         return JSONResponse({"text": text})
     return JSONResponse({"text": text, "usage": usage})
-
-
-async def _read_upload(upload: UploadFile) -> bytes | Response:
-    """Decode an uploaded WAV into PCM16 24 kHz mono (streamed to a temp file, not memory)."""
-    fd, path = tempfile.mkstemp(suffix=".wav")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            while chunk := await upload.read(1 << 20):
-                out.write(chunk)
-        try:
-            return read_wav(path, rate=24000)
-        except AudioError as exc:
-            problem = str(exc).split(": ", 1)[-1]
-            return _error(
-                400,
-                f"Invalid file {upload.filename!r}: {problem}. The local server "
-                "reads WAV files (PCM or float).",
-                "invalid_file",
-                "file",
-            )
-    finally:
-        os.unlink(path)
 
 
 async def _transcript_sse(text: str, usage: dict[str, Any]) -> AsyncIterator[bytes]:
@@ -200,13 +184,11 @@ def _words(segments: Sequence[tuple[float, float, str]]) -> list[dict[str, Any]]
 async def speech(request: Request) -> Response:
     """``POST /v1/audio/speech``: streamed synthesis, sentence by sentence."""
     if not _authorized(request):
-        return _error(401, "Incorrect API key provided.", "invalid_api_key")
+        return unauthorized()
     try:
-        body = json.loads(await request.body())
-    except ValueError:
-        return _error(400, "The body is not valid JSON.", "invalid_json")
-    if not isinstance(body, dict):
-        return _error(400, "The body must be a JSON object.", "invalid_json")
+        body = await read_json_body(request, _state(request).limits)
+    except ClientInputError as exc:
+        return client_error_response(exc)
     text = body.get("input")
     if not isinstance(text, str) or not text.strip():
         return _error(
@@ -286,7 +268,7 @@ def _streaming_wav_header(rate: int) -> bytes:
     )
 
 
-def rest_routes() -> list[Route]:
+def rest_routes() -> list[BaseRoute]:
     """The REST routes of the local server."""
     return [
         Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),

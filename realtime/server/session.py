@@ -15,13 +15,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import json
 import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from audio import pcm as pcm_mod
@@ -31,10 +29,13 @@ from ..events.config import SessionConfig
 from ..exceptions import ConfigError, ProtocolError
 from .config import ServerConfig
 from .engine_set import EngineSet
+from .exceptions import ClientInputError, StoreError
 from .generation import ResponseRun
+from .limits import AudioBudget, Limits
 from .responders import Responder
-from .store import BYTES_PER_MS, ConversationStore, StoreError
+from .store import BYTES_PER_MS, ConversationStore
 from .stt import IncrementalTranscriber
+from .validation import check_session, load_frame
 from .wire import (
     GA_ONLY_EVENTS,
     ServerDialect,
@@ -54,16 +55,7 @@ Emit = Callable[[dict[str, Any]], Awaitable[None]]
 
 VAD_BATCH_BYTES = 64 * BYTES_PER_MS
 LIVE_PASS_INTERVAL_S = 1.0
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Per-session limits (answered with errors, never with memory growth)."""
-
-    max_append_bytes: int = 15 * 1024 * 1024
-    max_buffer_ms: int = 15 * 60 * 1000
-    session_seconds: float = 60 * 60.0
-    pace_audio: bool = False
+B64_CHUNK = 4 * 256 * 1024  # base64 characters decoded at a time (a multiple of 4)
 
 
 class ServerSession:
@@ -79,12 +71,15 @@ class ServerSession:
         model: str = "gpt-realtime",
         transcription_only: bool = False,
         limits: Limits | None = None,
+        budget: AudioBudget | None = None,
     ) -> None:
         self.dialect: ServerDialect = dialect
         self._emit_raw = emit
         self.engines = engines
         self.responder = responder
         self.limits = limits or Limits()
+        self.budget = budget or AudioBudget(self.limits.max_server_audio_ms)
+        self._held = 0  # input audio bytes reserved in the budget (buffer + committed)
         self.config = (
             ServerConfig.for_transcription() if transcription_only else ServerConfig(model=model)
         )
@@ -170,9 +165,11 @@ class ServerSession:
             self.response.cancel("client_closed")
         for task in list(self._tasks):
             task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        if self._tasks:
+            # the tasks' own failures were logged by _task_done; our cancellation propagates
+            await asyncio.wait(list(self._tasks))
+        self.buffer = bytearray()
+        self._release(self._held)
 
     async def expire(self) -> None:
         """The time limit is reached: say so (the connection handler then closes with 1001)."""
@@ -201,14 +198,42 @@ class ServerSession:
 
     # -- input --------------------------------------------------------------------------
     async def handle(self, frame: str | bytes) -> None:
-        """Handle one client frame; never raises for bad input (answers with an error)."""
+        """Handle one client frame; never raises for bad input (answers with an error).
+
+        A failure of the server itself is logged and answered with a ``server_error``; the
+        session goes on.
+        """
+        if len(frame) > self.limits.max_frame_bytes:
+            await self.error(
+                f"The event is larger than the maximum of {self.limits.max_frame_bytes} bytes.",
+                code="frame_too_large",
+            )
+            return
         try:
-            data = json.loads(frame)
-        except (ValueError, UnicodeDecodeError):
+            data = load_frame(frame, self.limits.max_json_depth)
+        except ClientInputError as exc:
+            await self.error(exc.message, code=exc.code, param=exc.param)
+            return
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError
             await self.error(
                 "The event could not be parsed: invalid JSON.", code="invalid_json", param=None
             )
             return
+        try:
+            await self._dispatch(data)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the local server failed handling a client event")
+            event_id = data.get("event_id") if isinstance(data, dict) else None
+            await self.error(
+                "The server had an error while processing your event.",
+                type="server_error",
+                code="server_error",
+                event_id=event_id if isinstance(event_id, str) else None,
+            )
+
+    async def _dispatch(self, data: Any) -> None:
         if not isinstance(data, dict):
             await self.error("An event must be a JSON object.", code="invalid_json")
             return
@@ -232,15 +257,18 @@ class ServerSession:
                 event_id=event_id,
             )
             return
-        try:
-            parse_client_event(frame if isinstance(frame, str) else frame.decode(), self.dialect)
-        except ProtocolError as exc:
-            await self.error(
-                str(exc), code="invalid_value", param=_param_of(exc), event_id=event_id
-            )
-            return
+        if kind != "input_audio_buffer.append":  # appends are checked without a copy
+            try:
+                parse_client_event(json.dumps(data), self.dialect)
+            except ProtocolError as exc:
+                await self.error(
+                    str(exc), code="invalid_value", param=_param_of(exc), event_id=event_id
+                )
+                return
         try:
             await handler(data, event_id)
+        except ClientInputError as exc:
+            await self.error(exc.message, code=exc.code, param=exc.param, event_id=event_id)
         except ConfigError as exc:
             await self.error(str(exc), code="invalid_value", param="session", event_id=event_id)
         except StoreError as exc:
@@ -269,8 +297,8 @@ class ServerSession:
     async def on_session_update(self, data: dict[str, Any], event_id: str | None) -> None:
         """``session.update``: validate, merge, echo ``session.updated``."""
         session = data.get("session")
-        if not isinstance(session, Mapping):
-            raise ConfigError("session must be an object")
+        check_session(session, self.dialect)
+        assert isinstance(session, Mapping)
         update = SessionConfig.from_wire(session, self.dialect)
         new = self.config.copy()
         new.apply(update)
@@ -294,6 +322,7 @@ class ServerSession:
     ) -> None:
         """Beta ``transcription_session.update``: the session becomes transcription-only."""
         session = dict(data.get("session") or {})
+        check_session(session, "beta")
         update = SessionConfig.from_wire(session, "beta", kind="transcription")
         new = self.config.copy()
         new.apply(update)
@@ -307,57 +336,90 @@ class ServerSession:
 
     # -- input audio --------------------------------------------------------------------
     async def on_append(self, data: dict[str, Any], event_id: str | None) -> None:
-        """``input_audio_buffer.append``: decode, buffer, run VAD and live transcription."""
-        audio = data.get("audio", "")
+        """``input_audio_buffer.append``: decode, buffer, run VAD and live transcription.
+
+        PCM16 is decoded from base64 straight into the buffer, slice by slice: an append
+        costs the audio it carries, plus its base64 text while it is decoded.
+        """
+        audio = data.pop("audio", "")
         if not isinstance(audio, str):
             raise ConfigError("audio must be a base64 string")
-        if len(audio) * 3 // 4 > self.limits.max_append_bytes:
+        size = _decoded_size(audio)
+        if size is not None and size > self.limits.max_append_bytes:
+            mib = self.limits.max_append_bytes / (1024 * 1024)
             await self.error(
-                "Audio content exceeds the maximum of 15 MiB per append.",
+                f"Audio content exceeds the maximum of {mib:g} MiB per append.",
                 code="audio_too_large",
                 param="audio",
                 event_id=event_id,
             )
             return
-        try:
-            raw = base64.b64decode(audio, validate=True)
-        except (binascii.Error, ValueError):
-            await self.error(
-                "Invalid 'audio'. Expected base64-encoded audio.",
-                code="invalid_value",
-                param="audio",
-                event_id=event_id,
-            )
+        invalid = "Invalid 'audio'. Expected base64-encoded audio."
+        if size is None:
+            await self.error(invalid, code="invalid_value", param="audio", event_id=event_id)
             return
-        try:
-            pcm = self._decode_input(raw)
-        except Exception as exc:
-            await self.error(
-                f"Invalid audio: {exc}", code="invalid_value", param="audio", event_id=event_id
-            )
+        pcm16 = self.config.input_format == "pcm16"
+        raw = b""
+        if not pcm16:
+            try:
+                raw = self._decode_input(_b64decode(audio))
+            except (binascii.Error, ValueError) as exc:
+                await self.error(
+                    f"Invalid audio: {exc}", code="invalid_value", param="audio", event_id=event_id
+                )
+                return
+            size = len(raw)
+        if not await self._admit(size, event_id):
             return
-        if (len(self.buffer) + len(pcm)) / BYTES_PER_MS > self.limits.max_buffer_ms:
-            await self.error(
-                "The input audio buffer is full; commit or clear it.",
-                code="input_audio_buffer_full",
-                param="audio",
-                event_id=event_id,
-            )
-            return
-        self.buffer += pcm
+        start = len(self.buffer)
+        if pcm16:
+            try:
+                _b64decode_into(audio, self.buffer)
+            except (binascii.Error, ValueError):
+                del self.buffer[start:]
+                self._release(size)
+                await self.error(invalid, code="invalid_value", param="audio", event_id=event_id)
+                return
+        else:
+            self.buffer += raw
+        del audio, raw
+        added = len(self.buffer) - start
         start_ms = self.stream_ms
-        self.stream_ms += len(pcm) / BYTES_PER_MS
+        self.stream_ms += added / BYTES_PER_MS
         if self.config.turn_detection is None:
             if self._live is None:
                 self._live = self._new_live()
                 if self._live is not None:
                     self._live.append(bytes(self.buffer))
             elif self._live is not None:
-                self._live.append(pcm)
+                self._live.append(bytes(self.buffer[start:]))
         else:
+            pcm = bytes(self.buffer[start:])
             if self._live is not None and self._speech_item_id is not None:
                 self._live.append(pcm)
             await self._run_vad(pcm, start_ms)
+
+    async def _admit(self, size: int, event_id: str | None) -> bool:
+        """Whether ``size`` more bytes fit the session's buffer and the server's budget."""
+        if (len(self.buffer) + size) / BYTES_PER_MS > self.limits.max_buffer_ms:
+            await self.error(
+                "The input audio buffer is full; commit or clear it.",
+                code="input_audio_buffer_full",
+                param="audio",
+                event_id=event_id,
+            )
+            return False
+        if not self._reserve(size):
+            minutes = self.limits.max_server_audio_ms / 60000
+            await self.error(
+                f"The server holds its maximum of {minutes:g} minutes of input audio across "
+                "sessions; commit less, delete items or try later.",
+                code="server_audio_limit_reached",
+                param="audio",
+                event_id=event_id,
+            )
+            return False
+        return True
 
     def _new_live(self) -> IncrementalTranscriber | None:
         """A live transcriber for the turn being spoken (when the engine is loaded)."""
@@ -374,6 +436,17 @@ class ServerSession:
             prompt=opts.get("prompt") or None,
             interval_s=LIVE_PASS_INTERVAL_S,
         )
+
+    def _reserve(self, n: int) -> bool:
+        if not self.budget.reserve(n):
+            return False
+        self._held += n
+        return True
+
+    def _release(self, n: int) -> None:
+        n = min(n, self._held)
+        self._held -= n
+        self.budget.release(n)
 
     def _drop_live(self) -> None:
         if self._live is not None:
@@ -392,7 +465,9 @@ class ServerSession:
     def _flush_decoder(self) -> None:
         """Move the decoder's tail into the buffer (before a commit)."""
         if self._decoder is not None:
-            self.buffer += self._decoder.flush()
+            tail = self._decoder.flush()
+            self._reserve(len(tail))  # a few samples: kept even when over the budget
+            self.buffer += tail
             self._decoder = None
 
     async def _vad_stream(self) -> Any:
@@ -436,7 +511,9 @@ class ServerSession:
         keep_from = max(0.0, audio_start_ms - self.buffer_start_ms)
         cut = int(keep_from) * BYTES_PER_MS
         if cut > 0:
-            del self.buffer[: min(cut, len(self.buffer))]
+            dropped = min(cut, len(self.buffer))
+            del self.buffer[:dropped]
+            self._release(dropped)
             self.buffer_start_ms += keep_from
         self._drop_live()
         self._live = self._new_live()
@@ -490,8 +567,8 @@ class ServerSession:
 
     async def _commit(self, event_id: str | None, *, item_id: str | None = None) -> None:
         self._flush_decoder()
-        audio = bytes(self.buffer)
-        self.buffer.clear()
+        audio = self.buffer  # moved into the conversation, not copied
+        self.buffer = bytearray()
         self.buffer_start_ms = self.stream_ms
         live, self._live = self._live, None
         speech_end, self._speech_end_ms = self._speech_end_ms, None
@@ -514,7 +591,7 @@ class ServerSession:
             "content": [part],
         }
         stored = self.store.insert(data)
-        stored.audio[0] = bytearray(audio)
+        stored.audio[0] = audio
         await self.emit(
             {"type": "conversation.item.added", "previous_item_id": previous, "item": data}
         )
@@ -529,7 +606,7 @@ class ServerSession:
     async def _transcribe(
         self,
         item_id: str,
-        audio: bytes,
+        audio: bytes | bytearray,
         fut: asyncio.Future[str],
         live: IncrementalTranscriber | None = None,
         speech_end_ms: float | None = None,
@@ -606,6 +683,7 @@ class ServerSession:
 
     async def on_clear(self, data: dict[str, Any], event_id: str | None) -> None:
         """``input_audio_buffer.clear``."""
+        self._release(len(self.buffer))
         self.buffer.clear()
         self.buffer_start_ms = self.stream_ms
         self._vad = None
@@ -639,6 +717,16 @@ class ServerSession:
                     self.store.delete(stored.id)
                     raise ConfigError("content audio must be base64") from None
                 pcm = pcm_mod.decode(raw, self.config.input_format)  # type: ignore[arg-type]
+                if item.get("role") != "user" or not self._reserve(len(pcm)):
+                    self.store.delete(stored.id)
+                    raise ClientInputError(
+                        "Audio content parts are for user messages, within the server's "
+                        "limit of buffered input audio.",
+                        code="server_audio_limit_reached"
+                        if item.get("role") == "user"
+                        else "invalid_value",
+                        param="item.content",
+                    )
                 stored.audio[idx] = bytearray(pcm)
                 part.pop("audio", None)
                 loop = asyncio.get_running_loop()
@@ -656,7 +744,11 @@ class ServerSession:
     async def on_item_delete(self, data: dict[str, Any], event_id: str | None) -> None:
         """``conversation.item.delete``."""
         item_id = str(data.get("item_id"))
+        stored = self.store.get(item_id)
+        user_audio = sum(len(a) for a in stored.audio.values())
         self.store.delete(item_id)
+        if stored.data.get("role") == "user":
+            self._release(user_audio)
         await self.emit({"type": "conversation.item.deleted", "item_id": item_id})
 
     async def on_item_retrieve(self, data: dict[str, Any], event_id: str | None) -> None:
@@ -756,6 +848,29 @@ def _chunks(text: str, words: int = 4) -> list[str]:
         if text
         else []
     )
+
+
+def _decoded_size(text: str) -> int | None:
+    """The byte length base64 ``text`` decodes to (None when its length is not valid)."""
+    if len(text) % 4:
+        return None
+    pad = 2 if text.endswith("==") else 1 if text.endswith("=") else 0
+    return len(text) // 4 * 3 - pad
+
+
+def _b64decode(text: str) -> bytes:
+    """Strict base64 decoding (``binascii.Error`` for anything else)."""
+    return base64.b64decode(text, validate=True) if text else b""
+
+
+def _b64decode_into(text: str, out: bytearray) -> None:
+    """Strict base64 decoding appended to ``out`` in slices (no full-size intermediate)."""
+    last = len(text) - B64_CHUNK
+    for i in range(0, len(text), B64_CHUNK):
+        piece = text[i : i + B64_CHUNK]
+        if i < last and "=" in piece:
+            raise binascii.Error("padding inside the base64 text")
+        out += base64.b64decode(piece, validate=True)
 
 
 def _param_of(exc: ProtocolError) -> str | None:

@@ -12,18 +12,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .exceptions import StoreError
+
 __all__ = ["ConversationStore", "StoreError", "StoredItem"]
 
 BYTES_PER_MS = 48  # PCM16 mono 24 kHz
-
-
-class StoreError(Exception):
-    """An operation on the conversation is invalid; ``code`` and ``param`` go into the error."""
-
-    def __init__(self, message: str, *, code: str, param: str | None = None) -> None:
-        self.code = code
-        self.param = param
-        super().__init__(message)
 
 
 @dataclass

@@ -34,7 +34,9 @@ import numpy as np
 
 from audio.pcm import float32_from_pcm16, pcm16_from_float32
 from audio.resample import resample
-from realtime.exceptions import ConfigError, RealtimeError
+from realtime.exceptions import ConfigError
+
+from .exceptions import EngineError
 
 __all__ = [
     "INPUT_RATE",
@@ -110,7 +112,7 @@ class SttEngine(Protocol):
 
     def transcribe(
         self,
-        pcm16_24k: bytes,
+        pcm16_24k: bytes | bytearray,
         language: str | None = None,
         prompt: str | None = None,
         *,
@@ -119,15 +121,15 @@ class SttEngine(Protocol):
         """Transcribe PCM16 mono 24 kHz audio; blocks (run it in a worker thread).
 
         ``language`` is an ISO-639-1 hint, ``prompt`` text that may guide spelling and
-        context. Raises :class:`RealtimeError` when the engine fails.
+        context. Raises :class:`~.exceptions.EngineError` when the engine fails.
         """
         ...
 
 
-def _float16k(pcm16_24k: bytes) -> np.ndarray[Any, np.dtype[np.float32]]:
+def _float16k(pcm16_24k: bytes | bytearray) -> np.ndarray[Any, np.dtype[np.float32]]:
     """PCM16 24 kHz bytes (an odd trailing byte is ignored) -> float32 16 kHz."""
     usable = len(pcm16_24k) - len(pcm16_24k) % 2
-    x = float32_from_pcm16(pcm16_24k[:usable])
+    x = float32_from_pcm16(memoryview(pcm16_24k)[:usable])  # no copy of the input
     return np.asarray(resample(x, INPUT_RATE, _MODEL_RATE), dtype=np.float32)
 
 
@@ -139,7 +141,7 @@ def _is_silent(audio: np.ndarray[Any, np.dtype[np.float32]]) -> bool:
     return len(audio) == 0 or float(np.max(np.abs(audio))) < _SILENCE_PEAK
 
 
-def _duration(pcm16_24k: bytes) -> float:
+def _duration(pcm16_24k: bytes | bytearray) -> float:
     return len(pcm16_24k) // 2 / INPUT_RATE
 
 
@@ -193,7 +195,7 @@ class FasterWhisperEngine:
 
     def transcribe(
         self,
-        pcm16_24k: bytes,
+        pcm16_24k: bytes | bytearray,
         language: str | None = None,
         prompt: str | None = None,
         *,
@@ -219,7 +221,7 @@ class FasterWhisperEngine:
                 )
                 raw = list(raw)  # decoding happens while iterating: keep it under the lock
         except Exception as exc:  # ctranslate2 / tokenizer failures
-            raise RealtimeError(f"faster-whisper failed: {exc}") from exc
+            raise EngineError(f"faster-whisper failed: {exc}", engine="faster-whisper") from exc
         segments = tuple(
             Segment(
                 start=float(s.start),
@@ -277,7 +279,7 @@ class PocketsphinxEngine:
 
     def transcribe(
         self,
-        pcm16_24k: bytes,
+        pcm16_24k: bytes | bytearray,
         language: str | None = None,
         prompt: str | None = None,
         *,
@@ -299,7 +301,7 @@ class PocketsphinxEngine:
                 hyp = self._decoder.hyp()
                 segs = [(s.word, s.start_frame, s.end_frame, s.prob) for s in self._decoder.seg()]
         except Exception as exc:  # pocketsphinx raises RuntimeError
-            raise RealtimeError(f"pocketsphinx failed: {exc}") from exc
+            raise EngineError(f"pocketsphinx failed: {exc}", engine="pocketsphinx") from exc
         words: list[Word] = []
         for word, start, end, prob in segs:
             if _SPHINX_FILLERS.match(word):
@@ -535,7 +537,7 @@ class IncrementalTranscriber:
         """Complete the utterance and return the final text (blocking).
 
         ``speech_end_ms`` (e.g. the VAD's speech end within this audio) lets a pass that
-        already covered the speech stand as the final one. Raises :class:`RealtimeError`
+        already covered the speech stand as the final one. Raises :class:`~.exceptions.EngineError`
         when the engine fails, :class:`ConfigError` when called twice or after close.
         """
         with self._lock:
@@ -545,7 +547,9 @@ class IncrementalTranscriber:
         self._idle.wait()
         with self._lock:
             if self._error is not None:
-                raise RealtimeError(f"incremental transcription failed: {self._error}")
+                raise EngineError(
+                    f"incremental transcription failed: {self._error}", engine=self.engine.name
+                )
             total_s = len(self._audio) // 2 / INPUT_RATE
             needed_s = total_s if speech_end_ms is None else min(total_s, speech_end_ms / 1000)
             covered = self._last.covered_s >= needed_s - 1e-6 and self._passes > 0

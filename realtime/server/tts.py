@@ -35,7 +35,9 @@ import numpy as np
 
 from audio.pcm import float32_from_pcm16, pcm16_from_float32
 from audio.resample import resample
-from realtime.exceptions import ConfigError, RealtimeError
+from realtime.exceptions import ConfigError
+
+from .exceptions import EngineError
 
 __all__ = [
     "ESPEAK_VOICES",
@@ -200,7 +202,9 @@ class PiperEngine:
             with self._lock:
                 parts = [c.audio_float_array for c in self._voice.synthesize(text, config)]
         except Exception as exc:  # onnxruntime / phonemizer failures
-            raise RealtimeError(f"piper could not synthesize {text[:40]!r}: {exc}") from exc
+            raise EngineError(
+                f"piper could not synthesize {text[:40]!r}: {exc}", engine="piper"
+            ) from exc
         if not parts:
             return b""
         return _to_output(np.concatenate(parts), self.sample_rate)
@@ -263,7 +267,7 @@ class _EspeakLibrary:
                 raw, len(raw) + 1, 0, _POS_CHARACTER, 0, _ESPEAK_CHARS_UTF8, None, None
             )
             if status != 0:
-                raise RealtimeError(f"espeak_Synth failed with status {status}")
+                raise EngineError(f"espeak_Synth failed with status {status}", engine="espeak")
             out = b"".join(self._buffer)
             self._buffer = []
             return out
@@ -350,15 +354,19 @@ class EspeakEngine:
                 check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise RealtimeError(f"{self._command} failed: {exc}") from exc
+            raise EngineError(f"{self._command} failed: {exc}", engine="espeak") from exc
         if proc.returncode != 0 or not proc.stdout:
             err = proc.stderr.decode(errors="replace").strip()[:200]
-            raise RealtimeError(f"{self._command} failed (exit {proc.returncode}): {err}")
+            raise EngineError(
+                f"{self._command} failed (exit {proc.returncode}): {err}", engine="espeak"
+            )
         try:
             with wave.open(io.BytesIO(proc.stdout)) as w:
                 return w.readframes(w.getnframes()), w.getframerate()
         except (wave.Error, EOFError) as exc:
-            raise RealtimeError(f"{self._command} wrote no valid WAV: {exc}") from exc
+            raise EngineError(
+                f"{self._command} wrote no valid WAV: {exc}", engine="espeak"
+            ) from exc
 
 
 _ENGINES = ("piper", "espeak")
@@ -419,7 +427,8 @@ def synthesize_stream(
     text pieces, e.g. deltas from a streaming model (joined through a
     :class:`SentenceBuffer`, so a sentence is spoken as soon as it is complete).
     Sentences with nothing pronounceable are skipped. Errors from the engine propagate
-    (:class:`RealtimeError`; :class:`ConfigError` for a bad voice or speed, checked first).
+    (:class:`~.exceptions.EngineError`; :class:`ConfigError` for a bad voice or speed,
+    checked first).
     """
     engine.resolve_voice(voice)
     _check_speed(speed)
