@@ -88,8 +88,8 @@ async def handle(args: argparse.Namespace) -> int:
 async def _run_one(args: argparse.Namespace, script: Script, out: Path) -> bool:
     """Run one script (``--repeat`` times); prints its report; True when every run passed."""
     options = argparse.Namespace(**vars(args))
-    if options.responder is None and script.local_responder is not None:
-        options.responder = f"script:{script.local_responder}"
+    if script.local_responder is not None:  # used only when the backend is the local server
+        options.script_responder = f"script:{script.local_responder}"
     async with open_backend(options) as backend:
         err_console.print(backend.description)
         kwargs = dict(backend.connect_kwargs)

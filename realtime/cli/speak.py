@@ -37,16 +37,14 @@ def add_parser(sub: Any) -> None:
 
 async def handle(args: argparse.Namespace) -> int:
     """Synthesize and play (or write) the speech."""
-    from ..rest import AsyncAudioClient, play
+    from ..rest import play
 
     text = sys.stdin.read() if args.text == "-" else args.text
     if not text.strip():
         raise CommandError("nothing to say: the text is empty")
     async with open_backend(args) as backend:
         err_console.print(backend.description)
-        if backend.http_url is None:
-            raise CommandError("this backend has no REST base URL; pass --url")
-        async with AsyncAudioClient(api_key=backend.api_key, base_url=backend.http_url) as client:
+        async with backend.rest_client(args.tts_model) as client:
             stream = client.speak(
                 text,
                 model=args.tts_model,

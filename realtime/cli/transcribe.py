@@ -160,7 +160,7 @@ async def _settle(view: LiveTranscript, timeout: float) -> None:
 
 
 async def _files(args: argparse.Namespace, out: TextIO) -> int:
-    from ..rest import AsyncAudioClient, TranscriptTextDeltaEvent, TranscriptTextDoneEvent
+    from ..rest import TranscriptTextDeltaEvent, TranscriptTextDoneEvent
 
     missing = [f for f in args.files if not Path(f).exists()]
     if missing:
@@ -169,9 +169,7 @@ async def _files(args: argparse.Namespace, out: TextIO) -> int:
         raise CommandError(f"--format for files is one of {', '.join(FILE_FORMATS)}")
     async with open_backend(args) as backend:
         err_console.print(backend.description)
-        if backend.http_url is None:
-            raise CommandError("this backend has no REST base URL; pass --url")
-        async with AsyncAudioClient(api_key=backend.api_key, base_url=backend.http_url) as client:
+        async with backend.rest_client(args.transcription_model) as client:
             with Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
