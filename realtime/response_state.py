@@ -83,7 +83,8 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
 
 @dataclass
 class UsageTotals:
-    """Token counts summed over responses (each ``response.done`` adds its usage)."""
+    """Token counts summed over responses (each ``response.done`` adds its usage) and input
+    transcriptions (each ``conversation.item.input_audio_transcription.completed``)."""
 
     responses: int = 0
     total_tokens: int = 0
@@ -95,6 +96,28 @@ class UsageTotals:
     input_cached_tokens: int = 0
     output_text_tokens: int = 0
     output_audio_tokens: int = 0
+    transcriptions: int = 0
+    transcription_input_tokens: int = 0
+    transcription_output_tokens: int = 0
+    transcription_tokens: int = 0
+    transcription_seconds: float = 0.0
+
+    def add_transcription(self, usage: Any) -> None:
+        """Add the usage of one input transcription (``...input_audio_transcription.completed``).
+
+        Token usage adds to ``transcription_*_tokens`` and to ``total_tokens`` (so a
+        transcription-only session reports what it used); duration usage to
+        ``transcription_seconds``.
+        """
+        if usage is None:
+            return
+        self.transcriptions += 1
+        total = _get(usage, "total_tokens") or 0
+        self.transcription_input_tokens += _get(usage, "input_tokens") or 0
+        self.transcription_output_tokens += _get(usage, "output_tokens") or 0
+        self.transcription_tokens += total
+        self.total_tokens += total
+        self.transcription_seconds += float(_get(usage, "seconds") or 0.0)
 
     def add(self, usage: Any) -> None:
         """Add one response's ``usage`` object (model or dict; missing counts are 0)."""
@@ -290,6 +313,9 @@ class ResponseTracker:
             return self._release()
         if etype == "error":
             return self._on_error(event)
+        if etype == "conversation.item.input_audio_transcription.completed":
+            self.usage.add_transcription(_get(event, "usage"))
+            return []
         if etype.startswith("response."):
             rid = _get(event, "response_id")
             if rid:
