@@ -125,6 +125,21 @@ def test_no_extras_is_one_line_naming_the_extra(tmp_path: Path) -> None:
     assert not Path(out).exists()  # and no header-only WAV left behind
 
 
+def test_an_unexpected_exception_is_one_line_too(tmp_path: Path) -> None:
+    """Even a bug (an exception no layer converted) is one line; --debug shows the traceback."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import realtime.cli.replay as r\n"
+        "def broken(*a, **k):\n"
+        "    raise RuntimeError('boom')\n"
+        "r.replay_file = broken\n"
+    )
+    env = cli_env(PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}")
+    line = one_error(realtime("replay", "x.jsonl", env=dict(env)))
+    assert "unexpected RuntimeError: boom" in line and "--debug" in line
+    proc = realtime("replay", "x.jsonl", "--debug", env=dict(env))
+    assert proc.returncode == 1 and "Traceback" in proc.stderr
+
+
 # -- 2. serve on a busy port -----------------------------------------------------------------
 
 

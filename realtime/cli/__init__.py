@@ -121,3 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         more = " (details with --debug)" if rest else ""
         print(f"error: {first}{more}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug of ours: still one line, the traceback with --debug
+        if args.debug:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(
+            f"error: unexpected {type(exc).__name__}: {first} (a bug: please report it with "
+            "the traceback --debug shows)",
+            file=sys.stderr,
+        )
+        return 2

@@ -144,6 +144,8 @@ class TalkState:
                 self.stopped_at = time.monotonic()
         elif kind == "conversation.item.input_audio_transcription.completed":
             self.user = str(getattr(event, "transcript", "")).strip()
+            usage = getattr(event, "usage", None)  # GA: transcription usage counts too
+            self.usage_tokens += int(getattr(usage, "total_tokens", 0) or 0)
             self._line("you", self.user)
         elif kind in _AUDIO or kind in _TRANSCRIPT:
             if self.stopped_at is not None:
