@@ -165,9 +165,7 @@ def _refusal(exc: Exception, backend: Backend, url: str) -> CommandError:
         )
     env = ENV_AZURE_API_KEY if backend.kind == "azure" else ENV_API_KEY
     if not backend.api_key:
-        return CommandError(
-            f"{where} requires an API key{code}: set {env} or pass --api-key"
-        )
+        return CommandError(f"{where} requires an API key{code}: set {env} or pass --api-key")
     return CommandError(f"{where} refused the API key{code}: check --api-key or {env}")
 
 
