@@ -169,6 +169,14 @@ def _refusal(exc: Exception, backend: Backend, url: str) -> CommandError:
     return CommandError(f"{where} refused the API key{code}: check --api-key or {env}")
 
 
+def _is_missing_path(exc: BaseException, backend: Backend, url: str) -> bool:
+    """A 404 from a --url whose path lacks /v1 (the usual mistake)."""
+    if backend.kind != "url" or "/v1" in urlsplit(url).path:
+        return False
+    status = exc.status if isinstance(exc, APIError) else None
+    return status == 404 or "(HTTP 404)" in str(exc)
+
+
 def _is_refusal(exc: BaseException) -> bool:
     if isinstance(exc, AuthenticationError):
         return True
@@ -249,7 +257,13 @@ async def open_backend(args: argparse.Namespace) -> AsyncIterator[Backend]:
             yield backend
         except Exception as exc:
             if _is_refusal(exc):
-                raise _refusal(exc, backend, _where(exc, target)) from None
+                where = backend.http_url if isinstance(exc, APIError) else None
+                raise _refusal(exc, backend, where or _where(exc, target)) from None
+            if _is_missing_path(exc, backend, target):
+                raise CommandError(
+                    f"{exc}: no such endpoint? The URL usually ends in /v1, e.g. "
+                    "--url ws://127.0.0.1:8765/v1"
+                ) from None
             raise
         return
     from ..server import LocalServer
