@@ -318,6 +318,61 @@ def test_transcribe_prints_text_once_under_2_and_1(tmp_path: Path) -> None:
     assert "transcribing" not in proc.stdout and "\r" not in proc.stdout
 
 
+def _on_a_terminal(*args: str, timeout: float = 120) -> tuple[str, bytes]:
+    """Run the command with stdout and stderr on one pseudo-terminal (a user's screen);
+    returns the final screen (as a terminal emulator shows it) and the raw bytes written."""
+    import select
+    import time
+
+    import pyte
+
+    main, follower = pty.openpty()
+    env = cli_env(PYTHONPATH=str(REPO), TERM="xterm-256color", COLUMNS="100", LINES="30")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtime", *args],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    raw = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([main], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(main, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                raw += chunk
+            elif proc.poll() is not None:
+                break
+        proc.wait(timeout=10)
+    finally:
+        os.close(main)
+        if proc.poll() is None:
+            proc.kill()
+    screen = pyte.Screen(100, 30)
+    stream = pyte.ByteStream(screen)
+    stream.feed(bytes(raw).replace(b"\n", b"\r\n"))
+    return "\n".join(line.rstrip() for line in screen.display).strip(), bytes(raw)
+
+
+def test_transcribe_on_a_terminal_leaves_no_residue(echo_server: ThreadedServer) -> None:
+    """On a terminal: the progress bar is drawn, then gone; each file's text shows once."""
+    shown, raw = _on_a_terminal("transcribe", GREETING, QUESTION, "--url", echo_server.url)
+    assert b"transcribing" in raw  # the bar was there while working
+    assert "transcribing" not in shown, shown  # and left nothing behind
+    assert shown.count("Hello, can you hear me?") == 1, shown
+    assert shown.count("What is the weather like") == 1, shown
+    assert shown.splitlines()[0].startswith("backend: "), shown
+
+
 # -- 7. small traps --------------------------------------------------------------------------
 
 
