@@ -217,6 +217,38 @@ def test_talk_turns_stops_when_the_input_runs_out(
     assert len(read_wav(wav)) > 48000  # the reply that came is kept
 
 
+def test_talk_prints_each_turn_as_it_ends(echo_server: ThreadedServer, tmp_path: Path) -> None:
+    """The reply's line reaches stdout when the turn ends, not when the command ends (which
+    is at least IDLE_S later: the command first waits to see whether more speech comes)."""
+    import threading
+    import time
+
+    from realtime.cli.talk import IDLE_S
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtime", "talk", "--input", QUESTION, "--output",
+         str(tmp_path / "r.wav"), "--turns", "2", "--url", echo_server.url],
+        cwd=REPO, env=cli_env(PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    arrivals: list[tuple[float, str]] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for out_line in proc.stdout:
+            arrivals.append((time.monotonic(), out_line))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    proc.wait(timeout=120)
+    ended = time.monotonic()
+    reader.join(10)
+    assert proc.stderr is not None and "got 1 of 2" in proc.stderr.read()
+    replies = [t for t, text in arrivals if text.startswith("assistant:")]
+    assert len(replies) == 1, arrivals
+    assert ended - replies[0] >= IDLE_S * 0.9
+
+
 # -- 5. --local and the environment's key ----------------------------------------------------
 
 

@@ -1,7 +1,8 @@
 """The ``realtime`` command line: talk, transcribe, speak, run, serve, devices, replay.
 
-Every command picks its backend the same way (see :mod:`realtime.cli.backend`): ``--url``, else
-Azure, else OpenAI when ``OPENAI_API_KEY`` is set, else the embedded local server. Errors are one
+Every command picks its backend the same way (see :mod:`realtime.cli.backend`): ``--local``
+forces the embedded local server; else ``--url``, else Azure, else OpenAI when ``--api-key`` or
+``OPENAI_API_KEY`` is set, else the embedded local server. Errors are one
 line on stderr (exit status 2); ``--debug`` (before or after the command name) shows the
 traceback. A missing optional dependency names the extra to install. Log warnings go through the
 same console as the live views, so they print above them. Ctrl-C ends a command with status 130
