@@ -1,10 +1,15 @@
 """Streamed speech: time to first audio byte and to first played sample.
 
 ``realtime.rest`` (``play(client.speak(...), speaker)``: audio is queued on the speaker as
-chunks arrive) against openai-python read-the-whole-body-first, which is what its
-``LocalAudioPlayer.play`` does (``client.audio.speech.create(...)`` returns once the body is
-complete, then the bytes become a float32 array and playback starts). Same local server,
-same run, alternating order.
+chunks arrive) against two ways of using openai-python, measured in the same run in rotating
+order on the same local server:
+
+* read-the-whole-body-first, which is what its ``LocalAudioPlayer.play`` does
+  (``client.audio.speech.create(...)`` returns once the body is complete, then the bytes
+  become a float32 array and playback starts);
+* its own streaming path, ``client.audio.speech.with_streaming_response.create(...)`` with
+  ``iter_bytes()``, each chunk queued on the speaker as it arrives (odd bytes carried), which
+  is what a careful openai-python user writes.
 
 The server (Starlette + uvicorn on 127.0.0.1, port 0) answers ``POST /v1/audio/speech``
 with ``--seconds`` of PCM16 24 kHz in 100 ms chunks, paced at ``--pace`` times real
@@ -113,26 +118,57 @@ async def peer(client: AsyncOpenAI) -> tuple[float, float, float]:
     return body_done, first_sample, time.monotonic() - start
 
 
+async def peer_streaming(client: AsyncOpenAI) -> tuple[float, float, float]:
+    """openai-python ``with_streaming_response``: (first byte, first sample queued, total)."""
+    speaker = NullSpeaker(clock="realtime")
+    start = time.monotonic()
+    first_byte = first_sample = None
+    odd = b""
+    async with client.audio.speech.with_streaming_response.create(
+        model="gpt-4o-mini-tts", voice="alloy", input=TEXT, response_format="pcm"
+    ) as response:
+        async for chunk in response.iter_bytes():
+            if not chunk:
+                continue
+            if first_byte is None:
+                first_byte = time.monotonic() - start
+            data = odd + chunk
+            odd = data[len(data) // 2 * 2 :]
+            whole = data[: len(data) - len(odd)]
+            if whole:
+                speaker.enqueue(whole, "speech")
+                if first_sample is None:
+                    first_sample = time.monotonic() - start
+    total = time.monotonic() - start
+    speaker.close()
+    assert first_byte is not None and first_sample is not None
+    return first_byte, first_sample, total
+
+
 def fmt(values: list[float]) -> str:
     """Median in ms with the best in brackets."""
     return f"{statistics.median(values) * 1000:8.1f} ms [{min(values) * 1000:7.1f}]"
 
 
 async def run(base_url: str, repeat: int) -> None:
-    """Alternate the two clients ``repeat`` times and print the figures."""
+    """Rotate the three clients ``repeat`` times and print the figures."""
     mine: list[tuple[float, float, float]] = []
     theirs: list[tuple[float, float, float]] = []
+    streamed: list[tuple[float, float, float]] = []
     async with AsyncAudioClient(KEY, base_url) as client:
         oa = AsyncOpenAI(api_key=KEY, base_url=base_url, max_retries=0)
         await ours(client)  # warm-up: connections, imports
         await peer(oa)
+        await peer_streaming(oa)
+        runs = [
+            (lambda: ours(client), mine),
+            (lambda: peer(oa), theirs),
+            (lambda: peer_streaming(oa), streamed),
+        ]
         for i in range(repeat):
-            if i % 2:
-                theirs.append(await peer(oa))
-                mine.append(await ours(client))
-            else:
-                mine.append(await ours(client))
-                theirs.append(await peer(oa))
+            for k in range(3):
+                measure, into = runs[(i + k) % 3]
+                into.append(await measure())
         await oa.close()
     print(f"{'':52s}{'median':>11s}   [best]")
     print(f"{'realtime.rest  first audio byte':52s}{fmt([m[0] for m in mine])}")
@@ -142,13 +178,22 @@ async def run(base_url: str, repeat: int) -> None:
         f"{'openai-python  body complete (= first byte usable)':52s}{fmt([t[0] for t in theirs])}"
     )
     print(f"{'openai-python  first sample queued':52s}{fmt([t[1] for t in theirs])}")
-    ratio = statistics.median(t[1] for t in theirs) / statistics.median(m[1] for m in mine)
+    print(f"{'openai-python streaming  first audio byte':52s}{fmt([s[0] for s in streamed])}")
+    print(f"{'openai-python streaming  first sample queued':52s}{fmt([s[1] for s in streamed])}")
+    print(f"{'openai-python streaming  whole body':52s}{fmt([s[2] for s in streamed])}")
+    first = statistics.median(m[1] for m in mine)
+    ratio = statistics.median(t[1] for t in theirs) / first
     ratio_byte = statistics.median(t[0] for t in theirs) / statistics.median(m[0] for m in mine)
+    ratio_stream = statistics.median(s[1] for s in streamed) / first
     print(
         f"\nfirst played sample: realtime.rest is {ratio:.1f}x sooner than body-first "
         f"(openai-python LocalAudioPlayer.play)"
     )
     print(f"first usable audio byte: {ratio_byte:.1f}x sooner")
+    print(
+        f"against openai-python's own streaming (with_streaming_response): first sample "
+        f"{ratio_stream:.2f}x (>1: realtime.rest sooner)"
+    )
 
 
 def main() -> None:

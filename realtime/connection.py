@@ -37,15 +37,28 @@ log line or ``repr`` produced here contains a key.
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import ipaddress
-import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .credentials import (
+    ENV_API_KEY,
+    ENV_AZURE_API_KEY,
+    ENV_AZURE_API_VERSION,
+    ENV_AZURE_ENDPOINT,
+    ENV_BASE_URL,
+    ENV_REALTIME_URL,
+    ApiKey,
+    CredentialFilter,
+    Secret,
+    azure_origin,
+    choose_credential,
+    is_local_url,
+    require_key,
+    safe_url,
+)
 from .exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -78,89 +91,8 @@ __all__ = [
 ]
 
 DEFAULT_URL = "wss://api.openai.com/v1/realtime"
-ENV_API_KEY = "OPENAI_API_KEY"
-ENV_BASE_URL = "OPENAI_BASE_URL"
-ENV_REALTIME_URL = "OPENAI_REALTIME_URL"
-ENV_AZURE_ENDPOINT = "AZURE_OPENAI_ENDPOINT"
-ENV_AZURE_API_KEY = "AZURE_OPENAI_API_KEY"
-ENV_AZURE_API_VERSION = "OPENAI_API_VERSION"
-
-ApiKey: TypeAlias = "str | Callable[[], str] | Callable[[], Awaitable[str]]"
-"""A key, or a sync/async function returning one (called before every connection)."""
 
 Provider = Literal["openai", "azure", "custom"]
-
-
-class Secret:
-    """A credential (a string, or a function returning one) with a redacted ``repr``.
-
-    Call :meth:`get` to obtain the value; nothing else reveals it.
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: ApiKey) -> None:
-        self._value = value
-
-    async def get(self) -> str:
-        """Return the key, calling the provider (sync or async) when there is one.
-
-        Raises :class:`ConfigError` when a provider returns something other than a
-        non-empty string (the message never contains what it returned).
-        """
-        value = self._value
-        if callable(value):
-            result = value()
-            if inspect.isawaitable(result):
-                result = await result
-            value = result
-        if not isinstance(value, str) or not value:
-            raise ConfigError("the API key provider did not return a non-empty string")
-        return value
-
-    def __repr__(self) -> str:
-        return "Secret('***')" if not callable(self._value) else "Secret(<provider>)"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(type(self))
-
-
-class CredentialFilter(logging.Filter):
-    """A logging filter redacting credential headers in websockets' handshake debug lines.
-
-    websockets logs each header as ``("> %s: %s", name, value)`` at DEBUG level; for
-    ``Authorization``, ``api-key`` and cookies the value is replaced by ``[redacted]``.
-    """
-
-    SECRET_HEADERS = frozenset({"authorization", "api-key", "cookie", "set-cookie"})
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Redact the record in place; always lets it through."""
-        args = record.args
-        if (
-            isinstance(args, tuple)
-            and len(args) == 2
-            and isinstance(args[0], str)
-            and args[0].lower() in self.SECRET_HEADERS
-        ):
-            record.args = (args[0], "[redacted]")
-        return True
-
-
-def is_local_url(url: str) -> bool:
-    """True for URLs on this machine (``localhost``, ``*.localhost``, 127.0.0.0/8, ``::1``)."""
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -201,15 +133,6 @@ def _to_ws(url: str) -> str:
     return urlunsplit((mapping[scheme], parts.netloc, parts.path, parts.query, ""))
 
 
-def safe_url(url: str) -> str:
-    """The URL without its query string or user info (which could hold a secret), for messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
 def _realtime_url(url: str, query: Mapping[str, str]) -> str:
     parts = urlsplit(_to_ws(url))
     path = parts.path.rstrip("/")
@@ -248,8 +171,6 @@ def resolve_endpoint(
     params: dict[str, str] = dict(query or {})
     headers = tuple((str(k), str(v)) for k, v in (extra_headers or {}).items())
     provider: Provider
-    auth: Literal["Authorization", "api-key"] = "Authorization"
-    key: ApiKey | None = api_key
 
     azure = azure_endpoint or (None if url else environ.get(ENV_AZURE_ENDPOINT))
     if url:
@@ -257,28 +178,19 @@ def resolve_endpoint(
         if model:
             params.setdefault("model", model)
         final = _realtime_url(url, params)
-        if key is None:
-            key = environ.get(ENV_API_KEY) or None
     elif azure:
         provider = "azure"
         deployment = azure_deployment or model
         if not deployment:
             raise ConfigError("Azure OpenAI needs a deployment name (azure_deployment= or model=)")
         version = api_version or environ.get(ENV_AZURE_API_VERSION)
-        root = _to_ws(azure).rstrip("/")
-        root = root.split("/openai")[0]
+        root = azure_origin(_to_ws(azure))
         if version:
             params = {"api-version": version, "deployment": deployment, **params}
             final = _realtime_url(root + "/openai", params)
         else:
             params.setdefault("model", deployment)
             final = _realtime_url(root + "/openai/v1", params)
-        if azure_ad_token is not None:
-            key = azure_ad_token
-        else:
-            auth = "api-key"
-            if key is None:
-                key = environ.get(ENV_AZURE_API_KEY) or None
     else:
         override = environ.get(ENV_REALTIME_URL)
         base = base_url or environ.get(ENV_BASE_URL)
@@ -293,21 +205,18 @@ def resolve_endpoint(
         else:
             provider = "openai"
             final = _realtime_url(DEFAULT_URL, params)
-        if key is None:
-            key = environ.get(ENV_API_KEY) or None
 
-    if key is None and not is_local_url(final):
-        names = ENV_AZURE_API_KEY if provider == "azure" else ENV_API_KEY
-        raise ConfigError(
-            f"no API key for {safe_url(final)}: pass api_key= (a key or a function returning "
-            f"one) or set {names}"
-        )
+    is_azure = provider == "azure"
+    credential = choose_credential(
+        api_key, azure=is_azure, azure_ad_token=azure_ad_token, env=environ
+    )
+    require_key(credential, final, azure=is_azure)
     return Endpoint(
         url=final,
         dialect=dialect,
         provider=provider,
-        key=Secret(key) if key is not None else None,
-        auth_header=auth,
+        key=credential.secret,
+        auth_header=credential.header,
         extra_headers=headers,
     )
 

@@ -35,6 +35,7 @@ from realtime.events import (
     BetaResponseCreateEvent,
     BetaResponseDoneEvent,
     ClientEvent,
+    ConversationItemInputAudioTranscriptionCompletedEvent,
     ErrorEvent,
     ResponseCancelEvent,
     ResponseCreatedEvent,
@@ -42,6 +43,7 @@ from realtime.events import (
     ResponseDoneEvent,
     ResponseRefEvent,
     ServerEvent,
+    TranscriptionUsage,
     Usage,
     new_event_id,
 )
@@ -89,7 +91,8 @@ _CREATES = (ResponseCreateEvent, BetaResponseCreateEvent)
 
 @dataclass
 class UsageTotals:
-    """Token counts summed over responses (each ``response.done`` adds its usage)."""
+    """Token counts summed over responses (each ``response.done`` adds its usage) and input
+    transcriptions (each ``conversation.item.input_audio_transcription.completed``)."""
 
     responses: int = 0
     total_tokens: int = 0
@@ -101,6 +104,28 @@ class UsageTotals:
     input_cached_tokens: int = 0
     output_text_tokens: int = 0
     output_audio_tokens: int = 0
+    transcriptions: int = 0
+    transcription_input_tokens: int = 0
+    transcription_output_tokens: int = 0
+    transcription_tokens: int = 0
+    transcription_seconds: float = 0.0
+
+    def add_transcription(self, usage: TranscriptionUsage | None) -> None:
+        """Add the usage of one input transcription (``...input_audio_transcription.completed``).
+
+        Token usage adds to ``transcription_*_tokens`` and to ``total_tokens`` (so a
+        transcription-only session reports what it used); duration usage to
+        ``transcription_seconds``.
+        """
+        if usage is None:
+            return
+        self.transcriptions += 1
+        total = usage.total_tokens or 0
+        self.transcription_input_tokens += usage.input_tokens or 0
+        self.transcription_output_tokens += usage.output_tokens or 0
+        self.transcription_tokens += total
+        self.total_tokens += total
+        self.transcription_seconds += float(usage.seconds or 0.0)
 
     def add(self, usage: Usage | Mapping[str, Any] | None) -> None:
         """Add one response's ``usage`` (the typed model, or its wire dict; missing counts
@@ -300,6 +325,9 @@ class ResponseTracker:
             return self._release()
         if isinstance(event, ErrorEvent):
             return self._on_error(event)
+        if isinstance(event, ConversationItemInputAudioTranscriptionCompletedEvent):
+            self.usage.add_transcription(event.usage)
+            return []
         if isinstance(event, ResponseRefEvent):
             rid = event.response_id
             if rid:

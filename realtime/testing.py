@@ -533,6 +533,13 @@ class FakeServer:
         self._changed = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @classmethod
+    def from_recording(cls, path: str, **options: Any) -> FakeServer:
+        """A server answering as in a recording; see :mod:`realtime.replay_server`."""
+        from .replay_server import server_from_recording
+
+        return server_from_recording(path, **options)
+
     # lifecycle
 
     async def __aenter__(self) -> FakeServer:

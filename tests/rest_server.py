@@ -203,10 +203,10 @@ async def _parse_multipart(request: Request, received: ReceivedRequest) -> None:
 
 
 def _authorized(request: Request, state: ServerState) -> str | None:
-    if request.url.path.startswith("/openai/"):
-        key = request.headers.get("api-key", "")
+    auth = request.headers.get("authorization", "")
+    if request.url.path.startswith("/openai/") and not auth:
+        key = request.headers.get("api-key", "")  # Azure: api-key, or a Bearer AD token
     else:
-        auth = request.headers.get("authorization", "")
         key = auth[7:] if auth.startswith("Bearer ") else ""
     return key if key in state.keys else None
 

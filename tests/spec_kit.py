@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,17 @@ _cache: dict[str, dict[str, Any]] = {}
 
 
 def load_spec(dialect: str) -> dict[str, Any]:
-    """The parsed OpenAPI spec of a dialect ("beta" or "ga"); skips when the file is absent."""
+    """The parsed OpenAPI spec of a dialect ("beta" or "ga"); skips when the file is absent.
+
+    Under ``REALTIME_REQUIRE_SPEC=1`` (set by CI, like ``REALTIME_REQUIRE_AUDIO``) an absent
+    spec fails the test instead: the conformance tests must not skip silently there.
+    """
     path = SPEC_FILES[dialect]
     if not path.exists():
-        pytest.skip(f"spec file {path} is absent (it lives in ../shared/spec beside the repo)")
+        reason = f"spec file {path} is absent (it lives in ../shared/spec beside the repo)"
+        if os.environ.get("REALTIME_REQUIRE_SPEC") == "1":
+            pytest.fail(f"REALTIME_REQUIRE_SPEC=1 but the {reason}")
+        pytest.skip(reason)
     if dialect not in _cache:
         import yaml
 

@@ -406,7 +406,9 @@ def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
         async with open_backend(parser.parse_args(list(argv))) as b:
             return b.kind, b.description, b.http_url, b.connect_kwargs
 
-    kind, desc, http, kwargs = asyncio.run(resolve("--url", "wss://example.test/v1/realtime"))
+    kind, desc, http, kwargs = asyncio.run(
+        resolve("--url", "wss://example.test/v1/realtime", "--api-key", "sk-x")
+    )
     assert kind == "url" and http == "https://example.test/v1"
     assert kwargs == {"dialect": "ga", "url": "wss://example.test/v1/realtime"}
     monkeypatch.setenv("OPENAI_REALTIME_URL", "ws://127.0.0.1:1234/v1")
@@ -418,7 +420,14 @@ def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     assert kind == "openai" and "sk-secret" not in desc and http == "https://api.openai.com/v1"
     assert kwargs == {"dialect": "ga", "model": "gpt-realtime-mini"}
     kind, desc, _, kwargs = asyncio.run(
-        resolve("--azure-endpoint", "https://x.openai.azure.com", "--azure-deployment", "rt")
+        resolve(
+            "--azure-endpoint",
+            "https://x.openai.azure.com",
+            "--azure-deployment",
+            "rt",
+            "--api-key",
+            "az-x",
+        )
     )
     assert kind == "azure" and "x.openai.azure.com" in desc
     assert kwargs["azure_deployment"] == "rt"
@@ -460,7 +469,7 @@ def test_wrong_key_is_one_line(
     """A wrong OPENAI_API_KEY against a keyed server is a one-line error (WS and REST)."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
     status, _, err = cli(capsys, "run", str(SCRIPTS / "hello_text.yaml"), "--url", keyed_server.url)
-    assert status == 2 and "refused the credentials (HTTP 401)" in error_line(err)
+    assert status == 2 and "refused the API key (HTTP 401)" in error_line(err)
     assert "sk-wrong" not in err
     status, _, err = cli(
         capsys, "speak", "hi", "--output", str(tmp_path / "x.wav"), "--url", keyed_server.url
@@ -649,7 +658,7 @@ def test_console_script_errors(keyed_server: ThreadedServer, tmp_path: Path) -> 
     expected = [
         "error: no such input WAV: missing.wav",
         "error: cannot connect to ws://127.0.0.1:9/v1/realtime",
-        "refused the credentials (HTTP 401)",
+        "refused the API key (HTTP 401)",
     ]
     for proc, words in zip(procs, expected, strict=True):
         status, _, err = _finish(proc)

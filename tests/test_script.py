@@ -118,7 +118,8 @@ def test_tools_and_top_level_keys() -> None:
         ("steps:\n  - say: hi\n    loudly: true\n", 2, "unknown key 'loudly'"),
         ("steps:\n  - wait: -2\n", 2, "'wait'"),
         ("steps:\n  - interrupt_after_ms: soon\n", 2, "interrupt_after_ms"),
-        ("steps: [say: hi\n", 2, "invalid YAML"),
+        ("steps: [say: hi\n", 1, "invalid YAML"),  # the unclosed bracket's line
+        ('name: t\nsteps:\n  - say: "hi\n  - wait: 1\n  - say: x\n', 3, "quoted scalar"),
         ("colour: red\nsteps:\n  - say: hi\n", 1, "unknown top-level key 'colour'"),
         (
             "name: x\nsession:\n  input_audio_transcription: {model: w}\nsteps: [say: hi]\n",

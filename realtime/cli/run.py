@@ -67,6 +67,7 @@ async def handle(args: argparse.Namespace) -> int:
         base = Path("realtime-runs") / f"batch-{stamp}"
     used: set[str] = set()
     failed = 0
+    existed = base.exists()
     for script in scripts:
         out = base
         if len(scripts) > 1:
@@ -75,7 +76,12 @@ async def handle(args: argparse.Namespace) -> int:
                 name += "-2"
             used.add(name)
             out = base / name
-        if not await _run_one(args, script, out):
+        try:
+            passed = await _run_one(args, script, out)
+        except Exception:
+            _remove_leftovers(base, keep_base=existed)
+            raise
+        if not passed:
             failed += 1
     if len(scripts) > 1:
         out_console.print(
@@ -85,11 +91,28 @@ async def handle(args: argparse.Namespace) -> int:
     return 0 if not failed else 1
 
 
+def _remove_leftovers(base: Path, *, keep_base: bool) -> None:
+    """After a failed run: no empty ``events.jsonl``, header-only WAV or empty folder stays."""
+    if not base.is_dir():
+        return
+    for file in sorted(base.rglob("*")):
+        if file.is_file() and (
+            (file.suffix == ".jsonl" and file.stat().st_size == 0)
+            or (file.suffix == ".wav" and file.stat().st_size <= 44)
+        ):
+            file.unlink()
+    for folder in sorted(base.rglob("*"), key=lambda f: len(f.parts), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    if not keep_base and not any(base.iterdir()):
+        base.rmdir()
+
+
 async def _run_one(args: argparse.Namespace, script: Script, out: Path) -> bool:
     """Run one script (``--repeat`` times); prints its report; True when every run passed."""
     options = argparse.Namespace(**vars(args))
-    if options.responder is None and script.local_responder is not None:
-        options.responder = f"script:{script.local_responder}"
+    if script.local_responder is not None:  # used only when the backend is the local server
+        options.script_responder = f"script:{script.local_responder}"
     async with open_backend(options) as backend:
         err_console.print(backend.description)
         kwargs = dict(backend.connect_kwargs)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 from typing import Any
 
-from .common import err_console
+from .common import CommandError, err_console
 
 __all__ = ["add_parser", "handle"]
 
@@ -39,8 +40,29 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(handler=handle)
 
 
+def _check_port(host: str, port: int) -> None:
+    """A one-line error, before any engine loads, when the address cannot be bound."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {host}: {exc.strerror or exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise CommandError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                "(another server running? pick another --port)"
+            ) from None
+
+
 async def handle(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
+    _check_port(args.host, args.port)
     from ..server import LocalServer
 
     server = LocalServer(

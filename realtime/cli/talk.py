@@ -18,7 +18,7 @@ import inspect
 import math
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,13 @@ from ..session import Session, connect
 from .backend import add_backend_arguments, open_backend
 from .common import CommandError, err_console, out_console
 
-__all__ = ["TalkState", "add_parser", "handle", "load_tools", "ptt_talk_over"]
+__all__ = ["IDLE_S", "REPLY_S", "TalkState", "add_parser", "handle", "load_tools", "ptt_talk_over"]
+
+IDLE_S = 3.0
+"""Headless: seconds without speech or reply after the input WAV that end the conversation."""
+REPLY_S = 120.0
+"""Headless: the longest a single turn (speech, reply, playback) may take."""
+_WAV_HEADER_BYTES = 44
 
 _AUDIO = ("response.output_audio.delta", "response.audio.delta")
 _TRANSCRIPT = (
@@ -70,8 +76,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--turns",
         type=int,
-        default=1,
-        help="headless: stop after this many assistant replies (default 1)",
+        default=None,
+        help="headless: stop after this many assistant replies (default 1; fewer when the "
+        "input runs out first)",
     )
     add_backend_arguments(p)
     p.set_defaults(handler=handle)
@@ -105,9 +112,17 @@ def load_tools(path: str) -> list[Callable[..., Any]]:
 class TalkState:
     """What the conversation view shows, updated from events (also used headless)."""
 
-    def __init__(self, speaker: AudioSink) -> None:
+    def __init__(
+        self,
+        speaker: AudioSink,
+        *,
+        ptt: bool = False,
+        on_line: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.speaker = speaker
-        self.state = "listening"
+        self.ptt = ptt
+        self.state = "press Enter to talk" if ptt else "listening"
+        self.on_line = on_line
         self.user = ""
         self.assistant = ""
         self.history: list[tuple[str, str]] = []
@@ -129,7 +144,9 @@ class TalkState:
                 self.stopped_at = time.monotonic()
         elif kind == "conversation.item.input_audio_transcription.completed":
             self.user = str(getattr(event, "transcript", "")).strip()
-            self.history.append(("you", self.user))
+            usage = getattr(event, "usage", None)  # GA: transcription usage counts too
+            self.usage_tokens += int(getattr(usage, "total_tokens", 0) or 0)
+            self._line("you", self.user)
         elif kind in _AUDIO or kind in _TRANSCRIPT:
             if self.stopped_at is not None:
                 self.latency_ms = (time.monotonic() - self.stopped_at) * 1000
@@ -142,9 +159,10 @@ class TalkState:
             usage = getattr(response, "usage", None)
             self.usage_tokens += int(getattr(usage, "total_tokens", 0) or 0)
             if self.assistant:
-                self.history.append(("assistant", self.assistant.strip()))
+                self._line("assistant", self.assistant.strip())
             self.assistant = ""
-            self.state = "listening"  # the view shows "speaking" while the reply still plays
+            # the view shows "speaking" while the reply still plays
+            self.state = "press Enter to talk" if self.ptt else "listening"
             outputs = getattr(response, "output", None) or []
             if not any(getattr(o, "type", None) == "function_call" for o in outputs):
                 self.replies += 1  # a tool call is not a reply: the answer follows it
@@ -152,6 +170,17 @@ class TalkState:
         elif kind == "error":
             err = getattr(event, "error", None)
             self.errors.append(str(getattr(err, "message", event)))
+
+    def _line(self, who: str, words: str) -> None:
+        self.history.append((who, words))
+        if self.on_line is not None:
+            self.on_line(who, words)
+
+    @property
+    def busy(self) -> bool:
+        """True while the user speaks, a reply is awaited or produced, or audio still plays."""
+        waiting = self.state in ("hearing you", "thinking", "speaking")
+        return waiting or self.speaker.is_playing
 
     def render(self) -> Panel:
         table = Table.grid(padding=(0, 1))
@@ -169,26 +198,53 @@ class TalkState:
         if self.errors:
             footer += f"  last error: {self.errors[-1]}"
         table.add_row("", Text(footer, style="dim"))
+        if self.ptt:
+            hint = (
+                "press Enter to send"
+                if self.state == "hearing you"
+                else "press Enter, speak, press Enter again"
+            )
+            table.add_row("", Text(hint, style="bold"))
         return Panel(table, title="realtime talk (Ctrl-C to quit)")
 
 
 async def _pump_file(
     session: Session, source: AudioSource, state: TalkState, ptt: bool, turns: int
 ) -> None:
-    """Headless: stream the WAV, then silence, until the replies are done."""
+    """Headless: stream the WAV, then silence, until the replies are done or nothing is coming.
+
+    The input is used up when, after the WAV, nothing happens for :data:`IDLE_S` seconds (no
+    speech, no reply in progress, nothing playing); a reply in progress gets :data:`REPLY_S`.
+    """
     async for chunk in source:
         await session.append_audio(chunk)
     if ptt:
         await session.commit_audio()
         await session.create_response()
+        state.state = "thinking"
     silence = bytes(960 * 2)  # 40 ms
-    deadline = time.monotonic() + 120
-    while state.replies < turns and time.monotonic() < deadline:
+    idle_since: float | None = None
+    busy_since: float | None = None
+    while state.replies < turns:
         if not ptt:
             await session.append_audio(silence)
         await asyncio.sleep(0.04)
+        now = time.monotonic()
+        if state.busy:
+            idle_since = None
+            busy_since = busy_since or now
+            if now - busy_since > REPLY_S:
+                raise CommandError(
+                    f"no reply within {REPLY_S:.0f} s (got {state.replies} of {turns} replies)"
+                )
+        else:
+            busy_since = None
+            idle_since = idle_since or now
+            if now - idle_since > IDLE_S:
+                break
     if state.replies < turns:
-        raise CommandError("no reply within 120 s")
+        plural = "reply" if turns == 1 else "replies"
+        raise CommandError(f"got {state.replies} of {turns} {plural}: the input ran out")
 
 
 async def _pump_mic(
@@ -244,7 +300,34 @@ async def handle(args: argparse.Namespace) -> int:
     headless = args.input is not None
     if headless and not args.output:
         raise CommandError("--input needs --output (the WAV file the reply is written to)")
+    if not headless and args.output:
+        raise CommandError("--output needs --input (a live conversation plays the reply)")
+    if not headless and args.turns is not None:
+        raise CommandError("--turns needs --input (a live conversation ends with Ctrl-C)")
     tools = load_tools(args.tools) if args.tools else []
+    try:
+        return await _converse(args, headless, tools)
+    except Exception:
+        _remove_empty(args.output if headless else None, args.record)
+        raise
+
+
+def _remove_empty(wav: str | None, record: str | None) -> None:
+    """After a failure: no header-only WAV or empty recording is left behind."""
+    for path, empty in ((wav, _WAV_HEADER_BYTES), (record, 0)):
+        if path is not None:
+            file = Path(path)
+            if file.is_file() and file.stat().st_size <= empty:
+                file.unlink()
+
+
+def _print_line(who: str, words: str) -> None:
+    out_console.print(Text.assemble((f"{who}:", "bold"), " ", words))
+
+
+async def _converse(
+    args: argparse.Namespace, headless: bool, tools: list[Callable[..., Any]]
+) -> int:
     fields: dict[str, Any] = {
         "output_modalities": ["audio"],
         "transcription": InputAudioTranscription(model="whisper-1"),
@@ -278,12 +361,10 @@ async def handle(args: argparse.Namespace) -> int:
             mic = await stack.enter_async_context(Microphone(device=args.input_device))
             speaker = await stack.enter_async_context(Speaker(device=args.output_device))
             source = mic if args.headphones else EchoGate(mic, speaker)
-            if args.output:
-                err_console.print("note: --output records only in headless mode (--input)")
         stack.callback(speaker.close)
         backend = await stack.enter_async_context(open_backend(args))
         err_console.print(backend.description)
-        state = TalkState(speaker)
+        state = TalkState(speaker, ptt=args.ptt, on_line=_print_line if headless else None)
         ctx = connect(
             **backend.connect_kwargs,
             api_key=backend.api_key,
@@ -312,17 +393,18 @@ async def handle(args: argparse.Namespace) -> int:
         for kind in _AUDIO:
             session.on(kind, on_audio)
         if headless:
-            await _pump_file(session, source, state, args.ptt, args.turns)
+            await _pump_file(session, source, state, args.ptt, args.turns or 1)
             await asyncio.wait_for(speaker.drained(), 60)
-            for who, words in state.history:
-                out_console.print(f"[bold]{who}:[/bold] {words}")
             if state.latency_ms is not None:
                 err_console.print(
                     f"turn latency (end of speech -> first audio): "
                     f"{state.latency_ms:.0f} ms; reply written to {args.output}"
                 )
             return 0
-        with Live(state.render(), console=err_console, refresh_per_second=10) as live:
+        with (
+            _no_echo(args.ptt),
+            Live(state.render(), console=err_console, refresh_per_second=10) as live,
+        ):
             pump = asyncio.ensure_future(_pump_mic(session, source, state, mic, args.ptt))
             try:
                 while not pump.done():
@@ -332,3 +414,22 @@ async def handle(args: argparse.Namespace) -> int:
             finally:
                 pump.cancel()
     return 0
+
+
+@contextlib.contextmanager
+def _no_echo(active: bool) -> Iterator[None]:
+    """Push-to-talk: the terminal does not echo Enter (which would break the live panel)."""
+    if not active or not sys.stdin.isatty():
+        yield
+        return
+    import termios
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    quiet = list(saved)
+    quiet[3] = quiet[3] & ~termios.ECHO
+    termios.tcsetattr(fd, termios.TCSADRAIN, quiet)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)

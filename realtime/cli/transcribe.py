@@ -5,8 +5,9 @@ final line (``--format text | srt | jsonl``; ``--output FILE``). ``--input WAV``
 in real time instead of the microphone (headless).
 
 With files (``realtime transcribe a.wav b.wav``): the REST transcription endpoint, one file
-after another with a progress bar, the text streamed as it arrives (``--format text | json |
-srt | vtt | verbose_json``).
+after another with a progress bar on a terminal, each file's text printed once to standard
+output (``--format text | json | srt | vtt | verbose_json``); a file without speech is
+reported on stderr ("no speech in FILE"), and when no file had any the exit status is 2.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -28,7 +30,7 @@ from ..events.config import SessionConfig
 from ..session import connect
 from ..subtitles import srt_cue
 from .backend import add_backend_arguments, open_backend
-from .common import CommandError, err_console
+from .common import CommandError, err_console, out_console
 
 __all__ = ["LiveTranscript", "add_parser", "handle"]
 
@@ -115,7 +117,9 @@ async def _live(args: argparse.Namespace, out: TextIO) -> int:
             type="server_vad", threshold=0.5, prefix_padding_ms=300, silence_duration_ms=500
         ),
     )
-    view = LiveTranscript(args.format, out, show_partials=args.input is None)
+    # partial text is a terminal nicety: never in a log or pipe (``2>&1`` shows lines once)
+    partials = args.input is None and err_console.is_terminal
+    view = LiveTranscript(args.format, out, show_partials=partials)
     async with open_backend(args) as backend:
         err_console.print(backend.description)
         async with connect(
@@ -159,29 +163,27 @@ async def _settle(view: LiveTranscript, timeout: float) -> None:
             return
 
 
-async def _files(args: argparse.Namespace, out: TextIO) -> int:
-    from ..rest import AsyncAudioClient, TranscriptTextDeltaEvent, TranscriptTextDoneEvent
+async def _files(args: argparse.Namespace, out: TextIO | None) -> int:
+    """REST transcription of each file; ``out`` None means standard output.
+
+    The text goes to standard output only (streamed as it arrives when that is a terminal),
+    never also to stderr, so ``2>&1`` shows it once. The progress bar is drawn only on a
+    terminal and disappears at the end; lines written meanwhile print above it.
+    """
+    from ..rest import TranscriptTextDeltaEvent, TranscriptTextDoneEvent
 
     missing = [f for f in args.files if not Path(f).exists()]
     if missing:
         raise CommandError(f"no such file: {missing[0]}")
     if args.format not in FILE_FORMATS:
         raise CommandError(f"--format for files is one of {', '.join(FILE_FORMATS)}")
+    empty: list[str] = []
     async with open_backend(args) as backend:
         err_console.print(backend.description)
-        if backend.http_url is None:
-            raise CommandError("this backend has no REST base URL; pass --url")
-        async with AsyncAudioClient(api_key=backend.api_key, base_url=backend.http_url) as client:
-            with Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                console=err_console,
-                transient=True,
-            ) as progress:
-                task = progress.add_task("transcribing", total=len(args.files))
+        async with backend.rest_client(args.transcription_model) as client:
+            with _progress(len(args.files)) as progress:
                 for path in args.files:
-                    progress.update(task, description=f"transcribing {Path(path).name}")
+                    progress.describe(f"transcribing {Path(path).name}")
                     if args.format == "text":
                         stream = client.transcribe_stream(
                             path, model=args.transcription_model, language=args.language
@@ -190,12 +192,14 @@ async def _files(args: argparse.Namespace, out: TextIO) -> int:
                         async with stream:
                             async for event in stream:
                                 if isinstance(event, TranscriptTextDeltaEvent):
-                                    progress.console.print(event.delta, end="")
                                     text += event.delta
                                 elif isinstance(event, TranscriptTextDoneEvent):
-                                    progress.console.print()
                                     text = event.text
-                        out.write(text.strip() + "\n")
+                        if not text.strip():
+                            empty.append(path)
+                            progress.note(f"no speech in {path}")
+                        else:
+                            progress.emit(text.strip() + "\n", out)
                     else:
                         result = await client.transcribe(
                             path,
@@ -204,12 +208,82 @@ async def _files(args: argparse.Namespace, out: TextIO) -> int:
                             response_format=args.format,
                         )
                         if isinstance(result, str):
-                            out.write(result if result.endswith("\n") else result + "\n")
+                            words = result
+                            line = result if result.endswith("\n") else result + "\n"
                         else:
-                            out.write(result.model_dump_json(exclude_none=True) + "\n")
-                    out.flush()
-                    progress.advance(task)
+                            words = str(getattr(result, "text", "") or "")
+                            line = result.model_dump_json(exclude_none=True) + "\n"
+                        if not _has_speech(words, args.format):
+                            empty.append(path)
+                            progress.note(f"no speech in {path}")
+                        progress.emit(line, out)
+                    progress.advance()
+    if empty and len(empty) == len(args.files):
+        raise CommandError(
+            "no speech recognised" + (f" in {empty[0]}" if len(empty) == 1 else " in any file")
+        )
     return 0
+
+
+def _has_speech(result: str, fmt: str) -> bool:
+    """Whether a subtitle or text result holds any words."""
+    if fmt in ("srt", "vtt"):
+        lines = [
+            line
+            for line in result.splitlines()
+            if line.strip()
+            and "-->" not in line
+            and not line.strip().isdigit()
+            and line.strip() != "WEBVTT"
+        ]
+        return bool(lines)
+    return bool(result.strip())
+
+
+class _progress:
+    """A transient progress bar on a terminal stderr; output lines print above it."""
+
+    def __init__(self, total: int) -> None:
+        self._bar: Progress | None = None
+        self._task: Any = None
+        if err_console.is_terminal:
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=err_console,
+                transient=True,
+                # stdout on the same terminal: its lines are printed above the bar
+                redirect_stdout=out_console.is_terminal,
+                redirect_stderr=False,
+            )
+            self._task = self._bar.add_task("transcribing", total=total)
+
+    def __enter__(self) -> _progress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def describe(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, description=text)
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+    def note(self, text: str) -> None:
+        err_console.print(f"[yellow]{text}[/yellow]")
+
+    def emit(self, text: str, out: TextIO | None) -> None:
+        """Write a result: to the file, or to stdout above the bar."""
+        stream = out if out is not None else sys.stdout  # looked up now: maybe redirected
+        stream.write(text)
+        stream.flush()
 
 
 async def handle(args: argparse.Namespace) -> int:
@@ -218,11 +292,21 @@ async def handle(args: argparse.Namespace) -> int:
         raise CommandError(f"--format for live transcription is one of {', '.join(LIVE_FORMATS)}")
     if args.input is not None and not Path(args.input).exists():
         raise CommandError(f"no such input WAV: {args.input}")
-    import sys
-
-    out: TextIO = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    if args.files and args.input is not None:
+        raise CommandError("--input is for live transcription; files are given without it")
+    if args.files and args.input_device is not None:
+        raise CommandError("--input-device is for live transcription, not for files")
+    out: TextIO | None = open(args.output, "w", encoding="utf-8") if args.output else None  # noqa: SIM115
     try:
-        return await (_files(args, out) if args.files else _live(args, out))
+        if args.files:
+            return await _files(args, out)
+        return await _live(args, out if out is not None else sys.stdout)
+    except Exception:
+        if out is not None:
+            out.close()
+            if Path(args.output).stat().st_size == 0:
+                Path(args.output).unlink()  # no empty file after a failure
+        raise
     finally:
-        if args.output:
+        if out is not None:
             out.close()

@@ -42,7 +42,7 @@ from realtime.rest.models import (
 )
 from realtime.rest.multipart import AudioInput
 from realtime.rest.secrets import EphemeralKey
-from realtime.rest.speech import PlaybackReport, SpeechStream, play
+from realtime.rest.speech import PlaybackReport, SpeechStream, play, split_speech
 from realtime.rest.sse import SSEDecoder, SSEEvent
 from realtime.rest.transcription import TranscriptStream
 
@@ -84,4 +84,5 @@ __all__ = [
     "UsageDuration",
     "UsageTokens",
     "play",
+    "split_speech",
 ]

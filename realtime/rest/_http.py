@@ -24,6 +24,15 @@ from typing import Any
 
 import httpx
 
+from realtime.credentials import (
+    ENV_AZURE_ENDPOINT,
+    ENV_BASE_URL,
+    ApiKey,
+    Credential,
+    azure_origin,
+    choose_credential,
+    require_key,
+)
 from realtime.exceptions import APIError, ConfigError
 from realtime.rest.multipart import MultipartBody
 
@@ -63,50 +72,65 @@ class AzureConfig:
 
     Audio requests go to ``{endpoint}/openai/deployments/{deployment}/audio/...
     ?api-version={api_version}``, realtime key requests to ``{endpoint}/openai/v1/realtime/...``;
-    the key is sent in an ``api-key`` header. ``endpoint`` and ``api_key`` default to
-    ``AZURE_OPENAI_ENDPOINT`` and ``AZURE_OPENAI_API_KEY``.
+    the key is sent in an ``api-key`` header, or an Azure AD token (``ad_token``, a string or a
+    function returning one) as ``Authorization: Bearer``. ``endpoint`` and ``api_key`` default
+    to ``AZURE_OPENAI_ENDPOINT`` and ``AZURE_OPENAI_API_KEY``; the endpoint may carry an
+    ``/openai...`` suffix (it is reduced to its origin).
     """
 
     deployment: str
     endpoint: str | None = None
     api_version: str = "2025-03-01-preview"
-    api_key: str | None = field(default=None, repr=False)
+    api_key: ApiKey | None = field(default=None, repr=False)
+    ad_token: ApiKey | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Resolved target of requests: base URL, credentials, and how to build a path's URL."""
+    """Resolved target of requests: base URL, credential, and how to build a path's URL.
+
+    The credential rules are those of :mod:`realtime.credentials`, shared with the realtime
+    connection: a URL on this machine needs no key, any other does.
+    """
 
     base_url: str
-    api_key: str | None = field(repr=False)
+    credential: Credential = field(default_factory=Credential, repr=False)
     azure: AzureConfig | None = None
+
+    @property
+    def api_key(self) -> str | None:
+        """The key when it is a plain string (``None`` for none, or for a key provider)."""
+        return self.credential.secret.static if self.credential.secret is not None else None
 
     @classmethod
     def resolve(
-        cls, api_key: str | None, base_url: str | None, azure: AzureConfig | None
+        cls, api_key: ApiKey | None, base_url: str | None, azure: AzureConfig | None
     ) -> Endpoint:
         """Combine arguments and environment; raise ConfigError when a key is required but absent.
 
-        A key is required for the OpenAI default URL and for Azure; a custom ``base_url``
-        (such as the local server) may be used without one.
+        ``api_key`` may be a string or a sync/async function returning one (called before
+        every request).
         """
         if azure is not None:
-            endpoint = azure.endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT")
+            endpoint = azure.endpoint or os.environ.get(ENV_AZURE_ENDPOINT)
             if not endpoint:
                 raise ConfigError(
                     "Azure needs an endpoint: AzureConfig(endpoint=...) or AZURE_OPENAI_ENDPOINT"
                 )
-            key = api_key or azure.api_key or os.environ.get("AZURE_OPENAI_API_KEY")
-            if not key:
-                raise ConfigError("Azure needs a key: api_key=... or AZURE_OPENAI_API_KEY")
-            return cls(endpoint.rstrip("/"), key, azure)
-        url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        key = api_key or os.environ.get("OPENAI_API_KEY") or None
-        if key is None and url == DEFAULT_BASE_URL:
-            raise ConfigError("no API key: pass api_key=... or set OPENAI_API_KEY")
+            origin = azure_origin(endpoint)
+            credential = choose_credential(
+                api_key if api_key is not None else azure.api_key,
+                azure=True,
+                azure_ad_token=azure.ad_token,
+            )
+            require_key(credential, origin, azure=True)
+            return cls(origin, credential, azure)
+        url = (base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"base URL must start with http:// or https://, got {url!r}")
-        return cls(url, key, None)
+        credential = choose_credential(api_key)
+        require_key(credential, url)
+        return cls(url, credential, None)
 
     def url(self, path: str) -> tuple[str, dict[str, str]]:
         """The URL and query parameters of an API path such as ``/audio/speech``."""
@@ -118,13 +142,29 @@ class Endpoint:
         return prefix + path, {"api-version": self.azure.api_version}
 
     def auth_headers(self, api_key: str | None = None) -> dict[str, str]:
-        """The authentication header (``Authorization: Bearer`` or Azure's ``api-key``)."""
-        key = api_key or self.api_key
-        if not key:
+        """The authentication header for a plain-string key (see :meth:`headers` for providers)."""
+        if api_key:
+            return {"Authorization": f"Bearer {api_key}"}
+        static = self.api_key
+        if not static:
             return {}
-        if self.azure is not None:
-            return {"api-key": key}
-        return {"Authorization": f"Bearer {key}"}
+        if self.credential.header == "api-key":
+            return {"api-key": static}
+        return {"Authorization": f"Bearer {static}"}
+
+    async def headers(self, api_key: str | None = None) -> tuple[dict[str, str], str | None]:
+        """The authentication header of one request and the secret to redact from errors.
+
+        ``api_key`` (e.g. an ephemeral key) overrides the endpoint's credential; a key
+        provider is called here.
+        """
+        if api_key:
+            return {"Authorization": f"Bearer {api_key}"}, api_key
+        pairs = await self.credential.headers()
+        if not pairs:
+            return {}, None
+        name, value = pairs[0]
+        return {name: value}, value.removeprefix("Bearer ")
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -301,7 +341,8 @@ class HTTPCore:
         (after retries), a connection failure or a timeout.
         """
         url, params = self.endpoint.url(path)
-        hdrs = {**self.endpoint.auth_headers(api_key), **(headers or {})}
+        auth, secret = await self.endpoint.headers(api_key)
+        hdrs = {**auth, **(headers or {})}
         content: bytes | None = None
         if json_body is not None:
             content = json.dumps(json_body, separators=(",", ":")).encode()
@@ -310,7 +351,6 @@ class HTTPCore:
             hdrs["Content-Type"] = form.content_type
             if form.content_length is not None:
                 hdrs["Content-Length"] = str(form.content_length)
-        secret = api_key or self.endpoint.api_key
         can_replay = form is None or form.upload.replayable
         waited = 0.0
         retry = 0

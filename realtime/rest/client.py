@@ -28,6 +28,7 @@ from typing import Any, Literal, TypedDict, TypeVar, overload
 import httpx
 from typing_extensions import Unpack
 
+from realtime.credentials import ApiKey
 from realtime.rest._http import (
     DEFAULT_TIMEOUT,
     AzureConfig,
@@ -102,7 +103,7 @@ class AsyncAudioClient:
 
     def __init__(
         self,
-        api_key: str | None = None,
+        api_key: ApiKey | None = None,
         base_url: str | None = None,
         azure: AzureConfig | None = None,
         *,
@@ -411,7 +412,7 @@ class AudioClient:
 
     def __init__(
         self,
-        api_key: str | None = None,
+        api_key: ApiKey | None = None,
         base_url: str | None = None,
         azure: AzureConfig | None = None,
         *,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -43,14 +44,59 @@ __all__ = [
     "SpeechFormat",
     "SpeechStream",
     "StreamFormat",
+    "MAX_SPEECH_CHARS",
     "play",
     "speech_request",
+    "split_speech",
 ]
 
 SpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
 StreamFormat = Literal["audio", "sse"]
 SPEECH_FORMATS = frozenset({"mp3", "opus", "aac", "flac", "wav", "pcm"})
 PLAYBACK_RATE = 24000
+MAX_SPEECH_CHARS = 4096
+"""The most characters one speech request may carry (the API's limit)."""
+
+_SENTENCE_END = re.compile(
+    "(?<=[.!?\u2026\u3002\uff01\uff1f])\\s+"  # . ! ? … and the CJK full stops
+    "|(?<=[.!?\u2026][\"')\\]\u201d\u2019])\\s+"  # ... followed by a closing quote
+    "|\\n\\s*\\n"  # a blank line
+)
+
+
+def split_speech(text: str, limit: int = MAX_SPEECH_CHARS) -> list[str]:
+    """``text`` cut into pieces of at most ``limit`` characters, at sentence ends if possible.
+
+    Sentences are packed greedily; a sentence longer than ``limit`` is cut at its last space
+    before the limit (a single longer word is cut at the limit). Whitespace between pieces
+    is dropped; every piece is non-empty.
+    """
+    if limit < 1:
+        raise ConfigError("limit must be at least 1")
+    sentences = [p.strip() for p in _SENTENCE_END.split(text.strip()) if p and p.strip()]
+    pieces: list[str] = []
+    current = ""
+    for sentence in sentences:
+        while len(sentence) > limit:
+            cut = sentence.rfind(" ", 0, limit + 1)
+            cut = cut if cut > 0 else limit
+            head, sentence = sentence[:cut].strip(), sentence[cut:].strip()
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(head)
+        if not sentence:
+            continue
+        if not current:
+            current = sentence
+        elif len(current) + 1 + len(sentence) <= limit:
+            current += " " + sentence
+        else:
+            pieces.append(current)
+            current = sentence
+    if current:
+        pieces.append(current)
+    return pieces
 
 
 def speech_request(
@@ -72,8 +118,11 @@ def speech_request(
         raise ConfigError(f"stream_format must be 'audio' or 'sse', got {stream_format!r}")
     if speed is not None and not 0.25 <= speed <= 4.0:
         raise ConfigError(f"speed must be within 0.25..4.0, got {speed}")
-    if len(text) > 4096:
-        raise ConfigError(f"speech input is limited to 4096 characters, got {len(text)}")
+    if len(text) > MAX_SPEECH_CHARS:
+        raise ConfigError(
+            f"speech input is limited to {MAX_SPEECH_CHARS} characters, got {len(text)} "
+            "(split_speech() cuts a text at sentence ends)"
+        )
     body: dict[str, Any] = {
         "model": model,
         "input": text,

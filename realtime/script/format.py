@@ -216,16 +216,36 @@ def load_script(path: str | Path) -> Script:
     return parse_script(text, path=p)
 
 
+def _yaml_error(exc: yaml.YAMLError, where: str | None) -> ScriptError:
+    """A YAML error blamed on the line where the trouble starts.
+
+    An unclosed quote or bracket is only noticed lines later (often at the end of the file):
+    the error names the line where the unclosed construct begins, and where it was noticed.
+    """
+    mark = getattr(exc, "problem_mark", None)
+    context_mark = getattr(exc, "context_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    unclosed = bool(context) and ("quoted scalar" in str(context) or "flow" in str(context))
+    if context_mark is not None and unclosed and context_mark.line + 1 != line:
+        noticed = f" (noticed at line {line})" if line is not None else ""
+        started = str(context).removeprefix("while ")
+        return ScriptError(
+            f"invalid YAML: {problem}{noticed}, {started} that starts here",
+            path=where,
+            line=context_mark.line + 1,
+        )
+    return ScriptError(f"invalid YAML: {problem}", path=where, line=line)
+
+
 def parse_script(text: str, *, path: Path | None = None) -> Script:
     """Parse a script from YAML text (``path`` resolves relative audio files)."""
     where = str(path) if path is not None else None
     try:
         data = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScriptError(f"invalid YAML: {problem}", path=where, line=line) from exc
+        raise _yaml_error(exc, where) from exc
     if not isinstance(data, dict):
         raise ScriptError("a script is a mapping with 'steps'", path=where, line=1)
     base = path.parent if path is not None else Path.cwd()

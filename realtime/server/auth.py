@@ -10,6 +10,7 @@ carries the session configuration it was created with.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 import threading
 import time
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["EphemeralKey", "KeyStore", "credential_from"]
+
+log = logging.getLogger("realtime.server.auth")
 
 
 @dataclass(frozen=True)
@@ -73,12 +76,18 @@ class KeyStore:
             with self._lock:
                 eph = self._ephemeral.get(credential)
             if eph is not None:
+                if eph.expires_at <= time.time():
+                    log.warning("refused a client: its ephemeral key has expired")
                 return eph.expires_at > time.time(), eph
         if self._api_key is None:
             return True, None
         if credential is None:
+            log.warning("refused a client: no API key sent (this server requires one)")
             return False, None
-        return hmac.compare_digest(credential.encode(), self._api_key.encode()), None
+        ok = hmac.compare_digest(credential.encode(), self._api_key.encode())
+        if not ok:
+            log.warning("refused a client: wrong API key")
+        return ok, None
 
 
 def credential_from(
