@@ -225,8 +225,7 @@ class EchoCanceller:
         self._frame = 0
         self._pending = np.zeros(0, dtype=np.float32)
         self._pending_start = 0  # canceller-rate index of _pending[0]
-        self._anchor_index = 0.0  # mic device index of the last process() call's first frame
-        self._anchor_time = 0.0
+        self._mic_tl = DeviceTimeline(48000)
         self._mic_frames = 0
         self._read_pos: float | None = None  # next reference position (reference frames)
         self._near = np.zeros(0, dtype=np.int16)
@@ -298,6 +297,7 @@ class EchoCanceller:
         self.rate = rate
         self.mic_rate = mic_rate
         self._in_rs = StreamResampler(mic_rate, rate, 1, "float32") if rate != mic_rate else None
+        self._mic_tl = DeviceTimeline(mic_rate)
         self._frame = rate // 100
         self._near = np.zeros(self._frame, dtype=np.int16)
         self._far = np.zeros(self._frame, dtype=np.int16)
@@ -312,6 +312,13 @@ class EchoCanceller:
     def drift_ppm(self) -> float:
         """Speaker clock drift measured from its DAC times (ppm of its nominal rate)."""
         return self._ref_tl.drift_ppm if self._ref_tl.ready else 0.0
+
+    @property
+    def relative_drift_ppm(self) -> float:
+        """How much faster the speaker's clock runs than the microphone's (ppm)."""
+        spk = self._ref_tl.effective_rate / self._ref_tl.rate
+        mic = self._mic_tl.effective_rate / self._mic_tl.rate
+        return (spk / mic - 1.0) * 1e6
 
     @property
     def cpu_per_audio_second(self) -> float:
@@ -349,8 +356,8 @@ class EchoCanceller:
                 self.reference_rejected,
                 self._ref_rate,
             )
-        self._anchor_index = float(self._mic_frames)
-        self._anchor_time = float(adc_time)
+        self._mic_tl.record(self._mic_frames, float(adc_time))
+        self._mic_tl.update()
         self._mic_frames += len(samples)
         self.audio_seconds += len(samples) / self.mic_rate
         x = samples if self._in_rs is None else self._in_rs.process(samples)
@@ -372,8 +379,7 @@ class EchoCanceller:
     def _capture_time(self, index: int) -> float:
         """ADC time of canceller-rate frame *index*."""
         delay = 0 if self._in_rs is None else self._in_rs.delay
-        dev_index = (index - delay) * self.mic_rate / self.rate
-        return self._anchor_time + (dev_index - self._anchor_index) / self.mic_rate
+        return self._mic_tl.time_of((index - delay) * self.mic_rate / self.rate)
 
     def _process_frame(self, frame: npt.NDArray[np.float32], index: int) -> npt.NDArray[np.float32]:
         backend = self._backend
@@ -407,9 +413,10 @@ class EchoCanceller:
         self.reference_missing = False
         tl = self._ref_tl
         want = tl.index_at(t_capture + self.headroom_ms / 1000.0)
-        # reference frames per canceller frame: the speaker's effective rate over ours (the
-        # capture side's drift is in the ADC times, which the positions follow)
-        step = tl.effective_rate / self.rate
+        # reference frames per canceller frame: the speaker's effective rate over the
+        # microphone's (both measured from their timestamps), at the canceller's rate
+        mic = self._mic_tl
+        step = tl.effective_rate / (self.rate * mic.effective_rate / mic.rate)
         pos = self._read_pos
         if pos is None or abs(want - pos) > _RESYNC_S * tl.rate:
             if pos is not None:
