@@ -17,12 +17,14 @@ captured span with the ADC time of its first frame to :meth:`EchoCanceller.proce
 consumer side (the event loop, never the audio thread). For each 10 ms frame captured at
 ADC time *t*, the stage reads the reference that was at the DAC at ``t + headroom_ms``: the
 device latencies on both sides are compensated from PortAudio's timestamps, so what is left
-for AEC3's own delay estimator is the acoustic path plus ``headroom_ms`` (default 20 ms, a
-margin for timestamps that under-report latency: the echo never arrives before its
-reference). The read position follows the reference timeline's fitted rate, so the two
-devices' clock drift is resampled away (cubic interpolation, which also converts the
-speaker's rate to the canceller's); a jump of more than 5 ms (a device restarted)
-resynchronises at once and is counted in :attr:`EchoCanceller.resyncs`.
+for AEC3's own delay estimator is the acoustic path plus ``headroom_ms`` (default 40 ms, a
+margin for timestamps that are off -- PulseAudio's wander by +-10 ms -- so that the echo never
+arrives before its reference). The read position advances by the ratio of the two devices'
+effective rates (measured from their timestamps over up to 20 s), so clock drift is resampled
+away (cubic interpolation, which also converts the speaker's rate to the canceller's); the
+timestamps then only correct the position when the error, averaged over about a second,
+exceeds 10 ms (:attr:`EchoCanceller.realignments`), and a jump of more than 100 ms (a device
+restarted) is followed at once (:attr:`EchoCanceller.resyncs`).
 
 Rates. The canceller runs at the microphone's device rate when that is one of WebRTC's
 native rates (16, 32, 48 kHz), else at 48 kHz with streaming resampling on the way in;
@@ -63,8 +65,9 @@ log = logging.getLogger(__name__)
 AEC_EXTRA = "realtime-voice[aec]"
 NATIVE_RATES = (16000, 32000, 48000)
 _MAX_REF_RATE = 96000
-_RESYNC_S = 0.005
-_SLEW = 0.05  # fraction of a small alignment error corrected per frame
+_RESYNC_S = 0.1  # an alignment error this large is a restart: follow it at once
+_REALIGN_S = 0.01  # a smoothed alignment error this large is corrected in one step
+_SMOOTH = 0.01  # per 10 ms frame: the alignment error is averaged over about a second
 
 
 class Backend(Protocol):
@@ -167,7 +170,7 @@ def _cubic(buf: npt.NDArray[np.float32], pos: npt.NDArray[np.float64]) -> npt.ND
 class EchoCanceller:
     """An echo-cancelling stage between a microphone and its consumer.
 
-    ``EchoCanceller(headroom_ms=20.0, noise_suppression=False, auto_gain_control=False,
+    ``EchoCanceller(headroom_ms=40.0, noise_suppression=False, auto_gain_control=False,
     high_pass_filter=True, reference_seconds=2.0, backend=None)``. *backend* is a factory
     ``rate -> Backend`` (default: :class:`LivekitBackend` with the options given). Raises
     :class:`~audio.exceptions.EchoCancellerUnavailable` when the library is missing.
@@ -180,7 +183,7 @@ class EchoCanceller:
     def __init__(
         self,
         *,
-        headroom_ms: float = 20.0,
+        headroom_ms: float = 40.0,
         noise_suppression: bool = False,
         auto_gain_control: bool = False,
         high_pass_filter: bool = True,
@@ -240,7 +243,10 @@ class EchoCanceller:
         self.late_reference_ms = 0.0
         """Milliseconds of reference that was not there yet when needed (zeros were used)."""
         self.resyncs = 0
-        """Alignment jumps of more than 5 ms (a device restarted or its clock jumped)."""
+        """Alignment jumps of more than 100 ms (a device restarted or its clock jumped)."""
+        self.realignments = 0
+        """Corrections of a lasting alignment error of more than 10 ms (drift, lost samples)."""
+        self._error = 0.0
         self.cpu_seconds = 0.0
         """Thread CPU time spent in :meth:`process`."""
         self.audio_seconds = 0.0
@@ -422,8 +428,15 @@ class EchoCanceller:
             if pos is not None:
                 self.resyncs += 1
             pos = want
+            self._error = 0.0
         else:
-            pos += _SLEW * (want - pos)
+            # the audio path's delay is constant; the timestamps are not (PulseAudio's wander
+            # by +-10 ms): follow the sample counts, and correct only a lasting error
+            self._error += _SMOOTH * ((want - pos) - self._error)
+            if abs(self._error) > _REALIGN_S * tl.rate:
+                pos += self._error
+                self._error = 0.0
+                self.realignments += 1
         positions = pos + step * np.arange(n, dtype=np.float64)
         self._read_pos = pos + step * n
         self.delay_ms = (w - pos) * 1000.0 / tl.rate

@@ -25,9 +25,10 @@ from .resample import check_rate
 
 __all__ = ["DeviceTimeline"]
 
-_SLOPE_SPAN_S = 4.0  # fit the effective rate over at most this much recent history
-_OFFSET_BLOCKS = 32  # average the offset over this many recent blocks
-_MAX_DRIFT = 0.005  # effective rates beyond nominal * (1 +- 0.5 %) are not drift: refit
+_SLOPE_SPAN_S = 20.0  # fit the effective rate over at most this much recent history
+_MIN_SLOPE_S = 4.0  # and over at least this much (the nominal rate until then)
+_OFFSET_BLOCKS = 64  # average the offset over this many recent blocks
+_MAX_DRIFT = 0.001  # effective rates beyond nominal * (1 +- 0.1 %) are not drift
 _JUMP_S = 0.25  # a block's time this far off the fit restarts it
 
 
@@ -130,7 +131,7 @@ class DeviceTimeline:
         di = float(idx_recent.mean() - self._index[k0])
         dt = float(t_recent.mean() - self._time[k0])
         rate = float(self.rate)
-        if dt > 1.0 and di > 0:
+        if dt > _MIN_SLOPE_S and di > 0:
             measured = di / dt
             if abs(measured / self.rate - 1.0) <= _MAX_DRIFT:
                 rate = measured
