@@ -11,27 +11,13 @@ the same length, so the server's audio timeline keeps pace with the wall clock. 
 that the user cannot interrupt by voice while the assistant speaks. Turn the gate off
 (``enabled=False``, settable at any time) when the user wears headphones.
 
-The hook for a real echo canceller: an AEC needs the *reference* signal, the audio actually
-sent to the loudspeaker, aligned with the microphone. Sinks call every registered
-:data:`~audio.playback.ReferenceListener` with each block as it is played (float32 mono at the
-sink's rate; from the audio thread for a sound card, so the listener must be quick and must not
-block). :meth:`EchoGate.add_reference_listener` passes a listener through to the sink::
-
-    import numpy as np
-    from audio.echo import EchoGate
-
-    class MyCanceller:
-        def __init__(self) -> None:
-            self.reference: list[np.ndarray] = []
-
-        def on_reference(self, block: np.ndarray, rate: int) -> None:
-            self.reference.append(block.copy())  # quick: hand it to the AEC's own thread
-
-    aec = MyCanceller()
-    gate = EchoGate(mic, speaker, enabled=False)  # let the AEC do the work instead
-    gate.add_reference_listener(aec.on_reference)
-    async for chunk in gate:
-        ...  # feed chunk to the AEC together with the reference, send its output
+The full-duplex alternative is :class:`~audio.aec.EchoCanceller` (WebRTC's AEC3, the ``aec``
+extra), which needs the *reference* signal -- the audio actually sent to the loudspeaker --
+with its DAC times: sinks call every listener registered with
+``add_reference_listener(listener, timed=True)`` as *listener(block, rate, dac_time)* (from the
+audio thread for a sound card, so it must be quick and must not block).
+``Microphone(speaker=speaker)`` wires it (``echo="auto"``: the canceller when it loads, else
+this gate). :meth:`EchoGate.add_reference_listener` passes a listener through to the sink.
 """
 
 from __future__ import annotations
@@ -41,7 +27,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Literal, Protocol, runtime_checkable
 
 from .exceptions import AudioError, AudioFormatError
-from .playback import AudioSource, ReferenceListener
+from .playback import AudioSource, ReferenceListener, TimedReferenceListener
 
 __all__ = ["EchoGate", "GateMode", "PlayingSink", "ReferenceSource"]
 
@@ -62,11 +48,15 @@ class PlayingSink(Protocol):
 class ReferenceSource(Protocol):
     """A sink that can feed the playback reference to listeners."""
 
-    def add_reference_listener(self, listener: ReferenceListener) -> None:
-        """Call *listener(block, rate)* with every played block."""
+    def add_reference_listener(
+        self, listener: ReferenceListener | TimedReferenceListener, *, timed: bool = False
+    ) -> None:
+        """Call *listener(block, rate)* (``timed``: *(block, rate, dac_time)*) per block."""
         ...
 
-    def remove_reference_listener(self, listener: ReferenceListener) -> None:
+    def remove_reference_listener(
+        self, listener: ReferenceListener | TimedReferenceListener
+    ) -> None:
         """Stop calling *listener*."""
         ...
 
@@ -140,13 +130,17 @@ class EchoGate:
             )
         return self.sink
 
-    def add_reference_listener(self, listener: ReferenceListener) -> None:
+    def add_reference_listener(
+        self, listener: ReferenceListener | TimedReferenceListener, *, timed: bool = False
+    ) -> None:
         """Register an echo canceller's reference listener with the sink.
 
         Raises :class:`~audio.exceptions.AudioError` if the sink has no reference output.
         """
-        self._reference_sink().add_reference_listener(listener)
+        self._reference_sink().add_reference_listener(listener, timed=timed)
 
-    def remove_reference_listener(self, listener: ReferenceListener) -> None:
+    def remove_reference_listener(
+        self, listener: ReferenceListener | TimedReferenceListener
+    ) -> None:
         """Unregister a listener added with :meth:`add_reference_listener`."""
         self._reference_sink().remove_reference_listener(listener)

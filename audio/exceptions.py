@@ -5,6 +5,7 @@
     AudioError
     ├── AudioFormatError     samples or a format description are not what was expected
     ├── WavError             a file is not a readable PCM WAV (names the file and the problem)
+    ├── EchoCancellerUnavailable  the echo canceller's library is missing (names the extra)
     └── DeviceError          a sound device cannot be used
         ├── PortAudioMissing the PortAudio library (or sounddevice) is not installed
         └── NoDeviceError    no such device; the message lists the devices that exist
@@ -18,6 +19,7 @@ __all__ = [
     "AudioError",
     "AudioFormatError",
     "DeviceError",
+    "EchoCancellerUnavailable",
     "NoDeviceError",
     "PortAudioMissing",
     "WavError",
@@ -39,6 +41,10 @@ class WavError(AudioError):
         self.path = path
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+
+class EchoCancellerUnavailable(AudioError):
+    """The echo canceller cannot load (its library is missing); says which extra to install."""
 
 
 class DeviceError(AudioError):

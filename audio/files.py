@@ -23,7 +23,6 @@ speaker's rate). ``interrupt()`` cuts at the play position without a fade.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -31,14 +30,14 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from .exceptions import AudioError, AudioFormatError
 from .pcm import int16_from_pcm16, n_bytes_for_ms
-from .playback import HeardPosition, ReferenceListener
+from .playback import HeardPosition, ReferenceListener, TimedReferenceListener
 from .resample import check_rate
 from .wav import WavWriter, read_wav
 
@@ -206,7 +205,7 @@ class _ClockedSink:
         self._queue: deque[_Segment] = deque()
         self._heard: dict[tuple[str, int], int] = {}
         self._interrupted: set[tuple[str, int]] = set()
-        self._listeners: list[ReferenceListener] = []
+        self._listeners: list[tuple[Any, bool]] = []
         self._origin = 0.0  # clock time of timeline sample 0
         self._scheduled = 0  # samples scheduled on the current timeline
         self._last_key: tuple[str, int] | None = None
@@ -217,25 +216,39 @@ class _ClockedSink:
 
     # -- reference listeners -------------------------------------------------------------
 
-    def add_reference_listener(self, listener: ReferenceListener) -> None:
-        """Call *listener(block, rate)* with every block as it is played (float32 mono)."""
-        self._listeners.append(listener)
+    def add_reference_listener(
+        self, listener: ReferenceListener | TimedReferenceListener, *, timed: bool = False
+    ) -> None:
+        """Call *listener(block, rate)* with every block as it is played (float32 mono).
 
-    def remove_reference_listener(self, listener: ReferenceListener) -> None:
+        With ``timed=True``: *listener(block, rate, play_time)*, where *play_time* is when
+        the block's first sample is heard on the speaker's clock (``time_source``).
+        """
+        self._listeners.append((listener, bool(timed)))
+
+    def remove_reference_listener(
+        self, listener: ReferenceListener | TimedReferenceListener
+    ) -> None:
         """Stop calling *listener* (no error if it was not registered)."""
-        with contextlib.suppress(ValueError):
-            self._listeners.remove(listener)
+        self._listeners = [x for x in self._listeners if x[0] is not listener]
 
     # -- playing ---------------------------------------------------------------------------
 
-    def _play(self, block: npt.NDArray[np.int16]) -> None:
-        """Deliver a block that has just been heard (subclass hook; also feeds listeners)."""
+    def _play(self, block: npt.NDArray[np.int16], when: float | None = None) -> None:
+        """Deliver a block that has just been heard (subclass hook; also feeds listeners).
+
+        *when* is the clock time of its first sample (default: now).
+        """
         self.samples_played += len(block)
         if self._listeners:
             reference = block * _SCALE
-            for listener in tuple(self._listeners):
+            at = self._now() if when is None else when
+            for listener, timed in tuple(self._listeners):
                 try:
-                    listener(reference, self.rate)
+                    if timed:
+                        listener(reference, self.rate, at)
+                    else:
+                        listener(reference, self.rate)
                 except Exception:  # a broken listener must not stop playback
                     self.listener_errors += 1
                     _log.exception("reference listener %r failed", listener)
@@ -249,7 +262,10 @@ class _ClockedSink:
             seg = self._queue[0]
             reached = min(len(seg.samples), position - seg.start)
             if reached > seg.done:
-                self._play(seg.samples[seg.done : reached])
+                self._play(
+                    seg.samples[seg.done : reached],
+                    self._origin + (seg.start + seg.done) / self.rate,
+                )
                 self._heard[seg.key] += reached - seg.done
                 seg.done = reached
             if seg.done < len(seg.samples):
@@ -420,10 +436,10 @@ class FileSpeaker(_ClockedSink):
         self.path = os.fspath(path)
         self._writer = WavWriter(path, rate=self.rate, channels=1)
 
-    def _play(self, block: npt.NDArray[np.int16]) -> None:
+    def _play(self, block: npt.NDArray[np.int16], when: float | None = None) -> None:
         if not self._writer.closed:
             self._writer.write(block)
-        super()._play(block)
+        super()._play(block, when)
 
     def close(self) -> None:
         """Finalise the WAV file; audio still queued is dropped unheard (idempotent)."""

@@ -13,6 +13,20 @@ drains the ring, mixes to mono, resamples to the session rate with
 
 A warning is logged (and :attr:`Microphone.silence_warnings` counted) when the input stays
 all zeros for more than ``silence_warning_s`` (muted or wrong device).
+
+Open speakers: give the microphone the speaker it competes with and it removes the echo::
+
+    async with Speaker() as speaker, Microphone(speaker=speaker) as mic:
+        print(mic.echo_mode)             # "aec", or "gate" when the canceller cannot load
+
+``echo="auto"`` (the default when a speaker is given) runs :class:`~audio.aec.EchoCanceller`
+(WebRTC's AEC3; the ``aec`` extra) on the consumer side, fed the speaker's timed reference and
+this stream's ADC times (recorded by the callback in a preallocated
+:class:`~audio.timeline.DeviceTimeline`), and falls back to the half-duplex
+:class:`~audio.echo.EchoGate` when the canceller cannot load (:attr:`Microphone.echo_note`
+says why). ``echo="aec"`` insists (raising :class:`~audio.exceptions.EchoCancellerUnavailable`),
+``"gate"`` and ``"off"`` choose; an :class:`~audio.aec.EchoCanceller` instance can be passed
+to choose its options. Without a speaker there is nothing to cancel (``"off"``).
 """
 
 from __future__ import annotations
@@ -22,18 +36,24 @@ import logging
 import math
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from .aec import EchoCanceller
 from .devices import DeviceInfo, close_stream, device_error, resolve_device, sounddevice_module
-from .exceptions import AudioFormatError, DeviceError
+from .echo import EchoGate, ReferenceSource
+from .exceptions import AudioError, AudioFormatError, DeviceError, EchoCancellerUnavailable
 from .pcm import pcm16_from_float32
 from .resample import StreamResampler, check_rate
 from .ring import SampleRing
+from .timeline import DeviceTimeline
 
-__all__ = ["Microphone"]
+__all__ = ["EchoMode", "Microphone"]
+
+EchoMode = Literal["auto", "aec", "gate", "off"]
+_ECHO_MODES = ("auto", "aec", "gate", "off")
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +68,8 @@ class Microphone:
     channels, mixed to mono; default ``min(2, device channels)``), *device_rate* (default:
     the device's default rate), *blocksize* (frames per callback; default 10 ms), *latency*
     (seconds or ``"low"``/``"high"``), *buffer_seconds* (ring capacity) and
-    *silence_warning_s*.
+    *silence_warning_s*; *speaker* and *echo* (see the module docstring: echo cancellation
+    against that speaker, ``"auto"`` by default).
 
     Iteration ends when the microphone is closed. Use one iterator at a time (the ring has a
     single consumer). Opening raises
@@ -67,6 +88,9 @@ class Microphone:
         latency: float | str = "high",
         buffer_seconds: float = 2.0,
         silence_warning_s: float = 2.0,
+        *,
+        speaker: Any = None,
+        echo: EchoMode | EchoCanceller = "auto",
     ) -> None:
         self.rate = check_rate(rate, "rate")
         if not 10.0 <= float(chunk_ms) <= 200.0:
@@ -106,6 +130,63 @@ class Microphone:
         """How many times the input stayed all zeros longer than ``silence_warning_s``."""
         self.is_silent = False
         """True while the input has been all zeros for longer than ``silence_warning_s``."""
+        self._adc = DeviceTimeline(48000)
+        self.speaker = speaker
+        self.echo_canceller: EchoCanceller | None = None
+        self.echo_gate: EchoGate | None = None
+        self.echo_note = ""
+        """Why the echo handling is what it is when ``echo="auto"`` fell back to the gate."""
+        self.echo_mode: Literal["aec", "gate", "off"] = self._choose_echo(speaker, echo)
+
+    def _choose_echo(self, speaker: Any, echo: object) -> Literal["aec", "gate", "off"]:
+        if isinstance(echo, EchoCanceller):
+            if not isinstance(speaker, ReferenceSource):
+                raise AudioError("an EchoCanceller needs speaker= with add_reference_listener")
+            self.echo_canceller = echo
+            return "aec"
+        if echo not in _ECHO_MODES:
+            raise AudioFormatError(f"echo must be one of {_ECHO_MODES}, got {echo!r}")
+        if speaker is None:
+            if echo in ("aec", "gate"):
+                raise AudioError(f"echo={echo!r} needs the speaker (speaker=...)")
+            return "off"
+        if echo == "off":
+            return "off"
+        if echo in ("auto", "aec"):
+            if not isinstance(speaker, ReferenceSource):
+                if echo == "aec":
+                    raise AudioError(
+                        f"{type(speaker).__name__} provides no playback reference "
+                        "(add_reference_listener) for the echo canceller"
+                    )
+                self.echo_note = f"{type(speaker).__name__} provides no playback reference"
+            else:
+                try:
+                    self.echo_canceller = EchoCanceller()
+                except EchoCancellerUnavailable as exc:
+                    if echo == "aec":
+                        raise
+                    self.echo_note = str(exc)
+                else:
+                    return "aec"
+        self.echo_gate = EchoGate(_RawChunks(self), speaker)
+        return "gate"
+
+    @property
+    def echo_description(self) -> str:
+        """One line saying which echo handling is active (for a status display)."""
+        if self.echo_mode == "aec":
+            ec = self.echo_canceller
+            assert ec is not None
+            return (
+                f"echo cancellation (WebRTC AEC3), delay {ec.delay_ms:.0f} ms"
+                if ec.reference_rate
+                else "echo cancellation (WebRTC AEC3)"
+            )
+        if self.echo_mode == "gate":
+            note = f" ({self.echo_note})" if self.echo_note else ""
+            return f"echo gate: the microphone is muted while the speaker plays{note}"
+        return "no echo handling (headphones)"
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -139,9 +220,18 @@ class Microphone:
         ring = SampleRing(capacity, channels, np.float32)
         self._ring = ring
         self._scratch = np.zeros((capacity, channels), dtype=np.float32)
+        source_rate = self._dev_rate
+        ec = self.echo_canceller
+        if ec is not None:
+            source_rate = ec.prepare(self._dev_rate)
+            start_speaker = getattr(self.speaker, "start", None)
+            if callable(start_speaker):
+                start_speaker()  # the reference flows only while its stream runs
+            self.speaker.add_reference_listener(ec.on_reference, timed=True)
+        self._adc = DeviceTimeline(self._dev_rate)
         self._resampler = (
-            StreamResampler(self._dev_rate, self.rate, 1, "float32")
-            if self._dev_rate != self.rate
+            StreamResampler(source_rate, self.rate, 1, "float32")
+            if source_rate != self.rate
             else None
         )
         try:
@@ -173,6 +263,8 @@ class Microphone:
         if stream is not None:
             name = self._info.describe() if self._info is not None else "the device"
             close_stream(stream, f"input stream on {name}")
+        if self.echo_canceller is not None and self.speaker is not None:
+            self.speaker.remove_reference_listener(self.echo_canceller.on_reference)
 
     async def __aenter__(self) -> Microphone:
         self._loop = asyncio.get_running_loop()
@@ -221,6 +313,10 @@ class Microphone:
             self.xruns += 1
         ring = self._ring
         if ring is not None:
+            adc = getattr(time, "inputBufferAdcTime", 0.0)
+            if adc <= 0.0:  # the host API gives no ADC time: estimate it
+                adc = getattr(time, "currentTime", 0.0) - frames / self._dev_rate
+            self._adc.record(ring.write_index, adc)
             ring.write(indata)
         if self._waiting:
             self._waiting = False
@@ -233,12 +329,17 @@ class Microphone:
     def _drain(self) -> None:
         """Move everything in the ring through mono mixing and resampling into pending."""
         ring = self._ring
+        first = 0 if ring is None else ring.read_index
         n = 0 if ring is None else ring.read_into(self._scratch)
         if n == 0:
             return
         block = self._scratch[:n]
         mono = block[:, 0] if self.channels == 1 else block.mean(axis=1, dtype=np.float32)
         self._watch_silence(mono)
+        ec = self.echo_canceller
+        if ec is not None:
+            self._adc.update()
+            mono = ec.process(np.ascontiguousarray(mono), self._dev_rate, self._adc.time_of(first))
         y = mono.copy() if self._resampler is None else self._resampler.process(mono)
         self._pending = np.concatenate((self._pending, np.asarray(y, dtype=np.float32)))
 
@@ -267,7 +368,12 @@ class Microphone:
         return pcm16_from_float32(chunk)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        """Iterate over PCM16 chunks of :attr:`chunk_frames` frames (starts the stream)."""
+        """Iterate over PCM16 chunks of :attr:`chunk_frames` frames (starts the stream).
+
+        With the echo gate, chunks captured while the speaker plays are dropped.
+        """
+        if self.echo_gate is not None:
+            return aiter(self.echo_gate)
         return self._chunks()
 
     async def _chunks(self) -> AsyncIterator[bytes]:
@@ -293,3 +399,13 @@ class Microphone:
                     if stream is not None and not stream.active:
                         raise DeviceError("the input stream stopped unexpectedly") from None
             self._waiting = False
+
+
+class _RawChunks:
+    """The microphone's own chunks, ungated (the source the echo gate wraps)."""
+
+    def __init__(self, mic: Microphone) -> None:
+        self._mic = mic
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._mic._chunks()

@@ -22,6 +22,7 @@ __all__ = [
     "HeardPosition",
     "PlaybackTracker",
     "ReferenceListener",
+    "TimedReferenceListener",
 ]
 
 
@@ -38,6 +39,14 @@ ReferenceListener = Callable[[npt.NDArray[np.float32], int], None]
 
 Used to feed an external echo canceller with the playback reference signal. It is called
 from the audio thread: it must be quick and must not block.
+"""
+
+TimedReferenceListener = Callable[[npt.NDArray[np.float32], int, float], None]
+"""Like :data:`ReferenceListener`, plus the block's DAC time: ``listener(block, rate, dac_time)``.
+
+*dac_time* (seconds) is when the block's first frame reaches the converter, on the output
+stream's clock (PortAudio's ``outputBufferDacTime``; for the file and null speakers, their
+play clock). Register with ``add_reference_listener(listener, timed=True)``.
 """
 
 

@@ -42,7 +42,7 @@ import numpy.typing as npt
 from .devices import DeviceInfo, close_stream, device_error, resolve_device, sounddevice_module
 from .exceptions import AudioFormatError, DeviceError
 from .pcm import float32_from_pcm16
-from .playback import HeardPosition, ReferenceListener
+from .playback import HeardPosition, ReferenceListener, TimedReferenceListener
 from .resample import StreamResampler, check_rate
 from .ring import BlockLog, SampleRing, SegmentTags
 
@@ -103,7 +103,7 @@ class Speaker:
         self._closed = False
         self._stopped_at = float("inf")  # stream clock when closed (inf: never opened)
         self._lock = threading.Lock()  # producer side only; never taken by the callback
-        self._listeners: tuple[ReferenceListener, ...] = ()
+        self._listeners: tuple[tuple[Any, bool], ...] = ()
         self.underruns = 0
         """Gaps inside an item: the ring ran dry and then more audio of that item arrived."""
         self.xruns = 0
@@ -255,19 +255,27 @@ class Speaker:
             return 0.0
         return self._ring.available * 1000.0 / self._dev_rate
 
-    def add_reference_listener(self, listener: ReferenceListener) -> None:
+    def add_reference_listener(
+        self, listener: ReferenceListener | TimedReferenceListener, *, timed: bool = False
+    ) -> None:
         """Call *listener(block, device_rate)* with every block sent to the device.
 
+        With ``timed=True`` it is called as *listener(block, device_rate, dac_time)*, where
+        *dac_time* is when the block's first frame reaches the DAC (PortAudio's
+        ``outputBufferDacTime``, on the stream clock; estimated from the reported latency
+        when the host API gives none): what an echo canceller needs to align the reference.
         It is called on the audio thread with a preallocated float32 array that is reused
         for the next block (copy it to keep it); it must be quick and must not block. Blocks
         of another length than :attr:`blocksize` (rare) are not reported. A listener that
         raises is removed and counted in :attr:`listener_errors`.
         """
-        self._listeners = (*self._listeners, listener)
+        self._listeners = (*self._listeners, (listener, bool(timed)))
 
-    def remove_reference_listener(self, listener: ReferenceListener) -> None:
+    def remove_reference_listener(
+        self, listener: ReferenceListener | TimedReferenceListener
+    ) -> None:
         """Stop calling *listener*; unknown listeners are ignored."""
-        self._listeners = tuple(x for x in self._listeners if x is not listener)
+        self._listeners = tuple(x for x in self._listeners if x[0] is not listener)
 
     # ------------------------------------------------------------------ audio thread
 
@@ -333,13 +341,16 @@ class Speaker:
         if self._listeners and frames == self.blocksize:
             ref = self._ref_buf
             np.copyto(ref, outdata[:, 0])
-            for listener in self._listeners:
+            for entry in self._listeners:
                 try:
-                    listener(ref, self._dev_rate)
+                    if entry[1]:
+                        entry[0](ref, self._dev_rate, dac)
+                    else:
+                        entry[0](ref, self._dev_rate)
                 except Exception:
                     # never let a listener kill the stream: drop it, count it
                     self.listener_errors += 1
-                    self._listeners = tuple(x for x in self._listeners if x is not listener)
+                    self._listeners = tuple(x for x in self._listeners if x is not entry)
 
     # ------------------------------------------------------------------ producer side
 

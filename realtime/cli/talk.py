@@ -1,8 +1,10 @@
 """``realtime talk``: a live voice conversation (microphone -> session -> speaker).
 
 Server VAD takes turns by default (``--ptt`` for push-to-talk with Enter); barge-in truncates
-the assistant's reply at what was actually heard; the echo gate keeps the speaker out of the
-microphone unless ``--headphones``. ``--tools module.py`` registers that file's functions.
+the assistant's reply at what was actually heard. On open speakers the echo canceller (WebRTC
+AEC3, the ``aec`` extra) keeps the assistant's voice out of the microphone so you can talk over
+it; without it the echo gate mutes the microphone while the assistant speaks. ``--echo``
+chooses, ``--headphones`` turns both off. ``--tools module.py`` registers that file's functions.
 
 ``--input WAV --output WAV`` runs the same conversation headless: the WAV is the user's speech
 (streamed in real time, then silence), the assistant's audio is written to the output WAV.
@@ -65,7 +67,14 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--output", help="write the assistant's audio to this WAV file")
     p.add_argument("--ptt", action="store_true", help="push-to-talk (Enter starts/stops)")
     p.add_argument(
-        "--headphones", action="store_true", help="turn the echo gate off (only with headphones)"
+        "--echo",
+        choices=("auto", "aec", "gate", "off"),
+        default="auto",
+        help="echo handling on open speakers: aec (cancel the echo: talk over the assistant), "
+        "gate (mute the mic while it speaks), off; auto (default): aec if it loads, else gate",
+    )
+    p.add_argument(
+        "--headphones", action="store_true", help="no echo handling (same as --echo off)"
     )
     p.add_argument("--tools", help="a Python file whose functions become tools")
     p.add_argument("--voice", default=None, help="assistant voice (e.g. alloy, marin)")
@@ -132,6 +141,7 @@ class TalkState:
         self.usage_tokens = 0
         self.level_dbfs = -math.inf
         self.errors: list[str] = []
+        self.echo = ""
         self.done = asyncio.Event()
 
     def on_event(self, event: ServerEvent) -> None:
@@ -195,6 +205,8 @@ class TalkState:
         state = "speaking" if self.speaker.is_playing else self.state
         latency = f"{self.latency_ms:.0f} ms" if self.latency_ms is not None else "-"
         footer = f"[{state}]  mic {meter}  turn latency {latency}  tokens {self.usage_tokens}"
+        if self.echo:
+            footer += f"  {self.echo}"
         if self.errors:
             footer += f"  last error: {self.errors[-1]}"
         table.add_row("", Text(footer, style="dim"))
@@ -276,6 +288,12 @@ async def _pump_mic(
         loop.add_reader(sys.stdin.fileno(), on_enter)
     async for chunk in source:
         state.level_dbfs = float(getattr(mic, "level_dbfs", -math.inf))
+        mode = getattr(mic, "echo_mode", "")
+        canceller = getattr(mic, "echo_canceller", None)
+        if mode == "aec" and canceller is not None:
+            state.echo = f"echo: aec {canceller.delay_ms:.0f} ms"
+        elif mode:
+            state.echo = f"echo: {mode}"
         if not ptt or talking.is_set():
             await session.append_audio(chunk)
 
@@ -354,13 +372,21 @@ async def _converse(
             speaker: Any = FileSpeaker(args.output, rate=24000, clock="realtime")
             mic = None
         else:
-            from audio.echo import EchoGate
-            from audio.microphone import Microphone
+            from audio.exceptions import EchoCancellerUnavailable
+            from audio.microphone import EchoMode, Microphone
             from audio.speaker import Speaker
 
-            mic = await stack.enter_async_context(Microphone(device=args.input_device))
             speaker = await stack.enter_async_context(Speaker(device=args.output_device))
-            source = mic if args.headphones else EchoGate(mic, speaker)
+            echo: EchoMode = "off" if args.headphones else args.echo
+            try:
+                microphone = Microphone(device=args.input_device, speaker=speaker, echo=echo)
+            except EchoCancellerUnavailable as exc:
+                raise CommandError(f"--echo aec: {exc}") from exc
+            mic = await stack.enter_async_context(microphone)
+            source = mic
+            err_console.print(f"echo: {mic.echo_description}")
+            if args.output:
+                err_console.print("note: --output records only in headless mode (--input)")
         stack.callback(speaker.close)
         backend = await stack.enter_async_context(open_backend(args))
         err_console.print(backend.description)

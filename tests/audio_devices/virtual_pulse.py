@@ -220,6 +220,40 @@ class VirtualPulse:
             stderr=subprocess.DEVNULL,
         )
 
+    def add_echo_path(self, latency_ms: int, volume_percent: int = 100) -> int:
+        """Feed the speaker back into the microphone: ``module-loopback`` from ``spk.monitor``
+        into ``micsink`` with *latency_ms* of added delay, at *volume_percent*.
+
+        Returns the module id for :meth:`remove_echo_path`. Raises :class:`PulseUnavailable`.
+        """
+        done = self._run(
+            "pactl",
+            "load-module",
+            "module-loopback",
+            "source=spk.monitor",
+            "sink=micsink",
+            f"latency_msec={int(latency_ms)}",
+            "source_dont_move=true",
+            "sink_dont_move=true",
+        )
+        if done.returncode != 0:
+            raise PulseUnavailable(f"module-loopback did not load: {done.stderr.strip()}")
+        module = int(done.stdout.strip())
+        if volume_percent != 100:
+            listing = self._run("pactl", "list", "sink-inputs").stdout
+            current = None
+            for line in listing.splitlines():
+                line = line.strip()
+                if line.startswith("Sink Input #"):
+                    current = line.split("#", 1)[1]
+                elif line == f"Owner Module: {module}" and current is not None:
+                    self._run("pactl", "set-sink-input-volume", current, f"{volume_percent}%")
+        return module
+
+    def remove_echo_path(self, module: int) -> None:
+        """Unload a module loaded by :meth:`add_echo_path`."""
+        self._run("pactl", "unload-module", str(module))
+
     def record(self, source: str, path: Path) -> Recorder:
         """Start recording *source* (e.g. ``spk.monitor``) into *path*."""
         return Recorder(self, source, path)
