@@ -31,6 +31,7 @@ from .engine_set import EngineSet
 from .responders import EchoResponder, Responder
 from .rest import rest_routes
 from .session import Limits, ServerSession
+from .webrtc import webrtc_routes
 from .wire import ServerDialect
 
 __all__ = ["ServerState", "create_app"]
@@ -215,6 +216,7 @@ def create_app(state: ServerState | None = None) -> Starlette:
             Route("/v1/realtime/sessions", beta_sessions, methods=["POST"]),
             Route("/v1/realtime/transcription_sessions", beta_sessions, methods=["POST"]),
             *rest_routes(),
+            *webrtc_routes(),
         ]
     )
     app.state.server = state or ServerState()
