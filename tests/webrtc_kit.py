@@ -117,7 +117,7 @@ class RawPeer:
         assert not isinstance(model, UnknownServerEvent), f"unknown event: {text[:300]}"
         self.events.append(json.loads(text))
         self.times.append(time.monotonic())
-        asyncio.ensure_future(self._notify())
+        self._tasks.append(asyncio.ensure_future(self._notify()))
 
     async def _notify(self) -> None:
         async with self._new:
@@ -156,7 +156,11 @@ class RawPeer:
             if multipart:
                 files = {
                     "sdp": (None, sdp, "application/sdp"),
-                    "session": (None, json.dumps(session or {"type": "realtime"}), "application/json"),
+                    "session": (
+                        None,
+                        json.dumps(session or {"type": "realtime"}),
+                        "application/json",
+                    ),
                 }
                 r = await http.post(http_url + path, files=files, headers=headers)
             else:

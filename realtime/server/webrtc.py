@@ -46,7 +46,7 @@ from audio import pcm as pcm_mod
 
 from ..exceptions import ConfigError
 from .auth import EphemeralKey, credential_from
-from .playout import BYTES_PER_MS, OutputAudioBuffer
+from .playout import OutputAudioBuffer
 from .session import ServerSession
 from .store import StoreError
 from .wire import ServerDialect, new_id
@@ -411,7 +411,9 @@ async def _read_offer(request: Request) -> tuple[str, dict[str, Any] | None] | R
     if len(sdp) > MAX_SDP_BYTES:
         return _error("The SDP offer is too large.", "invalid_sdp", 413)
     if not sdp.lstrip().startswith("v=0"):
-        return _error("The body is not an SDP offer (it must start with 'v=0').", "invalid_sdp", 400)
+        return _error(
+            "The body is not an SDP offer (it must start with 'v=0').", "invalid_sdp", 400
+        )
     return sdp, session
 
 
