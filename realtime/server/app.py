@@ -27,6 +27,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from .auth import KeyStore, credential_from
+from .console import console_routes
 from .engine_set import EngineSet
 from .responders import EchoResponder, Responder
 from .rest import rest_routes
@@ -217,6 +218,7 @@ def create_app(state: ServerState | None = None) -> Starlette:
             Route("/v1/realtime/transcription_sessions", beta_sessions, methods=["POST"]),
             *rest_routes(),
             *webrtc_routes(),
+            *console_routes(),
         ]
     )
     app.state.server = state or ServerState()

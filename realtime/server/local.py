@@ -22,6 +22,7 @@ import uvicorn
 
 from .app import ServerState, create_app
 from .auth import KeyStore
+from .console import Upstream, set_upstream
 from .engine_set import EngineSet
 from .responders import Responder, load_responder
 from .session import Limits
@@ -46,7 +47,9 @@ class LocalServer:
     ``"script:FILE"``, ``"openai-compatible:URL"``); ``api_key`` makes requests need that key;
     ``stt`` / ``tts`` choose engines (``"auto"`` falls back to the lighter engine when the
     better one is missing); ``pace_audio`` sends audio deltas in real time instead of as fast
-    as they are synthesized; ``warm`` loads the engines before accepting connections.
+    as they are synthesized; ``warm`` loads the engines before accepting connections;
+    ``upstream`` makes the browser console at ``/`` talk to that service (this server holds
+    its key); ``ssl_certfile``/``ssl_keyfile`` serve HTTPS/WSS.
     """
 
     def __init__(
@@ -64,8 +67,13 @@ class LocalServer:
         session_seconds: float | None = None,
         warm: bool = False,
         engines: EngineSet | None = None,
+        upstream: Upstream | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
     ) -> None:
         self.host = host
+        self.upstream = upstream
+        self._ssl = (ssl_certfile, ssl_keyfile) if ssl_certfile else None
         self._requested_port = port
         self.port = port
         base = limits or Limits()
@@ -95,12 +103,12 @@ class LocalServer:
     @property
     def url(self) -> str:
         """The WebSocket base URL (``ws://host:port/v1``)."""
-        return f"ws://{self._url_host}:{self.port}/v1"
+        return f"{'wss' if self._ssl else 'ws'}://{self._url_host}:{self.port}/v1"
 
     @property
     def http_url(self) -> str:
         """The REST base URL (``http://host:port/v1``)."""
-        return f"http://{self._url_host}:{self.port}/v1"
+        return f"{'https' if self._ssl else 'http'}://{self._url_host}:{self.port}/v1"
 
     @property
     def _url_host(self) -> str:
@@ -115,8 +123,10 @@ class LocalServer:
         """Start serving; returns once the port is bound."""
         if self._warm:
             await self.state.engines.warm_up()
+        app = create_app(self.state)
+        set_upstream(app, self.upstream)
         config = uvicorn.Config(
-            create_app(self.state),
+            app,
             host=self.host,
             port=self._requested_port,
             log_level="warning",
@@ -124,6 +134,8 @@ class LocalServer:
             ws_max_size=64 * 1024 * 1024,
             ws_ping_interval=20.0,
             ws_ping_timeout=20.0,
+            ssl_certfile=self._ssl[0] if self._ssl else None,
+            ssl_keyfile=self._ssl[1] if self._ssl else None,
         )
         self._server = _EmbeddedServer(config)
         self._task = asyncio.create_task(self._server.serve())
