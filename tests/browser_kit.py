@@ -24,7 +24,9 @@ SAMPLES = REPO / "share" / "samples"
 
 def unavailable(reason: str) -> None:
     """Skip (or fail where a browser is required) because the browser cannot run."""
-    if "1" in (os.environ.get("REALTIME_REQUIRE_BROWSER"), os.environ.get("REALTIME_REQUIRE_AUDIO")):
+    if "1" in (
+        os.environ.get(name) for name in ("REALTIME_REQUIRE_BROWSER", "REALTIME_REQUIRE_AUDIO")
+    ):
         pytest.fail(f"REALTIME_REQUIRE_BROWSER=1 but the browser tests cannot run: {reason}")
     pytest.skip(f"browser tests need Playwright and chromium: {reason}")
 

@@ -59,7 +59,8 @@ async def wait_text(page: Any, selector: str, text: str, timeout: int = WAIT_MS)
         )
     except Exception as exc:
         shown = await page.inner_text(selector)
-        raise AssertionError(f"{text!r} not in {selector} ({shown!r}); {await describe(page)}") from exc
+        state = await describe(page)
+        raise AssertionError(f"{text!r} not in {selector} ({shown!r}); {state}") from exc
 
 
 @pytest.fixture

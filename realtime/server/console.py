@@ -130,7 +130,10 @@ async def mint(request: Request) -> Response:
             r = await http.post(
                 upstream.base_url + "/realtime/client_secrets",
                 headers={"Authorization": f"Bearer {upstream.api_key}"},
-                json={"session": session, "expires_after": {"anchor": "created_at", "seconds": 600}},
+                json={
+                    "session": session,
+                    "expires_after": {"anchor": "created_at", "seconds": 600},
+                },
             )
     except httpx.HTTPError as exc:
         return _error(f"The upstream could not be reached: {exc}", "upstream_unreachable", 502)
