@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -44,6 +45,19 @@ def mic_file(
         lead = bytes(params.framerate * lead_ms // 1000 * params.sampwidth)
         w.writeframes(lead + frames + bytes(params.framerate * pause_ms // 1000 * params.sampwidth))
     return out
+
+
+def make_cert(tmp: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (``openssl``): (cert.pem, key.pem)."""
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    made = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        capture_output=True,
+    )  # fmt: skip
+    assert made.returncode == 0, f"openssl could not make a test certificate: {made.stderr!r}"
+    return cert, key
 
 
 @asynccontextmanager

@@ -10,7 +10,6 @@ browser cannot start: see tests/browser_kit.py.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 
 from realtime.server import LocalServer, ScriptResponder
 from realtime.server.console import Upstream
-from tests.browser_kit import chromium, mic_file
+from tests.browser_kit import chromium, make_cert, mic_file
 from tests.server_kit import shared_engines
 
 pytest.importorskip("aiortc", reason="the console needs the server's 'webrtc' extra (aiortc)")
@@ -145,14 +144,7 @@ async def test_barge_in_interrupts_the_reply(tmp_path: Path) -> None:
 async def test_push_to_talk_over_https(tmp_path: Path) -> None:
     """Over TLS (a secure context off localhost): with push-to-talk nothing is heard until
     the button is held; the held speech is committed and answered on release."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    made = subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-         "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        capture_output=True,
-    )  # fmt: skip
-    if made.returncode != 0:
-        pytest.fail(f"openssl could not make a test certificate: {made.stderr[-300:]!r}")
+    cert, key = make_cert(tmp_path)
     async with (
         LocalServer(
             port=0,
