@@ -311,7 +311,13 @@ class WebRTCCall:
 
     async def _clear(self, *, always: bool) -> None:
         events, played = self.buffer.clear(always=always)
-        self._send_all(events)
+        for event in events:
+            if event["response_id"] is None:  # nothing queued: name the last response
+                run = self.session.response
+                if run is None:
+                    continue  # no response yet: nothing was ever played
+                event["response_id"] = run.response_id
+            self._send(event)
         if played is not None and played.item_id in self.session.store:
             with contextlib.suppress(StoreError):
                 await self.session.on_item_truncate(
