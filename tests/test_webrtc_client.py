@@ -107,7 +107,7 @@ def test_answer_and_call_id() -> None:
     assert call_id_from("/v1/realtime/calls/rtc_abc") == "rtc_abc"
     assert call_id_from(None) is None
     assert answer_from(201, "application/sdp", "v=0\r\n") == "v=0\r\n"
-    with pytest.raises(SdpError, match="HTTP 400.*bad offer"):
+    with pytest.raises(SdpError, match=r"HTTP 400.*bad offer"):
         answer_from(400, "application/json", '{"error": {"message": "bad offer"}}')
     with pytest.raises(SdpError, match="not SDP"):
         answer_from(201, "text/html", "<html>")
@@ -300,12 +300,9 @@ async def test_closed_data_channel_is_connection_lost(server: LocalServer) -> No
     async with realtime.connect(url=server.url, transport="webrtc") as s:
         transport = s._transport
         assert isinstance(transport, WebRTCTransport)
-        async with s.expect("connection.lost", 15) as lost:
-            async with httpx.AsyncClient() as http:
-                r = await http.post(
-                    f"{server.http_url}/realtime/calls/{transport.call_id}/hangup"
-                )
-                assert r.status_code == 200
+        async with s.expect("connection.lost", 15) as lost, httpx.AsyncClient() as http:
+            r = await http.post(f"{server.http_url}/realtime/calls/{transport.call_id}/hangup")
+            assert r.status_code == 200
         assert lost.event.code == 1006  # type: ignore[attr-defined]
         await asyncio.wait_for(s.wait_closed(), 10)
         assert not s.is_open
