@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 
 __all__ = ["SessionCommands"]
 
+
+def _plays_output(session: object) -> bool:
+    """True when the session's transport has the server play the audio (WebRTC)."""
+    transport = getattr(session, "_transport", None)
+    return bool(getattr(transport, "carries_output_audio_buffer", False))
+
+
 H = TypeVar("H", bound=Callable[..., Any])
 
 
@@ -125,8 +132,9 @@ class SessionCommands:
         return await self._request(self.protocol.clear_audio(), timeout=timeout)
 
     async def clear_output_audio(self) -> None:
-        """Send ``output_audio_buffer.clear`` (GA; WebRTC/SIP servers stop playing audio)."""
-        if self.dialect != "ga":
+        """Send ``output_audio_buffer.clear`` (GA, and beta over WebRTC): the server stops
+        playing the reply audio and truncates it to what was played."""
+        if self.dialect != "ga" and not _plays_output(self):
             raise ConfigError("output_audio_buffer.clear exists only in the GA dialect")
         await self.send({"type": "output_audio_buffer.clear"})
 
@@ -223,6 +231,14 @@ class SessionCommands:
             decision = self.protocol.interrupt(self._tracker_interrupt(tracker))
         else:
             decision = self.protocol.interrupt(None, now=time.monotonic())
+        if _plays_output(self):
+            # WebRTC: the server plays the audio; output_audio_buffer.clear stops it there
+            # and truncates the item to what was played (no guess from received audio)
+            for event in decision.events:
+                if event.type != "conversation.item.truncate":
+                    await self.send(event)
+            await self.send({"type": "output_audio_buffer.clear"})
+            return decision
         for event in decision.events:
             await self.send(event)
         return decision

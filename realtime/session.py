@@ -661,6 +661,7 @@ def connect(
     extra_headers: Mapping[str, str] | None = None,
     query: Mapping[str, str] | None = None,
     options: SessionOptions | None = None,
+    transport: Literal["websocket", "webrtc"] | TransportFactory = "websocket",
     **changes: Any,
 ) -> SessionContext:
     """Open a realtime session: ``async with connect(...) as session`` (or ``await connect(...)``).
@@ -671,7 +672,19 @@ def connect(
     ``tracker``, ``reconnect``, ``transport_factory``, ...), applied over ``options``.
     Raises :class:`ConfigError` at once for invalid or unknown options (a missing key
     for a remote server included).
+
+    ``transport="webrtc"`` (or a :class:`realtime.webrtc.WebRTC` with a mic and a speaker)
+    runs the same session over a WebRTC call instead of a WebSocket (see
+    :mod:`realtime.webrtc`); any other factory is used as ``transport_factory``.
     """
+    if transport == "webrtc":
+        from .webrtc import WebRTC
+
+        changes.setdefault("transport_factory", WebRTC())
+    elif callable(transport):
+        changes.setdefault("transport_factory", transport)
+    elif transport != "websocket":
+        raise ConfigError(f"transport must be 'websocket' or 'webrtc', not {transport!r}")
     endpoint = resolve_endpoint(
         model,
         url=url,

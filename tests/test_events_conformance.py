@@ -36,7 +36,11 @@ from realtime.events import (
     server_event_types,
     wire_type,
 )
-from realtime.events.registry import BETA_SERVER_EXTENSIONS
+from realtime.events.registry import (
+    BETA_CLIENT_EXTENSIONS,
+    BETA_SERVER_EXTENSIONS,
+    BETA_WEBRTC_SERVER_EXTENSIONS,
+)
 from realtime.exceptions import ProtocolError
 
 DIALECTS = ("beta", "ga")
@@ -141,8 +145,31 @@ def test_every_spec_server_type_has_a_model(
     only the documented beta extensions."""
     spec_types = set(union_members(_spec(dialect, spec_beta, spec_ga), UNIONS["server"]))
     assert spec_types
-    extensions = {wire_type(cls) for cls in BETA_SERVER_EXTENSIONS} if dialect == "beta" else set()
+    beta_extra = (*BETA_SERVER_EXTENSIONS, *BETA_WEBRTC_SERVER_EXTENSIONS)
+    extensions = {wire_type(cls) for cls in beta_extra} if dialect == "beta" else set()
     assert set(server_event_types(dialect)) == spec_types | extensions
+
+
+def test_beta_webrtc_extensions_are_the_ga_output_audio_buffer_events() -> None:
+    """Beta WebRTC's output audio buffer events are the GA classes (the same shape)."""
+    for cls in BETA_WEBRTC_SERVER_EXTENSIONS:
+        assert wire_type(cls).startswith("output_audio_buffer.")
+        assert (
+            server_event_types("beta")[wire_type(cls)] is server_event_types("ga")[wire_type(cls)]
+        )
+
+
+def test_beta_client_extensions_are_documented_beta_events(spec_ga: dict[str, Any]) -> None:
+    """Each beta client extension is a RealtimeBeta client event of the GA file."""
+    documented = {
+        _wire_type(schema)
+        for name, schema in _schemas(spec_ga).items()
+        if name.startswith("RealtimeBetaClientEvent") and "properties" in schema
+    }
+    assert BETA_CLIENT_EXTENSIONS
+    for cls in BETA_CLIENT_EXTENSIONS:
+        assert wire_type(cls) in documented
+        assert client_event_types("beta")[wire_type(cls)] is cls
 
 
 def test_beta_extensions_are_documented_beta_events(spec_ga: dict[str, Any]) -> None:
@@ -166,10 +193,12 @@ def test_beta_extensions_are_documented_beta_events(spec_ga: dict[str, Any]) -> 
 def test_every_spec_client_type_has_a_model(
     dialect: str, spec_beta: dict[str, Any], spec_ga: dict[str, Any]
 ) -> None:
-    """The dialect's client models are exactly the types of its RealtimeClientEvent union."""
+    """The dialect's client models are exactly the types of its RealtimeClientEvent union
+    (plus the documented beta client extensions)."""
     spec_types = set(union_members(_spec(dialect, spec_beta, spec_ga), UNIONS["client"]))
     assert spec_types
-    assert set(client_event_types(dialect)) == spec_types
+    extensions = {wire_type(cls) for cls in BETA_CLIENT_EXTENSIONS} if dialect == "beta" else set()
+    assert set(client_event_types(dialect)) == spec_types | extensions
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

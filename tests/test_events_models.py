@@ -202,8 +202,8 @@ def test_invalid_base64_is_a_protocol_error() -> None:
 def test_unknown_client_type_is_a_protocol_error() -> None:
     """parse_client_event rejects a type the dialect does not know, naming it."""
     with pytest.raises(ProtocolError) as info:
-        ev.parse_client_event(_frame({"type": "output_audio_buffer.clear"}), "beta")
-    assert info.value.event_type == "output_audio_buffer.clear"
+        ev.parse_client_event(_frame({"type": "response.output_audio.delta"}), "beta")
+    assert info.value.event_type == "response.output_audio.delta"
 
 
 # ----------------------------------------------------------------------- forward compatibility

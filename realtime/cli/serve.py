@@ -37,6 +37,15 @@ def add_parser(sub: Any) -> None:
         help="send reply audio in real time instead of as fast as synthesized",
     )
     p.add_argument("--session-minutes", type=float, default=60.0, help="session time limit")
+    p.add_argument(
+        "--upstream",
+        default=None,
+        metavar="openai|URL",
+        help="the browser console at / talks to this service instead (its key is read from "
+        "OPENAI_API_KEY and stays on the server; the page gets ephemeral secrets)",
+    )
+    p.add_argument("--tls-cert", default=None, help="TLS certificate (PEM): serve HTTPS/WSS")
+    p.add_argument("--tls-key", default=None, help="TLS private key (PEM) for --tls-cert")
     p.set_defaults(handler=handle)
 
 
@@ -63,8 +72,18 @@ def _check_port(host: str, port: int) -> None:
 async def handle(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
     _check_port(args.host, args.port)
+    from ..exceptions import ConfigError
     from ..server import LocalServer
+    from ..server.console import Upstream
 
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    upstream = None
+    if args.upstream:
+        try:
+            upstream = Upstream.from_option(args.upstream)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     server = LocalServer(
         args.host,
         args.port,
@@ -76,10 +95,16 @@ async def handle(args: argparse.Namespace) -> int:
         pace_audio=args.pace_audio,
         session_seconds=args.session_minutes * 60,
         warm=True,
+        upstream=upstream,
+        ssl_certfile=args.tls_cert,
+        ssl_keyfile=args.tls_key,
     )
     err_console.print("loading engines (VAD, speech-to-text, text-to-speech)...")
     await server.start()
     err_console.print(f"realtime server: {server.url}/realtime   REST: {server.http_url}")
+    console_url = server.http_url.removesuffix("/v1") + "/"
+    via = f" (talking to {upstream.base_url})" if upstream else ""
+    err_console.print(f"browser console: {console_url}{via}")
     err_console.print("press Ctrl-C to stop")
     try:
         await asyncio.Event().wait()

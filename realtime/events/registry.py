@@ -9,6 +9,12 @@ so those two belong to the beta dialect only.
 One type is added to the beta union: ``transcription_session.created``, the first
 event of a beta transcription connection, which the 2025-04 file omits and the
 2026-08 file documents (``RealtimeBetaServerEventTranscriptionSessionCreated``).
+
+WebRTC adds the output audio buffer to the beta dialect too: real beta WebRTC traffic
+carries ``output_audio_buffer.started`` / ``.stopped`` / ``.cleared`` and accepts
+``output_audio_buffer.clear`` (which the 2026-08 file documents as
+``RealtimeBetaClientEventOutputAudioBufferClear``). They are typed in beta as
+:data:`BETA_WEBRTC_SERVER_EXTENSIONS` and :data:`BETA_CLIENT_EXTENSIONS`.
 """
 
 from __future__ import annotations
@@ -139,7 +145,11 @@ BETA_CLIENT_EVENTS: tuple[type[ClientEvent], ...] = (
     BetaResponseCreateEvent,
     BetaSessionUpdateEvent,
     TranscriptionSessionUpdateEvent,
+    OutputAudioBufferClearEvent,
 )
+
+# Beta client events beyond the 2025-04 union (see the module docstring).
+BETA_CLIENT_EXTENSIONS: tuple[type[ClientEvent], ...] = (OutputAudioBufferClearEvent,)
 
 GA_CLIENT_EVENTS: tuple[type[ClientEvent], ...] = (
     ConversationItemCreateEvent,
@@ -175,6 +185,13 @@ _SHARED_SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
 # Beta server events beyond the 2025-04 union (see the module docstring).
 BETA_SERVER_EXTENSIONS: tuple[type[ServerEvent], ...] = (TranscriptionSessionCreatedEvent,)
 
+# What beta WebRTC sessions send beyond both files' beta events (see the module docstring).
+BETA_WEBRTC_SERVER_EXTENSIONS: tuple[type[ServerEvent], ...] = (
+    OutputAudioBufferStartedEvent,
+    OutputAudioBufferStoppedEvent,
+    OutputAudioBufferClearedEvent,
+)
+
 BETA_SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
     *_SHARED_SERVER_EVENTS,
     BetaConversationItemCreatedEvent,
@@ -196,6 +213,7 @@ BETA_SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
     BetaSessionUpdatedEvent,
     TranscriptionSessionUpdatedEvent,
     *BETA_SERVER_EXTENSIONS,
+    *BETA_WEBRTC_SERVER_EXTENSIONS,
 )
 
 GA_SERVER_EVENTS: tuple[type[ServerEvent], ...] = (

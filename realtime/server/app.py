@@ -20,9 +20,11 @@ from collections.abc import Callable, Sequence
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from .console import console_routes
 from .mint import beta_sessions, client_secrets
 from .rest import rest_routes
 from .state import ServerState
+from .webrtc import webrtc_routes
 from .ws import realtime_endpoint
 
 __all__ = ["ROUTE_GROUPS", "ServerState", "create_app", "realtime_routes", "routes"]
@@ -39,7 +41,12 @@ def realtime_routes() -> list[BaseRoute]:
 
 
 # Every group of routes the server serves, in order; each is a function returning routes.
-ROUTE_GROUPS: list[Callable[[], Sequence[BaseRoute]]] = [realtime_routes, rest_routes]
+ROUTE_GROUPS: list[Callable[[], Sequence[BaseRoute]]] = [
+    realtime_routes,
+    rest_routes,
+    webrtc_routes,
+    console_routes,
+]
 
 
 def routes(extra: Sequence[BaseRoute] = ()) -> list[BaseRoute]:

@@ -29,6 +29,7 @@ from uvicorn.importer import import_from_string
 
 from .app import create_app
 from .auth import KeyStore
+from .console import Upstream, set_upstream
 from .engine_set import EngineSet
 from .exceptions import StartupError
 from .guard import ConnectionGuard, guarded_protocols
@@ -64,7 +65,9 @@ class LocalServer:
     ``pace_audio`` sends audio deltas in real time instead of as fast as they are
     synthesized; ``warm`` loads the engines before accepting connections; ``log_level``
     sets the level of the server's loggers (by default the host application's logging
-    configuration is left alone); ``extra_routes`` adds routes to the app.
+    configuration is left alone); ``extra_routes`` adds routes to the app; ``upstream``
+    makes the browser console at ``/`` talk to that service (this server holds its key);
+    ``ssl_certfile``/``ssl_keyfile`` serve HTTPS/WSS.
     """
 
     def __init__(
@@ -84,8 +87,13 @@ class LocalServer:
         engines: EngineSet | None = None,
         log_level: str | None = None,
         extra_routes: Sequence[BaseRoute] = (),
+        upstream: Upstream | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
     ) -> None:
         self.host = host
+        self.upstream = upstream
+        self._ssl = (ssl_certfile, ssl_keyfile) if ssl_certfile else None
         self._requested_port = port
         self.port = port
         base = limits or Limits()
@@ -120,12 +128,12 @@ class LocalServer:
     @property
     def url(self) -> str:
         """The WebSocket base URL (``ws://host:port/v1``)."""
-        return f"ws://{self._url_host}:{self.port}/v1"
+        return f"{'wss' if self._ssl else 'ws'}://{self._url_host}:{self.port}/v1"
 
     @property
     def http_url(self) -> str:
         """The REST base URL (``http://host:port/v1``)."""
-        return f"http://{self._url_host}:{self.port}/v1"
+        return f"{'https' if self._ssl else 'http'}://{self._url_host}:{self.port}/v1"
 
     @property
     def _url_host(self) -> str:
@@ -143,8 +151,10 @@ class LocalServer:
             import_from_string(WS_PROTOCOLS["auto"]),
             self.guard,
         )
+        app = create_app(self.state, extra_routes=self._extra_routes)
+        set_upstream(app, self.upstream)
         return uvicorn.Config(
-            create_app(self.state, extra_routes=self._extra_routes),
+            app,
             host=self.host,
             port=self._requested_port,
             log_config=None,  # the host application's logging stays as it is
@@ -157,6 +167,8 @@ class LocalServer:
             ws_ping_timeout=20.0,
             timeout_keep_alive=cast(int, limits.idle_timeout),
             h11_max_incomplete_event_size=limits.max_header_bytes,
+            ssl_certfile=self._ssl[0] if self._ssl else None,
+            ssl_keyfile=self._ssl[1] if self._ssl else None,
         )
 
     def _install_log_guards(self) -> None:
