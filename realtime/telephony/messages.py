@@ -186,7 +186,8 @@ def _parse_start(data: Mapping[str, Any], seq: str | None) -> StartMessage:
     sid = start.get("streamSid", data.get("streamSid"))
     if not isinstance(sid, str) or not sid:
         raise MediaStreamError("missing 'streamSid'", event="start")
-    params = start.get("customParameters") or {}
+    params = start.get("customParameters")
+    params = {} if params is None else params
     if not isinstance(params, Mapping):
         raise MediaStreamError("'customParameters' must be an object", event="start")
     tracks = start.get("tracks") or ["inbound"]
