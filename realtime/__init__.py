@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 from .connection import Endpoint, resolve_endpoint
 from .conversation import Conversation, Item
-from .dispatch import Dispatcher
 from .events import (
     ClientEvent,
     Dialect,
@@ -36,6 +35,7 @@ from .events import (
 from .events.config import SessionConfig
 from .exceptions import (
     APIError,
+    AuthenticationClosed,
     AuthenticationError,
     ConfigError,
     ConnectionClosed,
@@ -52,6 +52,9 @@ from .recording import Recorder
 from .response_state import ResponseTracker
 
 if TYPE_CHECKING:
+    from .connection import SessionOptions
+    from .dispatch import Dispatcher
+    from .protocol import ClientProtocol
     from .reconnect import ReconnectPolicy
     from .rest import AsyncAudioClient, AudioClient, EphemeralKey
     from .session import Session, connect
@@ -63,8 +66,10 @@ __all__ = [
     "APIError",
     "AsyncAudioClient",
     "AudioClient",
+    "AuthenticationClosed",
     "AuthenticationError",
     "ClientEvent",
+    "ClientProtocol",
     "ConfigError",
     "ConnectionClosed",
     "ConnectionError",
@@ -86,6 +91,7 @@ __all__ = [
     "ServerEvent",
     "Session",
     "SessionConfig",
+    "SessionOptions",
     "Tool",
     "ToolError",
     "ToolRegistry",
@@ -102,6 +108,9 @@ __all__ = [
 # The I/O layer (asyncio, websockets) loads on first use, so that importing the pure core
 # (``realtime.events``, ``realtime.conversation``, …) never pulls in a network stack.
 _LAZY = {
+    "ClientProtocol": "realtime.protocol",
+    "Dispatcher": "realtime.dispatch",
+    "SessionOptions": "realtime.connection",
     "Session": "realtime.session",
     "connect": "realtime.session",
     "ReconnectPolicy": "realtime.reconnect",

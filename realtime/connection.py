@@ -36,16 +36,26 @@ log line or ``repr`` produced here contains a key.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import ipaddress
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from audio.playback import PlaybackTracker
+
+    from .dispatch import Dispatcher
+    from .events.config import SessionConfig
+    from .reconnect import ReconnectPolicy
+    from .tools import Tool, ToolRegistry
+    from .transport import FrameTransport
 
 __all__ = [
     "DEFAULT_URL",
@@ -60,6 +70,8 @@ __all__ = [
     "Endpoint",
     "Provider",
     "Secret",
+    "SessionOptions",
+    "TransportFactory",
     "is_local_url",
     "resolve_endpoint",
     "safe_url",
@@ -298,3 +310,72 @@ def resolve_endpoint(
         auth_header=auth,
         extra_headers=headers,
     )
+
+
+TransportFactory: TypeAlias = "Callable[[Endpoint, SessionOptions], Awaitable[FrameTransport]]"
+"""Opens one connection of a session: ``await factory(endpoint, options)``."""
+
+
+@dataclass
+class SessionOptions:
+    """Every option of a session, in one place: ``connect(**options)`` and
+    ``Session(endpoint, options, **changes)`` fill it; nothing else repeats the list.
+
+    Args:
+        config: sent (and acknowledged) right after connecting.
+        reconnect: a :class:`~realtime.reconnect.ReconnectPolicy` (off by default).
+        tracker: a playback tracker (a speaker): barge-in truncates at what was heard,
+            and :meth:`~realtime.session.Session.interrupt` stops it.
+        tools: functions, :class:`~realtime.tools.Tool` objects or a registry.
+        auto_respond_to_tools: ask for a response once a call's output is sent.
+        dispatcher: share handler subscriptions made beforehand.
+        connect_timeout: seconds for opening a connection.
+        ping_interval, ping_timeout: keepalive seconds (a dead link is noticed within
+            about their sum); ``None`` disables.
+        max_size: largest inbound message in bytes.
+        max_buffer: inbound bytes buffered before the transport stops reading.
+        send_queue_size: client events queued before ``send`` waits.
+        ack_timeout: default seconds to wait for an acknowledgement.
+        iterator_backlog: events kept for ``async for`` before iteration starts.
+        expiry_warning: seconds before ``expires_at`` to emit ``session.expiring``.
+        audio_retention_ms: output audio kept per content part in the conversation.
+        output_audio_format: wire format of output audio (default: from ``config``).
+        compression: ``"deflate"`` or ``None``.
+        strict: a known event with invalid fields raises instead of being delivered
+            (marked invalid) to ``"*"`` handlers and the iterator.
+        transport_factory: opens the frame transport; the default opens a WebSocket
+            (:func:`realtime.transport.open_connection`). The seam for other carriers
+            of the same events, such as a WebRTC data channel.
+    """
+
+    config: SessionConfig | None = None
+    reconnect: ReconnectPolicy | None = None
+    tracker: PlaybackTracker | None = None
+    tools: ToolRegistry | Iterable[Callable[..., Any] | Tool] | None = None
+    auto_respond_to_tools: bool = True
+    dispatcher: Dispatcher | None = None
+    connect_timeout: float = 10.0
+    ping_interval: float | None = 5.0
+    ping_timeout: float | None = 5.0
+    max_size: int | None = 128 * 1024 * 1024
+    max_buffer: int = 4 * 1024 * 1024
+    send_queue_size: int = 256
+    ack_timeout: float = 10.0
+    iterator_backlog: int = 256
+    expiry_warning: float = 60.0
+    audio_retention_ms: int = 0
+    output_audio_format: str | None = None
+    compression: str | None = None
+    strict: bool = False
+    transport_factory: TransportFactory | None = None
+
+    def __post_init__(self) -> None:
+        if self.send_queue_size < 1:
+            raise ConfigError("send_queue_size must be at least 1")
+
+    def replace(self, **changes: Any) -> SessionOptions:
+        """A copy with ``changes``; an unknown option raises :class:`ConfigError`."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ConfigError(f"unknown session option(s): {', '.join(unknown)}")
+        return dataclasses.replace(self, **changes)

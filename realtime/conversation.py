@@ -114,6 +114,7 @@ class ContentPart:
         "_transcript",
         "audio_bytes_received",
         "audio_end_ms",
+        "audio_ms_before_truncation",
         "index",
         "transcript_truncated",
         "transcription_error",
@@ -133,6 +134,7 @@ class ContentPart:
         self.audio_bytes_received = 0
         self.truncated = False
         self.audio_end_ms: int | None = None
+        self.audio_ms_before_truncation = 0.0
         self.transcript_truncated = False
         self.transcription_status: str | None = None
         self.transcription_error: Any = None
@@ -171,6 +173,8 @@ class ContentPart:
     def _truncate(self, audio_end_ms: int) -> None:
         end = int(audio_end_ms * self._bytes_per_ms)
         end -= end % 2 if self._bytes_per_ms == BYTES_PER_MS["pcm16"] else 0
+        if not self.truncated:
+            self.audio_ms_before_truncation = self.audio_ms
         del self._audio[end:]
         self.audio_bytes_received = min(self.audio_bytes_received, end)
         self.truncated = True
@@ -454,6 +458,46 @@ class Conversation:
                 continue
             events.append(cls(item=wire))
         return events
+
+    def mark_incomplete(self, response_id: str) -> list[Item]:
+        """Mark the unfinished items of ``response_id`` ``incomplete`` (a lost response).
+
+        Returns the items marked; they count as done from now on.
+        """
+        marked: list[Item] = []
+        for item in self._items.values():
+            if item.response_id == response_id and not item.done:
+                item.status = "incomplete"
+                item.done = True
+                marked.append(item)
+        gen = self._generating
+        if gen is not None and gen.response_id == response_id:
+            self._generating = None
+        return marked
+
+    def rename(self, old_id: str, new_id: str) -> None:
+        """Give item ``old_id`` the id ``new_id`` (a server re-created it under its own id).
+
+        The item keeps its place and content; references to it as a predecessor follow.
+        Unknown ``old_id`` or an existing ``new_id``: nothing happens.
+        """
+        item = self._items.get(old_id)
+        if item is None or new_id in self._items:
+            return
+        del self._items[old_id]
+        item.id = new_id
+        self._items[new_id] = item
+        followers = self._followers.pop(old_id, None)
+        if followers is not None:
+            self._followers[new_id] = followers
+        for other in self._items.values():
+            if other.previous_item_id == old_id:
+                other.previous_item_id = new_id
+        prev = item.previous_item_id
+        if prev is not None:
+            siblings = self._followers.get(prev)
+            if siblings and old_id in siblings:
+                siblings[siblings.index(old_id)] = new_id
 
     def clear(self) -> None:
         """Forget every item (for example after reconnecting to a fresh session)."""

@@ -1,47 +1,73 @@
-"""Resolve which handlers a server event goes to.
+"""Subscriptions to server events, and how their handlers are run.
 
-A :class:`Dispatcher` holds subscriptions: a *pattern* and a *handler*. Patterns are an
-exact wire type (``"response.output_audio.delta"``), an ``fnmatch``-style glob
-(``"response.output_audio_transcript.*"``, ``"conversation.item.*"``) or ``"*"`` for
-every event, unknown types included.
+A :class:`Dispatcher` holds subscriptions: a *pattern* (see :mod:`realtime.matching`:
+an exact wire type, a glob, or ``"*"``) and a *handler*. Resolution is cached per event
+type. ``on(pattern, handler, any_dialect=True)`` also matches the other dialect's
+counterpart types. An :class:`~realtime.events.InvalidServerEvent` goes to ``"*"``
+subscriptions only.
 
-The dispatcher never runs a handler: the session asks :meth:`Dispatcher.handlers_for`
-for the handlers of each event type it receives and runs them itself (awaiting the
-ones that return an awaitable). Resolution is cached per event type, so the per-event
-cost is one dict lookup; the cache is dropped whenever subscriptions change.
+A :class:`HandlerRunner` runs the handlers of a dispatcher: every subscription has its
+own lane, a FIFO of events and one task calling the handler, so
 
-Dialect-neutral subscriptions: ``on(pattern, handler, any_dialect=True)`` also
-matches the counterpart types of the other dialect (``response.audio.delta`` and
-``response.output_audio.delta`` reach the same handler), using
-:func:`realtime.events.dialect.equivalent_types`.
+* each subscription receives its events in order, one at a time;
+* a slow handler delays only its own lane (an ``await asyncio.sleep(1)`` in one handler
+  does not delay another);
+* lanes are bounded: once a lane holds ``queue_size`` events (default 1024) the runner
+  is :attr:`~HandlerRunner.congested`, and the session stops taking frames from the
+  transport until it drains (:meth:`~HandlerRunner.wait_uncongested`); the transport then
+  stops reading from the socket. Nothing is dropped; memory stays bounded.
+
+Sync handlers run inline in their lane's task, on the event loop: one that blocks the
+loop for more than ``slow_handler`` seconds (5 ms) is named in a warning (once per
+handler). Subscribe with ``thread=True`` to run a sync handler in a worker thread
+instead (still in order for that subscription). A handler awaiting a server reply
+(``wait_for``, a request) while ``queue_size`` more events for its own subscription
+arrive holds up receiving until it returns: such handlers should be short, or spawn a
+task.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+import asyncio
+import inspect
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from itertools import count
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
-from realtime.events.dialect import equivalent_patterns, equivalent_types
+from .events.base import InvalidServerEvent
+from .matching import is_glob, match_type
 
 if TYPE_CHECKING:
-    from realtime.events import ServerEvent
+    from .events import ServerEvent
 
-__all__ = ["Dispatcher", "Handler", "Subscription", "is_glob"]
+__all__ = [
+    "DEFAULT_QUEUE_SIZE",
+    "Dispatcher",
+    "EventQueue",
+    "Handler",
+    "HandlerRunner",
+    "Subscription",
+    "is_glob",
+]
+
+logger = logging.getLogger("realtime.dispatch")
 
 Handler = Callable[["ServerEvent"], "Awaitable[None] | None"]
 """A handler receives one typed server event; it may be sync or async."""
 
 H = TypeVar("H", bound=Callable[..., Any])
+T = TypeVar("T")
 
-_GLOB_CHARS = frozenset("*?[")
+DEFAULT_QUEUE_SIZE = 1024
+"""Events a subscription's lane holds before receiving pauses."""
 
 
-def is_glob(pattern: str) -> bool:
-    """True when ``pattern`` contains a glob character (``*``, ``?`` or ``[``)."""
-    return not _GLOB_CHARS.isdisjoint(pattern)
+def _name(handler: Callable[..., Any]) -> str:
+    return str(getattr(handler, "__qualname__", None) or repr(handler))
 
 
 @dataclass(eq=False)
@@ -52,30 +78,13 @@ class Subscription:
     handler: Handler
     once: bool = False
     any_dialect: bool = False
+    thread: bool = False
     seq: int = field(default=0)
+    active: bool = True
 
     def matches(self, event_type: str) -> bool:
-        """True when this subscription wants events of ``event_type``.
-
-        A dialect-neutral subscription compares the type and its counterpart with the
-        pattern and the pattern's spelling in each dialect: a glob over a renamed
-        family (``response.audio_transcript.*``) also covers its GA spelling.
-        """
-        pattern = self.pattern
-        if pattern == "*":
-            return True
-        if self.any_dialect:
-            types: Iterable[str] = equivalent_types(event_type)
-            patterns: Iterable[str] = equivalent_patterns(pattern)
-        else:
-            types, patterns = (event_type,), (pattern,)
-        for p in patterns:
-            if is_glob(p):
-                if any(fnmatchcase(t, p) for t in types):
-                    return True
-            elif p in types:
-                return True
-        return False
+        """True when this subscription wants events of ``event_type``."""
+        return match_type(self.pattern, event_type, any_dialect=self.any_dialect)
 
 
 class Dispatcher:
@@ -88,69 +97,121 @@ class Dispatcher:
     def __init__(self) -> None:
         self._subs: list[Subscription] = []
         self._cache: dict[str, tuple[Subscription, ...]] = {}
+        self._star: tuple[Subscription, ...] | None = None
         self._seq = count()
         self._has_once = False
+        self._removal_listeners: list[Callable[[Subscription], None]] = []
 
     # -- subscribing -------------------------------------------------------------
 
     @overload
     def on(
-        self, pattern: str, handler: None = None, *, any_dialect: bool = False
+        self,
+        pattern: str,
+        handler: None = None,
+        *,
+        any_dialect: bool = False,
+        thread: bool = False,
     ) -> Callable[[H], H]: ...
 
     @overload
-    def on(self, pattern: str, handler: H, *, any_dialect: bool = False) -> H: ...
+    def on(
+        self, pattern: str, handler: H, *, any_dialect: bool = False, thread: bool = False
+    ) -> H: ...
 
     def on(
-        self, pattern: str, handler: H | None = None, *, any_dialect: bool = False
+        self,
+        pattern: str,
+        handler: H | None = None,
+        *,
+        any_dialect: bool = False,
+        thread: bool = False,
     ) -> H | Callable[[H], H]:
         """Subscribe ``handler`` to events matching ``pattern``.
 
         Call it directly (returns the handler) or use it as a decorator
         (``@dispatcher.on("response.done")``). With ``any_dialect=True`` the
-        subscription also matches the other dialect's counterpart types.
-        Raises :class:`TypeError` when the handler is not callable and
-        :class:`ValueError` for an empty pattern.
+        subscription also matches the other dialect's counterpart types; with
+        ``thread=True`` a sync handler runs in a worker thread. Raises
+        :class:`TypeError` when the handler is not callable and :class:`ValueError`
+        for an empty pattern or an async handler with ``thread=True``.
         """
-        return self._subscribe(pattern, handler, once=False, any_dialect=any_dialect)
+        return self._subscribe(pattern, handler, once=False, any_dialect=any_dialect, thread=thread)
 
     @overload
     def once(
-        self, pattern: str, handler: None = None, *, any_dialect: bool = False
+        self,
+        pattern: str,
+        handler: None = None,
+        *,
+        any_dialect: bool = False,
+        thread: bool = False,
     ) -> Callable[[H], H]: ...
 
     @overload
-    def once(self, pattern: str, handler: H, *, any_dialect: bool = False) -> H: ...
+    def once(
+        self, pattern: str, handler: H, *, any_dialect: bool = False, thread: bool = False
+    ) -> H: ...
 
     def once(
-        self, pattern: str, handler: H | None = None, *, any_dialect: bool = False
+        self,
+        pattern: str,
+        handler: H | None = None,
+        *,
+        any_dialect: bool = False,
+        thread: bool = False,
     ) -> H | Callable[[H], H]:
         """Like :meth:`on`, but the subscription is removed after its first match."""
-        return self._subscribe(pattern, handler, once=True, any_dialect=any_dialect)
+        return self._subscribe(pattern, handler, once=True, any_dialect=any_dialect, thread=thread)
 
     def off(self, pattern: str, handler: Callable[..., Any] | None = None) -> int:
         """Remove subscriptions registered with exactly ``pattern``.
 
         With ``handler`` only that handler's subscriptions go; without, every
-        subscription of the pattern. Returns how many were removed (0 is not an error).
+        subscription of the pattern. Events already queued for them are not delivered.
+        Returns how many were removed (0 is not an error).
         """
-        before = len(self._subs)
-        self._subs = [
+        gone = [
             s
             for s in self._subs
-            if not (s.pattern == pattern and (handler is None or s.handler == handler))
+            if s.pattern == pattern and (handler is None or s.handler == handler)
         ]
-        removed = before - len(self._subs)
-        if removed:
-            self._changed()
-        return removed
+        if gone:
+            self._remove(gone)
+        return len(gone)
 
     def clear(self) -> None:
         """Remove every subscription."""
-        self._subs.clear()
-        self._changed()
+        self._remove(list(self._subs))
+
+    def add_removal_listener(self, listener: Callable[[Subscription], None]) -> None:
+        """Call ``listener(subscription)`` whenever :meth:`off`/:meth:`clear` removes one."""
+        self._removal_listeners.append(listener)
+
+    def remove_removal_listener(self, listener: Callable[[Subscription], None]) -> None:
+        """Stop calling a listener added with :meth:`add_removal_listener` (if it was)."""
+        if listener in self._removal_listeners:
+            self._removal_listeners.remove(listener)
 
     # -- resolving ---------------------------------------------------------------
+
+    def subscriptions_for(self, event: ServerEvent) -> tuple[Subscription, ...]:
+        """The subscriptions ``event`` goes to, in order; consumes matching ``once`` ones.
+
+        An :class:`~realtime.events.InvalidServerEvent` goes to ``"*"`` only.
+        """
+        if type(event) is InvalidServerEvent:
+            subs = self._star
+            if subs is None:
+                subs = self._star = tuple(s for s in self._subs if s.pattern == "*")
+        else:
+            etype = event.type
+            subs = self._cache.get(etype)
+            if subs is None:
+                subs = self._cache[etype] = tuple(s for s in self._subs if s.matches(etype))
+        if self._has_once and subs:
+            self._consume_once(subs)
+        return subs
 
     def handlers_for(self, event_type: str) -> list[Handler]:
         """The handlers for an event of ``event_type``, in subscription order.
@@ -160,22 +221,16 @@ class Dispatcher:
         """
         subs = self._cache.get(event_type)
         if subs is None:
-            subs = tuple(s for s in self._subs if s.matches(event_type))
-            self._cache[event_type] = subs
+            subs = self._cache[event_type] = tuple(s for s in self._subs if s.matches(event_type))
         if self._has_once and subs:
-            fired = [s for s in subs if s.once]
-            if fired:
-                gone = set(map(id, fired))
-                self._subs = [s for s in self._subs if id(s) not in gone]
-                self._changed()
+            self._consume_once(subs)
         return [s.handler for s in subs]
 
     def has_handlers(self, event_type: str) -> bool:
         """True when at least one subscription matches ``event_type`` (consumes nothing)."""
         subs = self._cache.get(event_type)
         if subs is None:
-            subs = tuple(s for s in self._subs if s.matches(event_type))
-            self._cache[event_type] = subs
+            subs = self._cache[event_type] = tuple(s for s in self._subs if s.matches(event_type))
         return bool(subs)
 
     @property
@@ -188,8 +243,27 @@ class Dispatcher:
 
     # -- internals ---------------------------------------------------------------
 
+    def _consume_once(self, subs: tuple[Subscription, ...]) -> None:
+        fired = [s for s in subs if s.once and s.active]
+        if fired:
+            for s in fired:
+                s.active = False
+            gone = set(map(id, fired))
+            self._subs = [s for s in self._subs if id(s) not in gone]
+            self._changed()
+
+    def _remove(self, gone: list[Subscription]) -> None:
+        ids = set(map(id, gone))
+        self._subs = [s for s in self._subs if id(s) not in ids]
+        for s in gone:
+            s.active = False
+        self._changed()
+        for s in gone:
+            for listener in list(self._removal_listeners):
+                listener(s)
+
     def _subscribe(
-        self, pattern: str, handler: H | None, *, once: bool, any_dialect: bool
+        self, pattern: str, handler: H | None, *, once: bool, any_dialect: bool, thread: bool
     ) -> H | Callable[[H], H]:
         if not isinstance(pattern, str) or not pattern:
             raise ValueError("an event pattern must be a non-empty string")
@@ -197,8 +271,17 @@ class Dispatcher:
         def add(func: H) -> H:
             if not callable(func):
                 raise TypeError(f"handler for {pattern!r} is not callable: {func!r}")
+            if thread and inspect.iscoroutinefunction(func):
+                raise ValueError(f"thread=True is for sync handlers; {_name(func)} is async")
             self._subs.append(
-                Subscription(pattern, func, once=once, any_dialect=any_dialect, seq=next(self._seq))
+                Subscription(
+                    pattern,
+                    func,
+                    once=once,
+                    any_dialect=any_dialect,
+                    thread=thread,
+                    seq=next(self._seq),
+                )
             )
             self._changed()
             return func
@@ -209,4 +292,313 @@ class Dispatcher:
 
     def _changed(self) -> None:
         self._cache.clear()
+        self._star = None
         self._has_once = any(s.once for s in self._subs)
+
+
+class _Lane:
+    __slots__ = ("busy", "items", "sub", "task", "waiter")
+
+    def __init__(self, sub: Subscription) -> None:
+        self.sub = sub
+        self.busy = False
+        self.items: deque[ServerEvent] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.task: asyncio.Task[None] | None = None
+
+
+class HandlerRunner:
+    """Runs a dispatcher's handlers: one ordered, bounded lane and task per subscription.
+
+    Call :meth:`deliver` for every event (it never blocks); check :attr:`congested`
+    and await :meth:`wait_uncongested` before taking more input; :meth:`aclose` at the
+    end. Needs a running event loop from the first :meth:`deliver` on.
+    """
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        slow_handler: float = 0.005,
+    ) -> None:
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self.dispatcher = dispatcher
+        self.queue_size = queue_size
+        self.slow_handler = slow_handler
+        self._lanes: dict[Subscription, _Lane] = {}
+        self._full: set[_Lane] = set()
+        self._space: asyncio.Future[None] | None = None
+        self._closed = False
+        self._warned: set[int] = set()
+        dispatcher.add_removal_listener(self._removed)
+
+    def __repr__(self) -> str:
+        return f"<HandlerRunner lanes={len(self._lanes)} pending={self.pending}>"
+
+    @property
+    def congested(self) -> bool:
+        """True while some subscription has ``queue_size`` or more events waiting."""
+        return bool(self._full)
+
+    @property
+    def pending(self) -> int:
+        """Events waiting in all lanes (not counting the ones being handled)."""
+        return sum(len(lane.items) for lane in self._lanes.values())
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` was called (later events are ignored)."""
+        return self._closed
+
+    def deliver(self, event: ServerEvent) -> None:
+        """Queue ``event`` for every subscription it matches (never blocks or raises)."""
+        if self._closed:
+            return
+        subs = self.dispatcher.subscriptions_for(event)
+        if not subs:
+            return
+        lanes = self._lanes
+        limit = self.queue_size
+        for sub in subs:
+            lane = lanes.get(sub)
+            if lane is None:
+                lane = self._start(sub)
+            items = lane.items
+            items.append(event)
+            waiter = lane.waiter
+            if waiter is not None:
+                lane.waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
+            if len(items) >= limit:
+                self._full.add(lane)
+
+    async def wait_uncongested(self) -> None:
+        """Return once no lane holds ``queue_size`` events (at once when none does)."""
+        while self._full and not self._closed:
+            space = self._space
+            if space is None or space.done():
+                space = self._space = asyncio.get_running_loop().create_future()
+            await space
+
+    async def join(self) -> None:
+        """Wait until every event delivered so far has been handled."""
+        while True:
+            busy = [
+                lane.task
+                for lane in self._lanes.values()
+                if lane.task is not None
+                and not lane.task.done()
+                and (lane.items or lane.busy)
+                and lane.task is not asyncio.current_task()
+            ]
+            if not busy:
+                return
+            await asyncio.sleep(0.001)
+
+    async def aclose(self, timeout: float = 1.0) -> None:
+        """Stop: lanes get ``timeout`` seconds to handle what they hold, then are cancelled.
+
+        Events delivered afterwards are ignored. Cancelling this call still cancels
+        every lane task. A handler may call it (its own lane is then not waited for).
+        """
+        self._closed = True
+        self.dispatcher.remove_removal_listener(self._removed)
+        current = asyncio.current_task()
+        tasks = [
+            lane.task
+            for lane in self._lanes.values()
+            if lane.task is not None and lane.task is not current and not lane.task.done()
+        ]
+        for lane in self._lanes.values():
+            self._wake(lane)
+        self._release()
+        try:
+            if tasks and timeout > 0:
+                await asyncio.wait(tasks, timeout=timeout)
+        finally:
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _start(self, sub: Subscription) -> _Lane:
+        lane = self._lanes[sub] = _Lane(sub)
+        lane.task = asyncio.get_running_loop().create_task(
+            self._run(lane), name=f"realtime handler {_name(sub.handler)} ({sub.pattern})"
+        )
+        return lane
+
+    def _wake(self, lane: _Lane) -> None:
+        waiter = lane.waiter
+        if waiter is not None:
+            lane.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _release(self) -> None:
+        space = self._space
+        if space is not None and not space.done():
+            space.set_result(None)
+        self._space = None
+
+    def _removed(self, sub: Subscription) -> None:
+        lane = self._lanes.get(sub)
+        if lane is not None:
+            lane.items.clear()
+            self._drained(lane)
+            self._wake(lane)
+
+    def _drained(self, lane: _Lane) -> None:
+        full = self._full
+        if lane in full:
+            full.discard(lane)
+            if not full:
+                self._release()
+
+    async def _run(self, lane: _Lane) -> None:
+        items = lane.items
+        sub = lane.sub
+        handler = sub.handler
+        loop = asyncio.get_running_loop()
+        limit = self.queue_size
+        perf = time.perf_counter
+        try:
+            while True:
+                if not items:
+                    if not sub.active or self._closed:
+                        return
+                    waiter = lane.waiter = loop.create_future()
+                    await waiter
+                    continue
+                event = items.popleft()
+                if len(items) < limit and lane in self._full:
+                    self._drained(lane)
+                lane.busy = True
+                try:
+                    if sub.thread:
+                        await asyncio.to_thread(handler, event)
+                        continue
+                    start = perf()
+                    result = handler(event)
+                    if result is not None and inspect.isawaitable(result):
+                        await result
+                    elif perf() - start > self.slow_handler:
+                        self._slow(handler, perf() - start, event.type)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("handler %s for %s raised", _name(handler), event.type)
+                finally:
+                    lane.busy = False
+        finally:
+            if self._lanes.get(sub) is lane:
+                del self._lanes[sub]
+            self._drained(lane)
+
+    def _slow(self, handler: Callable[..., Any], seconds: float, event_type: str) -> None:
+        key = id(handler)
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        logger.warning(
+            "sync handler %s blocked the event loop for %.0f ms (on %s); make it async, keep "
+            "it short, or subscribe it with thread=True",
+            _name(handler),
+            seconds * 1000,
+            event_type,
+        )
+
+
+class EventQueue(Generic[T]):
+    """A FIFO with one async consumer and a stated bound (the session's event iterator).
+
+    ``put`` never blocks. With ``overflow="block"`` the queue is :attr:`full` at
+    ``limit`` items and the producer should await :meth:`wait_space` before producing
+    more (back-pressure); with ``overflow="drop_oldest"`` only the newest ``limit``
+    items are kept (for before anyone consumes). :meth:`close` ends it.
+    """
+
+    __slots__ = ("_closed", "_error", "_items", "_space", "_waiter", "limit", "overflow")
+
+    def __init__(self, limit: int, *, overflow: Literal["block", "drop_oldest"] = "block") -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self.limit = limit
+        self.overflow = overflow
+        self._items: deque[T] = deque(maxlen=limit if overflow == "drop_oldest" else None)
+        self._waiter: asyncio.Future[None] | None = None
+        self._space: asyncio.Future[None] | None = None
+        self._closed = False
+        self._error: BaseException | None = None
+
+    def set_overflow(self, overflow: Literal["block", "drop_oldest"]) -> None:
+        """Switch between dropping the oldest items and back-pressure."""
+        if overflow != self.overflow:
+            self.overflow = overflow
+            self._items = deque(
+                self._items, maxlen=self.limit if overflow == "drop_oldest" else None
+            )
+            self._free()
+
+    @property
+    def full(self) -> bool:
+        """True when the producer should wait (``overflow="block"`` and ``limit`` items)."""
+        return self.overflow == "block" and len(self._items) >= self.limit and not self._closed
+
+    def put(self, item: T) -> None:
+        """Append ``item`` (ignored once closed); never blocks."""
+        if self._closed:
+            return
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def close(self, error: BaseException | None = None) -> None:
+        """End the queue: items left are still returned, then ``error`` or the end."""
+        self._closed = True
+        self._error = error
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._free()
+
+    async def wait_space(self) -> None:
+        """Return once the queue is not :attr:`full` (at once when it is not)."""
+        while self.full:
+            space = self._space
+            if space is None or space.done():
+                space = self._space = asyncio.get_running_loop().create_future()
+            await space
+
+    async def get(self) -> T:
+        """Next item; raises ``StopAsyncIteration`` (or the close error) when closed and empty."""
+        while not self._items:
+            if self._closed:
+                if self._error is not None:
+                    raise self._error
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        item = self._items.popleft()
+        if self._space is not None and len(self._items) < self.limit:
+            self._free()
+        return item
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _free(self) -> None:
+        space = self._space
+        if space is not None and not space.done():
+            space.set_result(None)
+        self._space = None

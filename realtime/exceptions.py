@@ -12,6 +12,7 @@ boundary into one of these.
     ├── ConnectionError          the WebSocket could not be opened (refused, handshake, timeout)
     │   └── AuthenticationError  the server refused the credentials (HTTP 401/403, close 4001)
     ├── ConnectionClosed         the connection closed while something was pending (code, reason)
+    │   └── AuthenticationClosed closed with 4001: also an AuthenticationError
     ├── ServerError              the server answered a request with an ``error`` event
     ├── RequestTimeout           no acknowledgement arrived in time
     ├── ResponseError            a response could not be created or cancelled as asked
@@ -28,6 +29,7 @@ from typing import Any
 
 __all__ = [
     "APIError",
+    "AuthenticationClosed",
     "AuthenticationError",
     "ConfigError",
     "ConnectionClosed",
@@ -168,3 +170,14 @@ class ScriptError(RealtimeError):
         if line is not None:
             where += f":{line}"
         super().__init__(f"{where}: {message}")
+
+
+class AuthenticationClosed(AuthenticationError, ConnectionClosed):
+    """The server closed the connection with code 4001: the credentials were refused.
+
+    Both an :class:`AuthenticationError` and a :class:`ConnectionClosed` (``code`` 4001),
+    so either ``except`` clause catches it.
+    """
+
+    def __init__(self, code: int | None = 4001, reason: str = "") -> None:
+        ConnectionClosed.__init__(self, code, reason)

@@ -23,10 +23,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from audio.playback import HeardPosition
 from realtime.events import ClientEvent, ConversationItemTruncateEvent, ResponseCancelEvent
+
+if TYPE_CHECKING:
+    from audio.playback import HeardPosition
 
 __all__ = ["AudioProgress", "Interruption", "OutputAudioLog", "plan_interruption"]
 

@@ -7,7 +7,12 @@ or a network error while connecting), the session waits
 ``min(max_delay, base_delay * 2**attempt)`` seconds, scaled by a random factor in
 ``[1 - jitter, 1]``, and tries again, up to ``max_attempts`` times. After a successful
 reconnect it re-sends the session configuration and, when ``reinject_history`` is set,
-re-creates the conversation's text and transcripts as items (the server forgot them).
+re-creates the conversation once, as text, with the original item ids (the server forgot
+them): a reply cut short keeps only what was heard of it. The restore goes out through
+the normal send path (send listeners and :class:`~realtime.recording.Recorder` see it).
+A response in progress when the connection dropped ends with a ``response.done`` of
+status ``incomplete`` (``status_details.reason == "connection_lost"``), so nothing
+waits for it forever; ``connection.restored`` lists what was lost.
 
 Handlers see the connection's life through synthetic events (they never come from the
 wire; they subclass :class:`realtime.events.ServerEvent`):
@@ -26,6 +31,8 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from pydantic import Field
 
 from .events import ServerEvent
 from .exceptions import ConfigError
@@ -102,11 +109,20 @@ class ConnectionLostEvent(ServerEvent):
 
 
 class ConnectionRestoredEvent(ServerEvent):
-    """Synthetic: the session is connected again after ``attempts`` tries."""
+    """Synthetic: the session is connected again after ``attempts`` tries.
+
+    ``lost_responses``: ids of the responses the drop cut short (each already ended
+    with a ``response.done`` of status ``incomplete``, reason ``connection_lost``);
+    ``incomplete_items``: their items, marked ``incomplete`` in the conversation;
+    ``restored_items``: how many items were re-created (``reinject_history``).
+    """
 
     type: Literal["connection.restored"] = "connection.restored"
     attempts: int = 1
     downtime: float = 0.0
+    lost_responses: list[str] = Field(default_factory=list)
+    incomplete_items: list[str] = Field(default_factory=list)
+    restored_items: int = 0
 
 
 class ConnectionFailedEvent(ServerEvent):

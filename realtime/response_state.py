@@ -170,6 +170,11 @@ class ResponseTracker:
         return next(reversed(self._active.values()))
 
     @property
+    def active_responses(self) -> list[ResponseState]:
+        """Every response not done yet, oldest first."""
+        return list(self._active.values())
+
+    @property
     def busy(self) -> bool:
         """True while a response is active or a requested one is not announced yet."""
         return bool(self._active) or self._pending is not None

@@ -1,61 +1,55 @@
-"""The asyncio session: one WebSocket, typed events in, client events out.
+"""The asyncio session: a thin shell driving :class:`realtime.protocol.ClientProtocol`.
 
 :func:`connect` returns an async context manager yielding a :class:`Session`::
 
     async with realtime.connect(model="gpt-realtime") as session:
         session.on("response.output_audio_transcript.delta", show)
         await session.update(SessionConfig(instructions="Be brief."))
-        await session.send_text("Hello!")
-        async for event in session:
-            ...
+        reply = await session.send_text("Hello!", wait=True)   # the finished response.done
 
-Inside, three tasks move data; everything stateful is delegated to the pure modules:
+Everything stateful (conversation, responses, tools, acknowledgements, barge-in,
+reconnect restore) is decided by the sans-I/O :class:`~realtime.protocol.ClientProtocol`;
+this module moves frames, keeps one future per pending acknowledgement, runs timers,
+handlers and tools:
 
-* the **receive task** reads frames, parses them (:func:`realtime.events.parse_server_event`),
-  feeds the :class:`~realtime.conversation.Conversation`, the
-  :class:`~realtime.response_state.ResponseTracker`, the tool coordinator and the barge-in
-  logic, resolves acknowledgements and :meth:`Session.wait_for` futures, and queues the
-  event for handlers and for ``async for``. It never runs user code, so a slow handler
-  cannot stall receiving or audio.
-* the **handler task** runs handlers in arrival order (sync ones called, async ones
-  awaited); an exception in a handler is logged and the session carries on.
+* the **reader task** takes frames from the transport, parses them, feeds the protocol,
+  resolves futures and :meth:`Session.wait_for` waiters, and hands the event to the
+  handlers and the ``async for`` iterator. It never runs user code.
+* the **handler task** runs handlers (sync ones called, async ones awaited); an
+  exception in a handler is logged and the session carries on.
 * the **writer task** sends client events in order from a bounded queue (``send``
-  waits when it is full).
+  waits when it is full) and tells send listeners (:class:`~realtime.recording.Recorder`).
 
-When the connection ends, every pending await (acknowledgements, ``wait_for``, sends
-waiting for room) fails with :class:`~realtime.exceptions.ConnectionClosed` carrying the
-close code and reason, unless a :class:`~realtime.reconnect.ReconnectPolicy` reconnects.
+**The transport seam.** The session talks to the server through a *frame transport*
+(:class:`realtime.transport.FrameTransport`: ``receive()`` batches of text frames,
+``send(text)``, ``close()``, ``abort()``, ``close_code``/``close_reason``). The default
+opens a WebSocket; pass ``transport_factory=`` (an async callable taking the
+:class:`~realtime.connection.Endpoint` and the :class:`SessionOptions`) to plug in
+another carrier of the same events, such as a WebRTC data channel.
+
+When the connection ends, every pending await fails with
+:class:`~realtime.exceptions.ConnectionClosed` (an
+:class:`~realtime.exceptions.AuthenticationClosed` for close code 4001) unless a
+:class:`~realtime.reconnect.ReconnectPolicy` reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import fnmatch
-import inspect
 import json
 import logging
-import secrets
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import numpy as np
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed as WSConnectionClosed
 
-from .connection import (
-    ApiKey,
-    Endpoint,
-    resolve_endpoint,
-)
+from .connection import ApiKey, Endpoint, SessionOptions, TransportFactory, resolve_endpoint
 from .conversation import Conversation
 from .dispatch import Dispatcher
-from .events import ClientEvent, ServerEvent, encode_client_event, parse_server_event
-from .events.dialect import equivalent_types
+from .events import ClientEvent, ServerEvent, encode_client_event, new_event_id, parse_server_event
 from .exceptions import (
     AuthenticationError,
     ConfigError,
@@ -63,326 +57,168 @@ from .exceptions import (
     ConnectionError,
     ProtocolError,
     RequestTimeout,
-    ServerError,
 )
-from .interruption import Interruption, OutputAudioLog, plan_interruption
+from .interruption import Interruption
+from .outbox import Outbox
+from .protocol import ClientProtocol, Request, close_error
 from .reconnect import (
     ConnectionFailedEvent,
     ConnectionLostEvent,
     ConnectionRestoredEvent,
-    ReconnectPolicy,
     SessionExpiringEvent,
-    history_items,
 )
 from .response_state import ResponseTracker
-from .tools import Tool, ToolCall, ToolCallCoordinator, ToolRegistry
-from .transport import FrameConnection, close_info, open_connection
+from .tools import Tool, ToolCall, ToolRegistry
+from .transport import FrameTransport, open_connection
+from .waiting import EventMatch, Expectation, Mailbox, Waiters
 
 if TYPE_CHECKING:
-    from audio.playback import PlaybackTracker
+    from audio.playback import HeardPosition, PlaybackTracker
 
     from .events.config import SessionConfig
 
-__all__ = ["EventMatch", "Session", "SessionContext", "connect"]
+__all__ = [
+    "EventMatch",
+    "Expectation",
+    "Session",
+    "SessionContext",
+    "SessionOptions",
+    "TransportFactory",
+    "connect",
+    "open_websocket",
+]
 
 logger = logging.getLogger("realtime.session")
 
-
 Dialect = Literal["beta", "ga"]
-T = TypeVar("T")
 H = TypeVar("H", bound=Callable[..., Any])
 
-EventMatch = str | type[ServerEvent] | Callable[[ServerEvent], bool]
-"""What :meth:`Session.wait_for` accepts: a type pattern (exact, glob or ``"*"``), an event
-class, or a predicate."""
-
-_DEFAULT_MAX_SIZE = 128 * 1024 * 1024
-_AUDIO_DELTAS = frozenset({"response.audio.delta", "response.output_audio.delta"})
-_STREAM_DELTAS = frozenset(
-    {
-        "response.audio.delta",
-        "response.output_audio.delta",
-        "response.audio_transcript.delta",
-        "response.output_audio_transcript.delta",
-        "response.text.delta",
-        "response.output_text.delta",
-        "response.function_call_arguments.delta",
-    }
-)
-_NOTHING: list[Any] = []  # shared empty result; never mutated (specials copy before adding)
-_TOOL_TYPES = frozenset(
-    {
-        "response.function_call_arguments.done",
-        "response.output_item.added",
-        "response.output_item.done",
-        "response.done",
-    }
-)
 _NORMAL_CLOSE = frozenset({1000, 1001})
 
 
-class _Mailbox(Generic[T]):
-    """An unbounded FIFO with one async consumer; ``close`` ends it (optionally with an error).
-
-    ``limit`` > 0 keeps only the newest ``limit`` items (used before anyone iterates).
-    """
-
-    __slots__ = ("_closed", "_error", "_items", "_waiter")
-
-    def __init__(self, limit: int = 0) -> None:
-        self._items: deque[T] = deque(maxlen=limit or None)
-        self._waiter: asyncio.Future[None] | None = None
-        self._closed = False
-        self._error: BaseException | None = None
-
-    def unbound(self) -> None:
-        if self._items.maxlen is not None:
-            self._items = deque(self._items)
-
-    def put(self, item: T) -> None:
-        if self._closed:
-            return
-        self._items.append(item)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def close(self, error: BaseException | None = None) -> None:
-        self._closed = True
-        self._error = error
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def get(self) -> T:
-        """Next item; raises ``StopAsyncIteration`` (or the close error) when closed and empty."""
-        while not self._items:
-            if self._closed:
-                if self._error is not None:
-                    raise self._error
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self._items.popleft()
-
-    async def wait(self) -> bool:
-        """Wait until an item is available; False once closed and empty."""
-        while not self._items:
-            if self._closed:
-                return False
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return True
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-class _Ack:
-    """A pending request: resolved by a server event of ``types`` (and ``match``) or its error."""
-
-    __slots__ = ("event_id", "future", "match", "types")
-
-    def __init__(
-        self,
-        event_id: str,
-        types: frozenset[str],
-        match: Callable[[ServerEvent], bool] | None,
-        future: asyncio.Future[ServerEvent],
-    ) -> None:
-        self.event_id = event_id
-        self.types = types
-        self.match = match
-        self.future = future
-
-
-class _Waiter:
-    __slots__ = ("future", "test")
-
-    def __init__(self, test: Callable[[ServerEvent], bool], future: asyncio.Future[ServerEvent]):
-        self.test = test
-        self.future = future
-
-
-class _Outgoing:
-    __slots__ = ("frame", "sent")
-
-    def __init__(self, frame: str | None, sent: asyncio.Future[None] | None) -> None:
-        self.frame = frame
-        self.sent = sent
-
-
-def _new_event_id() -> str:
-    return "evt_" + secrets.token_hex(8)
-
-
-def _new_item_id() -> str:
-    return "item_" + secrets.token_hex(10)
-
-
-def _get(obj: Any, name: str, default: Any = None) -> Any:
-    if isinstance(obj, Mapping):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
-def _compile_match(match: EventMatch, any_dialect: bool) -> Callable[[ServerEvent], bool]:
-    if isinstance(match, str):
-        pattern = match
-        if pattern == "*":
-            return lambda ev: True
-        glob = any(c in pattern for c in "*?[")
-
-        def test(ev: ServerEvent) -> bool:
-            types = equivalent_types(ev.type) if any_dialect else (ev.type,)
-            if glob:
-                return any(fnmatch.fnmatchcase(t, pattern) for t in types)
-            return pattern in types
-
-        return test
-    if isinstance(match, type):
-        cls = match
-        return lambda ev: isinstance(ev, cls)
-    if callable(match):
-        return match
-    raise TypeError(f"cannot match events with {match!r}")
+async def open_websocket(endpoint: Endpoint, options: SessionOptions) -> FrameTransport:
+    """The default :data:`~realtime.connection.TransportFactory`: a WebSocket."""
+    return await open_connection(
+        endpoint,
+        connect_timeout=options.connect_timeout,
+        ping_interval=options.ping_interval,
+        ping_timeout=options.ping_timeout,
+        max_size=options.max_size,
+        max_buffer=options.max_buffer,
+        compression=options.compression,
+    )
 
 
 class Session:
     """A live realtime session; obtain one from :func:`connect`.
 
-    Attributes:
-        conversation: the :class:`~realtime.conversation.Conversation` built from events.
-        responses: the :class:`~realtime.response_state.ResponseTracker`.
-        config: the last :class:`SessionConfig` the server accepted (or the initial one).
-        server_session: the session object of the last ``session.created``/``updated``.
-        dialect: ``"ga"`` or ``"beta"``.
-        tools: the :class:`~realtime.tools.ToolRegistry` (``@session.tool`` adds to it).
+    ``Session(endpoint, options, **changes)``: ``options`` is a
+    :class:`~realtime.connection.SessionOptions` (defaults when omitted) and ``changes``
+    override single options. :attr:`protocol` holds the state; the properties below
+    read it.
     """
 
     def __init__(
-        self,
-        endpoint: Endpoint,
-        *,
-        config: SessionConfig | None = None,
-        reconnect: ReconnectPolicy | None = None,
-        tracker: PlaybackTracker | None = None,
-        tools: ToolRegistry | Iterable[Callable[..., Any] | Tool] | None = None,
-        auto_respond_to_tools: bool = True,
-        dispatcher: Dispatcher | None = None,
-        connect_timeout: float = 10.0,
-        ping_interval: float | None = 20.0,
-        ping_timeout: float | None = 20.0,
-        max_size: int | None = _DEFAULT_MAX_SIZE,
-        send_queue_size: int = 256,
-        ack_timeout: float = 10.0,
-        iterator_backlog: int = 256,
-        expiry_warning: float = 60.0,
-        audio_retention_ms: int = 0,
-        output_audio_format: str | None = None,
-        compression: str | None = None,
+        self, endpoint: Endpoint, options: SessionOptions | None = None, /, **changes: Any
     ) -> None:
-        if send_queue_size < 1:
-            raise ConfigError("send_queue_size must be at least 1")
+        opts = options if options is not None else SessionOptions()
+        if changes:
+            opts = opts.replace(**changes)
+        self.options = opts
         self.endpoint = endpoint
         self.dialect: Dialect = endpoint.dialect
-        self.config = config
-        self.server_session: Any = None
-        self.reconnect_policy = reconnect
-        self.playback = tracker
-        if output_audio_format is None:
-            configured = getattr(config, "output_format", None)
-            output_audio_format = configured if isinstance(configured, str) else "pcm16"
-        try:
-            self.conversation = Conversation(audio_retention_ms, audio_format=output_audio_format)
-            self._audio_log = OutputAudioLog(output_audio_format)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        self.responses = ResponseTracker(dialect=self.dialect)
-        if isinstance(tools, ToolRegistry):
-            self.tools = tools
-        else:
-            self.tools = ToolRegistry()
-            for func in tools or ():
-                self.tools.register(func)
-        self._coordinator = ToolCallCoordinator(
-            tracker=self.responses, auto_respond=auto_respond_to_tools
+        self.protocol = ClientProtocol(
+            dialect=endpoint.dialect,
+            config=opts.config,
+            tools=opts.tools,
+            auto_respond_to_tools=opts.auto_respond_to_tools,
+            audio_retention_ms=opts.audio_retention_ms,
+            output_audio_format=opts.output_audio_format,
         )
-        self._special = self._specials()
-        self._streaming: str | None = None
-        self.last_interruption: Interruption | None = None
-        self.dispatcher = dispatcher if dispatcher is not None else Dispatcher()
-        self.connect_timeout = connect_timeout
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.max_size = max_size
-        self.ack_timeout = ack_timeout
-        self.expiry_warning = expiry_warning
-        self.compression = compression
-
-        self._ws: ClientConnection | None = None
-        self._connected = asyncio.Event()
+        self.protocol.has_tracker = opts.tracker is not None
+        self.reconnect_policy = opts.reconnect
+        self.playback = opts.tracker
+        self.dispatcher = opts.dispatcher if opts.dispatcher is not None else Dispatcher()
+        self.ack_timeout = opts.ack_timeout
+        self.protocol_errors = 0
+        self._transport: FrameTransport | None = None
+        self._outbox = Outbox(opts.send_queue_size)
+        self._connected = self._outbox.connected
         self._closing = False
         self._close_error: ConnectionClosed | None = None
         self._finished = asyncio.Event()
-        self._out: deque[_Outgoing] = deque()
-        self._out_limit = send_queue_size
-        self._out_wakeup = asyncio.Event()
-        self._space = asyncio.Event()
-        self._space.set()
-        self._acks: dict[str, _Ack] = {}
-        self._acks_by_type: dict[str, list[_Ack]] = {}
-        self._waiters: list[_Waiter] = []
-        self._handler_box: _Mailbox[ServerEvent | None] = _Mailbox()
-        self._iter_box: _Mailbox[ServerEvent] = _Mailbox(limit=max(iterator_backlog, 1))
+        self._futures: dict[int, asyncio.Future[ServerEvent]] = {}
+        self._waiters = Waiters()
+        self._handler_box: Mailbox[ServerEvent | None] = Mailbox()
+        self._iter_box: Mailbox[ServerEvent] = Mailbox(limit=max(opts.iterator_backlog, 1))
         self._iterating = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._reader: asyncio.Task[None] | None = None
-        self._writer: asyncio.Task[None] | None = None
         self._handler_task: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
-        self._stopper: asyncio.Task[None] | None = None
-        self._connections = 0
-        self.protocol_errors = 0
-        self._send_listeners: list[Callable[[str], None]] = []
 
-    # -- lifecycle -----------------------------------------------------------------------
+    # -- state (held by the protocol) --------------------------------------------------
 
-    def __repr__(self) -> str:
-        state = (
-            "open" if self._connected.is_set() else "closed" if self._finished.is_set() else "idle"
-        )
-        return f"<Session {self.dialect} {self.endpoint.provider} {state}>"
+    @property
+    def config(self) -> SessionConfig | None:
+        """The last configuration the server accepted (or the initial one)."""
+        return self.protocol.config
+
+    @config.setter
+    def config(self, value: SessionConfig | None) -> None:
+        self.protocol.config = value
+
+    @property
+    def server_session(self) -> Any:
+        """The session object of the last ``session.created``/``updated``."""
+        return self.protocol.server_session
+
+    @property
+    def conversation(self) -> Conversation:
+        """The :class:`~realtime.conversation.Conversation` built from events."""
+        return self.protocol.conversation
+
+    @property
+    def responses(self) -> ResponseTracker:
+        """The :class:`~realtime.response_state.ResponseTracker` of this connection."""
+        return self.protocol.responses
+
+    @property
+    def tools(self) -> ToolRegistry:
+        """The :class:`~realtime.tools.ToolRegistry` (``@session.tool`` adds to it)."""
+        return self.protocol.tools
+
+    @property
+    def last_interruption(self) -> Interruption | None:
+        """The last barge-in decision (server-detected speech or :meth:`interrupt`)."""
+        return self.protocol.last_interruption
+
+    @property
+    def usage(self) -> Any:
+        """Token usage totals of the session."""
+        return self.protocol.responses.usage
 
     @property
     def is_open(self) -> bool:
         """True while connected (False during a reconnect and after closing)."""
         return self._connected.is_set() and not self._finished.is_set()
 
-    @property
-    def usage(self) -> Any:
-        """Token usage totals of the session (from the response tracker)."""
-        return self.responses.usage
+    def __repr__(self) -> str:
+        state = "open" if self.is_open else "closed" if self._finished.is_set() else "idle"
+        return f"<Session {self.dialect} {self.endpoint.provider} {state}>"
+
+    # -- lifecycle -----------------------------------------------------------------------
 
     async def open(self) -> Session:
         """Connect, start the tasks and send the initial configuration (waits for it).
 
-        Called by ``async with connect(...)``. Raises :class:`AuthenticationError`,
-        :class:`ConnectionError`, or :class:`ServerError` when the initial configuration
-        is refused.
+        Raises :class:`AuthenticationError`, :class:`ConnectionError`, or
+        :class:`ServerError` when the initial configuration is refused.
         """
-        self._ws = await self._open_ws()
-        self._connections = 1
+        self._transport = self._outbox.transport = await self._open_transport()
         self._connected.set()
         self._handler_task = self._spawn(self._run_handlers())
-        self._writer = self._spawn(self._run_writer())
-        self._reader = self._spawn(self._run_reader())
+        self._spawn(self._outbox.run())
+        self._spawn(self._run_reader())
         if self.config is not None or len(self.tools):
             try:
                 await self.update(self.config)
@@ -394,21 +230,22 @@ class Session:
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection and stop the session; pending awaits fail with ConnectionClosed.
 
-        Handlers get a short grace period to process events already received. Calling
-        it twice is harmless.
+        Handlers get up to 1 s for events already received. Cancelling ``close()`` (a
+        caller's timeout on a stalled link) still ends the session: the connection is
+        aborted, waiters get ConnectionClosed, tasks are cancelled, :attr:`is_open` is
+        False. Calling it twice is harmless.
         """
-        if self._finished.is_set():
-            stopper = self._stopper
-            if stopper is not None and stopper is not asyncio.current_task():
-                with contextlib.suppress(BaseException):
-                    await stopper
-            return
         self._closing = True
-        ws = self._ws
-        if ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(code, reason), 5)
-        self._finish(ConnectionClosed(code, reason or "session closed"), clean=True)
+        transport = self._transport
+        try:
+            if transport is not None and not self._finished.is_set():
+                with contextlib.suppress(ConnectionClosed):  # the link was already gone
+                    await transport.close(code, reason)
+        finally:
+            if transport is not None:
+                transport.abort()
+            self._finish(ConnectionClosed(code, reason or "session closed"), clean=True)
+            self._cancel_tasks(keep=self._handler_task)
         await self._stop_tasks()
 
     async def __aenter__(self) -> Session:
@@ -426,40 +263,36 @@ class Session:
         """Return when the session has ended (closed by you, or the connection gave up)."""
         await self._finished.wait()
 
-    def _spawn(self, coro: Awaitable[T]) -> asyncio.Task[T]:
-        task: asyncio.Task[T] = asyncio.ensure_future(coro)
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _open_ws(self) -> FrameConnection:
-        return await open_connection(
-            self.endpoint,
-            connect_timeout=self.connect_timeout,
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-            max_size=self.max_size,
-            compression=self.compression,
-        )
+    async def _open_transport(self) -> FrameTransport:
+        factory = self.options.transport_factory or open_websocket
+        return await factory(self.endpoint, self.options)
+
+    def _cancel_tasks(self, keep: asyncio.Task[Any] | None = None) -> None:
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current and task is not keep:
+                task.cancel()
 
     async def _stop_tasks(self) -> None:
+        """Let handlers finish what was received (up to 1 s), then cancel every task."""
         handler = self._handler_task
         current = asyncio.current_task()
-        if handler is not None and not handler.done():
-            self._handler_box.put(None)
-            if handler is not current:  # close() called from a handler cannot wait for itself
-                with contextlib.suppress(asyncio.TimeoutError, Exception):
-                    await asyncio.wait_for(asyncio.shield(handler), 1.0)
-        for task in list(self._tasks):
-            if task is not current:
-                task.cancel()
-        for task in list(self._tasks):
-            if task is not current:
-                with contextlib.suppress(BaseException):
-                    await task
+        self._handler_box.put(None)
+        if handler is not None and handler is not current and not handler.done():
+            await asyncio.wait([handler], timeout=1.0)
+        self._cancel_tasks()
+        others = [t for t in self._tasks if t is not current]
+        if others:
+            await asyncio.wait(others)
 
     def _finish(self, error: ConnectionClosed, *, clean: bool) -> None:
-        """Mark the session ended and fail everything pending with ``error``."""
+        """Mark the session ended and fail everything pending with ``error`` (sync)."""
         if self._finished.is_set():
             return
         self._close_error = error
@@ -467,47 +300,31 @@ class Session:
         self._finished.set()
         if self._expiry is not None:
             self._expiry.cancel()
-        self._fail_pending(error)
-        self._waiters_fail(error)
+        self.protocol.connection_lost(error.code, error.reason)
+        self.protocol.events_to_deliver()  # the session is over: nobody waits for these
+        self.protocol.events_to_send()
+        self._settle()
+        for future in self._futures.values():
+            if not future.done():
+                future.set_exception(error)
+        self._futures.clear()
+        self._waiters.fail(error)
         self._iter_box.close(None if clean else error)
-        for item in self._out:
-            if item.sent is not None and not item.sent.done():
-                item.sent.set_exception(error)
-                item.sent.exception()
-        self._out.clear()
-        self._space.set()
-        self._out_wakeup.set()
-
-    def _fail_pending(self, error: BaseException) -> None:
-        for ack in list(self._acks.values()):
-            if not ack.future.done():
-                ack.future.set_exception(error)
-        self._acks.clear()
-        self._acks_by_type.clear()
-
-    def _waiters_fail(self, error: BaseException) -> None:
-        for waiter in self._waiters:
-            if not waiter.future.done():
-                waiter.future.set_exception(error)
-        self._waiters.clear()
+        self._outbox.fail(error)
 
     # -- receiving -----------------------------------------------------------------------
 
     async def _run_reader(self) -> None:
         while True:
-            ws = self._ws
-            assert ws is not None
-            if isinstance(ws, FrameConnection):
-                ws.attach(self._receive)
-                await ws.wait_closed()
-            else:
-                with contextlib.suppress(WSConnectionClosed):
-                    async for frame in ws:
+            transport = self._transport
+            assert transport is not None
+            try:
+                while True:
+                    for frame in await transport.receive():
                         self._receive(frame)
-            code, reason = close_info(ws)
-            if self._closing:
-                return
-            if not await self._connection_lost(code, reason):
+            except ConnectionClosed as exc:
+                code, reason = exc.code, exc.reason
+            if self._closing or not await self._connection_lost(code, reason):
                 return
 
     def _receive(self, frame: str | bytes) -> None:
@@ -522,186 +339,60 @@ class Session:
             self.protocol_errors += 1
             logger.exception("ignoring a frame that could not be parsed")
             return
-        etype = event.type
+        protocol = self.protocol
         try:
-            self.conversation.apply(event)
-            if etype in _STREAM_DELTAS:
-                # A delta of the response the tracker already has in progress, with no
-                # other event in between, cannot change the tracker: skip the call.
-                rid = event.response_id  # type: ignore[attr-defined]
-                if rid == self._streaming:
-                    out = _NOTHING
-                else:
-                    out = self.responses.apply(event)
-                    state = self.responses.get(rid) if rid else None
-                    self._streaming = rid if state and state.status == "in_progress" else None
-            else:
-                self._streaming = None
-                out = self.responses.apply(event)
-            special = self._special.get(etype)
-            if special is not None:
-                out = special(event, out)
-            if out:
-                for client_event in out:
-                    self._send_nowait(client_event)
-            if self._acks_by_type:
-                acks = self._acks_by_type.get(etype)
-                if acks:
-                    for ack in acks:
-                        if ack.match is None or ack.match(event):
-                            self._resolve(ack, event)
-                            break
+            heard = None
+            if self.playback is not None and protocol.wants_heard_position(event):
+                heard = self._tracker_interrupt(self.playback)
+            if protocol.receive(event, time.monotonic(), heard=heard):
+                self._settle()
+            etype = event.type
+            if etype == "error" and not protocol.error_explained:
+                logger.warning("server error: %s", getattr(event, "error", event))
+            elif etype == "session.created":
+                self._schedule_expiry(protocol.expires_at)
         except Exception:
-            logger.exception("internal error while processing %s", etype)
-        try:
-            self._deliver(event)
-        except Exception:
-            logger.exception("internal error while delivering %s", etype)
+            logger.exception("internal error while processing %s", event.type)
+        self._deliver(event)
 
-    def _specials(self) -> dict[str, Callable[[Any, list[ClientEvent]], list[ClientEvent]]]:
-        """Per event type, the extra processing some types need (looked up once per event)."""
-        table: dict[str, Callable[[Any, list[ClientEvent]], list[ClientEvent]]] = {}
-        for etype in _TOOL_TYPES:
-            table[etype] = self._on_tool_event
-        for etype in _AUDIO_DELTAS:
-            table[etype] = self._on_audio_delta
-        table["input_audio_buffer.speech_started"] = self._on_speech_started
-        table["error"] = self._on_error_event
-        table["session.created"] = self._on_session_event
-        table["session.updated"] = self._on_session_event
-        return table
-
-    def _on_tool_event(self, event: Any, out: list[ClientEvent]) -> list[ClientEvent]:
-        out = out + self._coordinator.apply(event)
-        for call in self._coordinator.take_calls():
+    def _settle(self) -> None:
+        """Carry out the protocol's outputs: sends, acknowledgements, tool calls."""
+        protocol = self.protocol
+        for client_event in protocol.events_to_send():
+            self._outbox.put_nowait(self._encode(client_event))
+        for done in protocol.completions():
+            future = self._futures.pop(done.request.id, None)
+            if future is None or future.done():
+                continue
+            if done.error is not None:
+                future.set_exception(done.error)
+            elif done.event is not None:
+                future.set_result(done.event)
+        for call in protocol.tool_calls():
             self._spawn(self._run_tool(call))
-        return out
 
-    def _on_audio_delta(self, event: Any, out: list[ClientEvent]) -> list[ClientEvent]:
-        self._audio_log.apply(event, time.monotonic())
-        return out
-
-    def _on_speech_started(self, event: Any, out: list[ClientEvent]) -> list[ClientEvent]:
-        return out + self._barge_in()
-
-    def _on_error_event(self, event: Any, out: list[ClientEvent]) -> list[ClientEvent]:
-        self._on_error(event)
-        return out
-
-    def _on_session_event(self, event: Any, out: list[ClientEvent]) -> list[ClientEvent]:
-        self.server_session = _get(event, "session")
-        if event.type == "session.created":
-            self._schedule_expiry(_get(self.server_session, "expires_at"))
-        return out
-
-    def _server_cancels(self) -> bool:
-        """Whether the server cancels a response itself on speech (``interrupt_response``)."""
-        session = self.server_session
-        if self.dialect == "ga":
-            turn = _get(_get(_get(session, "audio"), "input"), "turn_detection")
-        else:
-            turn = _get(session, "turn_detection")
-        if turn is None:
-            # Unknown session: speech_started implies a server VAD, which interrupts by
-            # default. A known session without turn detection never cancels by itself.
-            return session is None
-        flag = _get(turn, "interrupt_response")
-        return True if flag is None else bool(flag)
-
-    def _barge_in(self) -> list[ClientEvent]:
-        """The user started speaking: stop playback, truncate what was unheard, maybe cancel."""
-        playing = self._audio_log.current
-        active = self.responses.active_response
-        if playing is None and active is None:
-            return []
-        heard = None
-        if self.playback is not None:
-            try:
-                heard = self.playback.interrupt()
-            except Exception:
-                logger.exception("playback tracker interrupt() raised")
-        decision = plan_interruption(
-            playing,
-            heard=heard,
-            now=None if self.playback is not None else time.monotonic(),
-            server_cancels=self._server_cancels(),
-            response_active=active is not None,
-            response_id=active.id if active is not None else None,
-        )
-        self.last_interruption = decision
-        if decision.item_id is not None:
-            self._audio_log.interrupted(decision.item_id)
-        out = [e for e in decision.events if e.type != "response.cancel"]
-        if decision.cancel:
-            out.extend(self.responses.request_cancel())
-        return out
+    def _tracker_interrupt(self, tracker: PlaybackTracker) -> HeardPosition | None:
+        try:
+            return tracker.interrupt()
+        except Exception:
+            logger.exception("playback tracker interrupt() raised")
+            return None
 
     def _deliver(self, event: ServerEvent) -> None:
         if self._waiters:
-            self._check_waiters(event)
+            self._waiters.offer(event)
         if self.dispatcher.has_handlers(event.type):
             self._handler_box.put(event)
         self._iter_box.put(event)
 
-    def _check_waiters(self, event: ServerEvent) -> None:
-        for waiter in list(self._waiters):
-            if waiter.future.done():
-                self._waiters.remove(waiter)
-                continue
-            try:
-                hit = waiter.test(event)
-            except Exception:
-                logger.exception("wait_for predicate raised")
-                hit = False
-            if hit:
-                waiter.future.set_result(event)
-                self._waiters.remove(waiter)
-
-    def _resolve(self, ack: _Ack, event: ServerEvent) -> None:
-        self._drop_ack(ack)
-        if not ack.future.done():
-            ack.future.set_result(event)
-
-    def _drop_ack(self, ack: _Ack) -> None:
-        self._acks.pop(ack.event_id, None)
-        for etype in ack.types:
-            waiting = self._acks_by_type.get(etype)
-            if waiting and ack in waiting:
-                waiting.remove(ack)
-                if not waiting:
-                    del self._acks_by_type[etype]
-
-    def _on_error(self, event: ServerEvent) -> None:
-        error = _get(event, "error")
-        event_id = _get(error, "event_id")
-        ack = self._acks.get(event_id) if event_id else None
-        exc = ServerError(
-            str(_get(error, "message") or "server error"),
-            type=_get(error, "type"),
-            code=_get(error, "code"),
-            param=_get(error, "param"),
-            event_id=event_id,
-            event=event,
-        )
-        if ack is not None:
-            self._drop_ack(ack)
-            if not ack.future.done():
-                ack.future.set_exception(exc)
-            return
-        if self.responses.is_expected_error(event):
-            logger.debug("expected error ignored: %s", exc)
-            return
-        logger.warning("server error: %s", exc)
-
-    def _schedule_expiry(self, expires_at: Any) -> None:
+    def _schedule_expiry(self, expires_at: float | None) -> None:
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
-        if not isinstance(expires_at, (int, float)) or expires_at <= 0:
-            return
-        delay = expires_at - time.time() - self.expiry_warning
-        loop = asyncio.get_running_loop()
-        self._expiry = loop.call_later(max(delay, 0.0), self._warn_expiry, float(expires_at))
+        if expires_at is not None:
+            delay = max(expires_at - time.time() - self.options.expiry_warning, 0.0)
+            loop = asyncio.get_running_loop()
+            self._expiry = loop.call_later(delay, self._warn_expiry, expires_at)
 
     def _warn_expiry(self, expires_at: float) -> None:
         self._expiry = None
@@ -712,17 +403,16 @@ class Session:
         box = self._handler_box
         resolve = self.dispatcher.handlers_for
         while True:
-            if not box._items:  # drain without a coroutine call per event
-                if not await box.wait():
-                    return
-                continue
-            event = box._items.popleft()
+            try:
+                event = await box.get()
+            except StopAsyncIteration:
+                return
             if event is None:  # the stop marker
                 return
             for handler in resolve(event.type):
                 try:
                     result = handler(event)
-                    if result is not None and inspect.isawaitable(result):
+                    if result is not None and hasattr(result, "__await__"):
                         await result
                 except asyncio.CancelledError:
                     raise
@@ -738,8 +428,6 @@ class Session:
     async def _connection_lost(self, code: int | None, reason: str) -> bool:
         """Handle an unexpected close; True when a new connection is up."""
         self._connected.clear()
-        error = ConnectionClosed(code, reason)
-        self._fail_pending(error)
         policy = self.reconnect_policy
         will = policy is not None and policy.is_recoverable(code)
         logger.warning("connection lost (code %s)%s", code, ", reconnecting" if will else "")
@@ -747,9 +435,12 @@ class Session:
         if not will or policy is None:
             if policy is not None:
                 self._deliver(ConnectionFailedEvent(code=code, reason=reason, attempts=0))
-            self._finish(error, clean=code in _NORMAL_CLOSE)
-            self._stopper = self._spawn(self._stop_tasks())
+            self._give_up(code, reason)
             return False
+        self.protocol.connection_lost(code, reason)
+        self._settle()  # fails the pending requests
+        for event in self.protocol.events_to_deliver():
+            self._deliver(event)  # the lost responses' response.done
         lost_at = time.monotonic()
         attempts = 0
         for delay in policy.delays():
@@ -758,53 +449,37 @@ class Session:
             if self._closing:
                 return False
             try:
-                ws = await self._open_ws()
+                transport = await self._open_transport()
             except (ConnectionError, ConfigError) as exc:
                 logger.warning("reconnect attempt %d failed: %s", attempts, exc)
                 if isinstance(exc, AuthenticationError):
                     break
                 continue
-            self._ws = ws
-            self._connections += 1
-            self._fresh_tracker()
-            await self._restore(ws, policy)
+            self._transport = self._outbox.transport = transport
+            restore = self.protocol.connection_made(reinject_history=policy.reinject_history)
+            # The restore goes out first, through the writer (send listeners see it).
+            self._outbox.put_first(self._encode(event) for event in restore)
             self._connected.set()
+            lost_responses, lost_items = self.protocol.take_losses()
+            restored = sum(1 for e in restore if e.type == "conversation.item.create")
             self._deliver(
-                ConnectionRestoredEvent(attempts=attempts, downtime=time.monotonic() - lost_at)
+                ConnectionRestoredEvent(
+                    attempts=attempts,
+                    downtime=time.monotonic() - lost_at,
+                    lost_responses=lost_responses,
+                    incomplete_items=lost_items,
+                    restored_items=restored,
+                )
             )
             logger.info("reconnected after %d attempt(s)", attempts)
             return True
         self._deliver(ConnectionFailedEvent(code=code, reason=reason, attempts=attempts))
-        self._finish(error, clean=False)
-        self._stopper = self._spawn(self._stop_tasks())
+        self._give_up(code, reason)
         return False
 
-    def _fresh_tracker(self) -> None:
-        """A new connection has no active response: start response bookkeeping afresh.
-
-        Usage totals carry over; requests queued behind the lost response are re-queued.
-        """
-        old = self.responses
-        self.responses = ResponseTracker(dialect=self.dialect)
-        self._streaming = None
-        self.responses.usage = old.usage
-        self._coordinator.tracker = self.responses
-        self._audio_log.reset()
-        for event in old.clear_queue():
-            for out in self.responses.request_create(event):
-                self._out.append(_Outgoing(self._encode(out), None))
-
-    async def _restore(self, ws: ClientConnection, policy: ReconnectPolicy) -> None:
-        """Re-send the configuration (and history) on a new connection, before queued sends."""
-        frames: list[str] = []
-        if self.config is not None or len(self.tools):
-            frames.append(self._encode(self._session_update_event(self.config)))
-        if policy.reinject_history:
-            for item in history_items(self.conversation.items, self.dialect):
-                frames.append(self._encode({"type": "conversation.item.create", "item": item}))
-        with contextlib.suppress(WSConnectionClosed):
-            for frame in frames:
-                await ws.send(frame)
+    def _give_up(self, code: int | None, reason: str) -> None:
+        self._finish(close_error(code, reason), clean=code in _NORMAL_CLOSE)
+        self._spawn(self._stop_tasks())
 
     # -- sending -------------------------------------------------------------------------
 
@@ -813,94 +488,31 @@ class Session:
 
     def _encode_with_id(self, event: ClientEvent | Mapping[str, Any]) -> tuple[str, str]:
         if isinstance(event, ClientEvent):
-            if event.event_id is None:
-                event.event_id = _new_event_id()
-            return encode_client_event(event), event.event_id
+            frame = encode_client_event(event)  # assigns a missing event_id
+            return frame, str(event.event_id)
         if isinstance(event, Mapping):
             data = dict(event)
             if not isinstance(data.get("type"), str):
                 raise ConfigError("a client event needs a string 'type'")
-            event_id = data.setdefault("event_id", _new_event_id())
+            event_id = data.setdefault("event_id", new_event_id())
             return json.dumps(data, separators=(",", ":"), ensure_ascii=False), str(event_id)
         raise TypeError(f"cannot send {type(event).__name__}: pass a ClientEvent or a dict")
 
     def _check_open(self) -> None:
-        if self._finished.is_set():
-            assert self._close_error is not None
+        if self._close_error is not None:
             raise self._close_error
-
-    async def _run_writer(self) -> None:
-        out = self._out
-        while True:
-            if not out:
-                self._out_wakeup.clear()
-                await self._out_wakeup.wait()
-                continue
-            if not self._connected.is_set():
-                await self._connected.wait()
-            ws = self._ws
-            item = out[0]
-            if item.frame is None:  # a flush() marker
-                out.popleft()
-                if item.sent is not None and not item.sent.done():
-                    item.sent.set_result(None)
-                continue
-            try:
-                assert ws is not None
-                await ws.send(item.frame)
-            except WSConnectionClosed:
-                # The reader notices the loss; the frame goes out on the next connection.
-                await asyncio.sleep(0)
-                if self._ws is ws:
-                    self._connected.clear()
-                    await self._connected.wait()
-                continue
-            except Exception:
-                logger.exception("could not send a client frame; dropping it")
-                if out and out[0] is item:
-                    out.popleft()
-                if item.sent is not None and not item.sent.done():
-                    item.sent.set_result(None)
-                continue
-            if out and out[0] is item:
-                out.popleft()
-            for listener in self._send_listeners:
-                try:
-                    listener(item.frame)
-                except Exception:
-                    logger.exception("send listener failed")
-            if item.sent is not None and not item.sent.done():
-                item.sent.set_result(None)
-            if len(out) < self._out_limit:
-                self._space.set()
 
     def add_send_listener(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(frame)`` with every client frame once it has been sent.
 
-        For recording (see :class:`realtime.recording.Recorder`); it runs in the writer
+        For recording (:class:`realtime.recording.Recorder`); it runs in the writer
         task, so it must be quick. Exceptions it raises are logged and ignored.
         """
-        self._send_listeners.append(listener)
+        self._outbox.listeners.append(listener)
 
     def remove_send_listener(self, listener: Callable[[str], None]) -> None:
         """Stop calling a listener added with :meth:`add_send_listener`."""
-        self._send_listeners.remove(listener)
-
-    def _send_nowait(self, event: ClientEvent | Mapping[str, Any]) -> None:
-        """Queue a client event from inside the session (no back-pressure, never blocks)."""
-        if self._finished.is_set():
-            return
-        self._out.append(_Outgoing(self._encode(event), None))
-        self._out_wakeup.set()
-
-    async def _send_frame(self, frame: str) -> None:
-        self._check_open()
-        while len(self._out) >= self._out_limit:
-            self._space.clear()
-            await self._space.wait()
-            self._check_open()
-        self._out.append(_Outgoing(frame, None))
-        self._out_wakeup.set()
+        self._outbox.listeners.remove(listener)
 
     async def send(self, event: ClientEvent | Mapping[str, Any]) -> str:
         """Queue any client event (a model or a dict with ``type``); returns its ``event_id``.
@@ -909,84 +521,59 @@ class Session:
         session has ended, :class:`ConfigError`/``TypeError`` for an event it cannot encode.
         """
         frame, event_id = self._encode_with_id(event)
-        await self._send_frame(frame)
+        await self._outbox.put(frame)
         return event_id
 
     async def flush(self, timeout: float | None = None) -> None:
-        """Wait until every client event queued so far has been handed to the socket.
+        """Wait until every client event queued so far has been handed to the transport.
 
         Raises :class:`RequestTimeout` after ``timeout`` seconds and
         :class:`ConnectionClosed` when the session ends first.
         """
-        self._check_open()
-        if not self._out:
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._out.append(_Outgoing(None, fut))
-        self._out_wakeup.set()
-        try:
-            await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
-            raise RequestTimeout(f"the send queue did not drain within {timeout} s") from None
+        await self._outbox.flush(timeout)
 
     async def _request(
         self,
-        event: dict[str, Any],
-        types: Iterable[str],
+        request: Request,
         *,
-        match: Callable[[ServerEvent], bool] | None = None,
         timeout: float | None = None,
         then: Callable[[], Awaitable[None]] | None = None,
     ) -> ServerEvent:
-        """Queue ``event``, run ``then`` (more sends queued right behind it), await the ack."""
+        """Send the request's events, run ``then``, await the acknowledgement."""
         self._check_open()
-        event_id = event.setdefault("event_id", _new_event_id())
-        loop = asyncio.get_running_loop()
-        ack = _Ack(event_id, frozenset(types), match, loop.create_future())
-        self._acks[event_id] = ack
-        for etype in ack.types:
-            self._acks_by_type.setdefault(etype, []).append(ack)
+        future: asyncio.Future[ServerEvent] = asyncio.get_running_loop().create_future()
+        self._futures[request.id] = future
         limit = self.ack_timeout if timeout is None else timeout
         try:
-            await self._send_frame(self._encode(event))
+            for event in request.events:
+                await self._outbox.put(self._encode(event))
             if then is not None:
                 await then()
-            return await asyncio.wait_for(ack.future, limit)
+            return await asyncio.wait_for(future, limit)
         except asyncio.TimeoutError:
             raise RequestTimeout(
-                f"no {' or '.join(sorted(ack.types))} for {event['type']} within {limit:g} s"
+                f"no {' or '.join(sorted(request.types))} for {request.kind} within {limit:g} s"
             ) from None
         finally:
-            self._drop_ack(ack)
-            if not ack.future.done():
-                ack.future.cancel()
+            self._futures.pop(request.id, None)
+            self.protocol.forget(request)
+            if not future.done():
+                future.cancel()
 
     # -- client events -------------------------------------------------------------------
-
-    def _session_update_event(self, config: SessionConfig | None) -> dict[str, Any]:
-        wire: dict[str, Any] = config.to_wire(self.dialect) if config is not None else {}
-        if self.dialect == "ga":
-            wire.setdefault("type", "realtime")
-        if len(self.tools) and wire.get("type", "realtime") == "realtime":
-            tools = list(wire.get("tools") or [])
-            names = {_get(t, "name") for t in tools}
-            tools.extend(d for d in self.tools.definitions() if d["name"] not in names)
-            wire["tools"] = tools
-            wire.setdefault("tool_choice", "auto")
-        return {"type": "session.update", "session": wire}
 
     async def update(
         self, config: SessionConfig | None = None, *, timeout: float | None = None
     ) -> ServerEvent:
-        """Send ``session.update`` (with the registered tools) and wait for ``session.updated``.
+        """Configure the session (with the registered tools) and wait for the acknowledgement.
 
-        Returns the ``session.updated`` event; on success :attr:`config` becomes ``config``.
-        Raises :class:`ServerError` when the server answers with an error naming this
-        request, :class:`RequestTimeout`, :class:`ConnectionClosed`, or
-        :class:`ConfigError` when the config cannot be expressed in the dialect.
+        ``session.update`` -> ``session.updated``; a beta transcription configuration
+        (``kind="transcription"``) sends ``transcription_session.update``. On success
+        :attr:`config` becomes ``config``. Raises :class:`ServerError`,
+        :class:`RequestTimeout`, :class:`ConnectionClosed`, or :class:`ConfigError`.
         """
-        event = self._session_update_event(config if config is not None else self.config)
-        reply = await self._request(event, ("session.updated",), timeout=timeout)
+        request = self.protocol.update(config if config is not None else self.config)
+        reply = await self._request(request, timeout=timeout)
         if config is not None:
             self.config = config
         return reply
@@ -994,22 +581,15 @@ class Session:
     async def update_transcription_session(
         self, session: Mapping[str, Any] | SessionConfig, *, timeout: float | None = None
     ) -> ServerEvent:
-        """Configure a transcription-only session and wait for the acknowledgement.
+        """Configure a transcription-only session from its wire object and wait for the ack.
 
-        ``session`` is the wire object: beta sends ``transcription_session.update``
-        (acknowledged by ``transcription_session.updated``); GA sends ``session.update``
-        with ``type: "transcription"`` (acknowledged by ``session.updated``). A
-        :class:`SessionConfig` is encoded for the dialect first.
+        Beta sends ``transcription_session.update``; GA ``session.update`` with
+        ``type: "transcription"``. A :class:`SessionConfig` is encoded for the dialect.
         """
         if not isinstance(session, Mapping):
             session = session.to_wire(self.dialect)
-        if self.dialect == "beta":
-            event = {"type": "transcription_session.update", "session": dict(session)}
-            return await self._request(event, ("transcription_session.updated",), timeout=timeout)
-        body = {"type": "transcription", **dict(session)}
-        return await self._request(
-            {"type": "session.update", "session": body}, ("session.updated",), timeout=timeout
-        )
+        request = self.protocol.update_transcription_session(session)
+        return await self._request(request, timeout=timeout)
 
     async def append_audio(
         self, audio: bytes | bytearray | memoryview | np.ndarray[Any, Any]
@@ -1017,7 +597,6 @@ class Session:
         """Send ``input_audio_buffer.append`` with PCM16 audio (bytes or an int16 array).
 
         No acknowledgement exists for appends; this returns once the frame is queued.
-        Raises :class:`ConfigError` for an array that is not int16 mono.
         """
         if isinstance(audio, np.ndarray):
             if audio.dtype != np.int16 or audio.ndim != 1:
@@ -1028,31 +607,17 @@ class Session:
             data = audio.astype("<i2", copy=False).tobytes()
         else:
             data = bytes(audio)
-        if not data:
-            return
-        encoded = base64.b64encode(data).decode("ascii")
-        frame = (
-            '{"type":"input_audio_buffer.append","event_id":"'
-            + _new_event_id()
-            + '","audio":"'
-            + encoded
-            + '"}'
-        )
-        await self._send_frame(frame)
+        if data:
+            self._check_open()
+            await self._outbox.put(self.protocol.append_audio_frame(data))
 
     async def commit_audio(self, *, timeout: float | None = None) -> ServerEvent:
-        """Send ``input_audio_buffer.commit``; waits for ``input_audio_buffer.committed``."""
-        return await self._request(
-            {"type": "input_audio_buffer.commit"},
-            ("input_audio_buffer.committed",),
-            timeout=timeout,
-        )
+        """Send ``input_audio_buffer.commit``; waits for its ``committed`` (never a VAD one)."""
+        return await self._request(self.protocol.commit(), timeout=timeout)
 
     async def clear_audio(self, *, timeout: float | None = None) -> ServerEvent:
         """Send ``input_audio_buffer.clear``; waits for ``input_audio_buffer.cleared``."""
-        return await self._request(
-            {"type": "input_audio_buffer.clear"}, ("input_audio_buffer.cleared",), timeout=timeout
-        )
+        return await self._request(self.protocol.clear_audio(), timeout=timeout)
 
     async def clear_output_audio(self) -> None:
         """Send ``output_audio_buffer.clear`` (GA; WebRTC/SIP servers stop playing audio)."""
@@ -1070,88 +635,91 @@ class Session:
     ) -> ServerEvent:
         """Send ``conversation.item.create``; waits for the item's ``created``/``added`` event.
 
-        ``item`` is a wire item (dict or model). An ``id`` is generated when absent so
-        the acknowledgement can be matched to this item. ``then`` is awaited right after
+        ``item`` is a wire item (dict or model); an ``id`` is generated when absent so
+        the acknowledgement is matched to this item. ``then`` is awaited right after
         the item is queued, before waiting (to queue more events behind it).
         """
         data = item.model_dump(exclude_none=True) if hasattr(item, "model_dump") else dict(item)
-        data.setdefault("id", _new_item_id())
-        item_id = data["id"]
-        event: dict[str, Any] = {"type": "conversation.item.create", "item": data}
-        if previous_item_id is not None:
-            event["previous_item_id"] = previous_item_id
-        return await self._request(
-            event,
-            ("conversation.item.created", "conversation.item.added"),
-            match=lambda ev: _get(_get(ev, "item"), "id") == item_id,
-            timeout=timeout,
-            then=then,
-        )
+        request = self.protocol.create_item(data, previous_item_id=previous_item_id)
+        return await self._request(request, timeout=timeout, then=then)
 
     async def send_text(
-        self, text: str, *, role: str = "user", respond: bool = True, timeout: float | None = None
+        self,
+        text: str,
+        *,
+        role: str = "user",
+        respond: bool = True,
+        wait: bool = False,
+        timeout: float | None = None,
     ) -> ServerEvent:
-        """Add a text message (and, by default, ask for a response); returns the item ack.
+        """Add a text message (and, by default, ask for a response right behind it).
 
-        ``response.create`` is queued right behind the item (no round trip in between).
+        Returns the item's acknowledgement; with ``wait=True`` the ``response.done`` of
+        the reply instead, awaited from before sending so a fast reply is never missed
+        (``timeout`` then bounds the wait for it). A reply lost to a dropped connection
+        ends with a ``response.done`` of status ``incomplete``.
         """
-        item = {"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]}
-        return await self.create_item(
-            item, timeout=timeout, then=self.create_response if respond else None
-        )
+        if wait and not respond:
+            raise ConfigError("send_text(wait=True) needs respond=True")
+        expectation = self.expect("response.done", timeout, any_dialect=True) if wait else None
+        try:
+            ack = await self._request(self.protocol.send_text(text, role=role, respond=respond))
+        except BaseException:
+            if expectation is not None:
+                expectation.cancel()
+            raise
+        return ack if expectation is None else await expectation.wait()
 
     async def truncate(
         self, item_id: str, content_index: int, audio_end_ms: int, *, timeout: float | None = None
     ) -> ServerEvent:
         """Send ``conversation.item.truncate``; waits for ``conversation.item.truncated``."""
-        event = {
-            "type": "conversation.item.truncate",
-            "item_id": item_id,
-            "content_index": content_index,
-            "audio_end_ms": int(audio_end_ms),
-        }
-        return await self._request(
-            event,
-            ("conversation.item.truncated",),
-            match=lambda ev: _get(ev, "item_id") == item_id,
-            timeout=timeout,
-        )
+        request = self.protocol.truncate(item_id, content_index, audio_end_ms)
+        return await self._request(request, timeout=timeout)
 
     async def delete_item(self, item_id: str, *, timeout: float | None = None) -> ServerEvent:
         """Send ``conversation.item.delete``; waits for ``conversation.item.deleted``."""
-        return await self._request(
-            {"type": "conversation.item.delete", "item_id": item_id},
-            ("conversation.item.deleted",),
-            match=lambda ev: _get(ev, "item_id") == item_id,
-            timeout=timeout,
-        )
+        return await self._request(self.protocol.delete_item(item_id), timeout=timeout)
 
     async def retrieve_item(self, item_id: str, *, timeout: float | None = None) -> ServerEvent:
         """Send ``conversation.item.retrieve``; waits for ``conversation.item.retrieved``."""
-        return await self._request(
-            {"type": "conversation.item.retrieve", "item_id": item_id},
-            ("conversation.item.retrieved",),
-            match=lambda ev: _get(_get(ev, "item"), "id") == item_id,
-            timeout=timeout,
-        )
+        return await self._request(self.protocol.retrieve_item(item_id), timeout=timeout)
 
     async def create_response(self, **response: Any) -> None:
         """Ask for a response (``response.create``; keyword arguments become ``response``).
 
-        While another response is active, the request is queued by the response tracker
-        and sent when that one is done (instead of earning an error).
+        While another response is active the request is queued and sent when that one
+        is done (instead of earning an error).
         """
         self._check_open()
-        for event in self.responses.request_create(self.responses.new_create(**response)):
+        for event in self.protocol.create_response(**response):
             await self.send(event)
 
     async def cancel_response(self, response_id: str | None = None) -> bool:
         """Cancel the active response; returns False when there was none (nothing sent)."""
         self._check_open()
-        events = self.responses.request_cancel(response_id)
+        events = self.protocol.cancel_response(response_id)
         for event in events:
             await self.send(event)
         return bool(events)
+
+    async def interrupt(self, tracker: PlaybackTracker | None = None) -> Interruption:
+        """Barge in locally: stop playback, cancel the response, truncate at what was heard.
+
+        ``tracker`` (default: the session's) is told to ``interrupt()``: a speaker stops
+        with its fade and reports the heard position, where the item is truncated; the
+        active response is cancelled (either dialect). Without any tracker, the time
+        since the first audio delta stands for what was heard. Returns the decision.
+        """
+        self._check_open()
+        tracker = tracker if tracker is not None else self.playback
+        if tracker is not None:
+            decision = self.protocol.interrupt(self._tracker_interrupt(tracker))
+        else:
+            decision = self.protocol.interrupt(None, now=time.monotonic())
+        for event in decision.events:
+            await self.send(event)
+        return decision
 
     # -- dispatch ------------------------------------------------------------------------
 
@@ -1197,21 +765,29 @@ class Session:
     ) -> ServerEvent:
         """Wait for the next event matching ``match`` (type pattern, event class or predicate).
 
-        Raises :class:`RequestTimeout` after ``timeout`` seconds and
-        :class:`ConnectionClosed` when the session ends first.
+        Only events arriving after the call count: to await the answer to something you
+        send, use :meth:`expect` or ``send_text(..., wait=True)``. Raises
+        :class:`RequestTimeout` after ``timeout`` seconds and :class:`ConnectionClosed`
+        when the session ends first.
         """
         self._check_open()
-        waiter = _Waiter(
-            _compile_match(match, any_dialect), asyncio.get_running_loop().create_future()
-        )
-        self._waiters.append(waiter)
-        try:
-            return await asyncio.wait_for(waiter.future, timeout)
-        except asyncio.TimeoutError:
-            raise RequestTimeout(f"no event matching {match!r} within {timeout:g} s") from None
-        finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
+        waiter = self._waiters.add(match, any_dialect=any_dialect)
+        return await self._waiters.wait(waiter, timeout)
+
+    def expect(
+        self, match: EventMatch, timeout: float | None = None, *, any_dialect: bool = False
+    ) -> Expectation:
+        """Start waiting now for an event that what you do next causes (race-free)::
+
+            async with session.expect("response.done") as reply:
+                await session.send_text("Hi")
+            print(reply.event)
+
+        ``timeout`` counts from leaving the block (or calling ``wait()``).
+        """
+        self._check_open()
+        waiter = self._waiters.add(match, any_dialect=any_dialect)
+        return Expectation(self._waiters, waiter, timeout)
 
     def __aiter__(self) -> AsyncIterator[ServerEvent]:
         """Iterate over received events (the same objects handlers get).
@@ -1275,19 +851,15 @@ class Session:
         result = await self.tools.execute(call)
         if not result.ok:
             logger.warning("tool call %s failed: %s", call.name, result.error)
-        for event in self._coordinator.complete(result):
-            self._send_nowait(event)
+        for event in self.protocol.tool_result(result):
+            self._outbox.put_nowait(self._encode(event))
 
 
 class SessionContext:
     """What :func:`connect` returns: ``async with`` it (or ``await`` it) to get a Session.
 
     ``.session`` is the (not yet connected) Session, for subscribing handlers and
-    registering tools before connecting::
-
-        ctx = realtime.connect(url=url)
-        ctx.session.on("session.created", on_created)
-        async with ctx as session: ...
+    registering tools before connecting.
     """
 
     def __init__(self, session: Session) -> None:
@@ -1326,34 +898,17 @@ def connect(
     azure_ad_token: ApiKey | None = None,
     extra_headers: Mapping[str, str] | None = None,
     query: Mapping[str, str] | None = None,
-    config: SessionConfig | None = None,
-    reconnect: ReconnectPolicy | None = None,
-    tracker: PlaybackTracker | None = None,
-    tools: ToolRegistry | Iterable[Callable[..., Any] | Tool] | None = None,
-    auto_respond_to_tools: bool = True,
-    dispatcher: Dispatcher | None = None,
-    connect_timeout: float = 10.0,
-    ping_interval: float | None = 20.0,
-    ping_timeout: float | None = 20.0,
-    max_size: int | None = _DEFAULT_MAX_SIZE,
-    send_queue_size: int = 256,
-    ack_timeout: float = 10.0,
-    iterator_backlog: int = 256,
-    expiry_warning: float = 60.0,
-    audio_retention_ms: int = 0,
-    output_audio_format: str | None = None,
-    compression: str | None = None,
+    options: SessionOptions | None = None,
+    **changes: Any,
 ) -> SessionContext:
     """Open a realtime session: ``async with connect(...) as session`` (or ``await connect(...)``).
 
     Where to connect and the key are resolved by
     :func:`realtime.connection.resolve_endpoint` (``url``, Azure options, environment).
-    ``config`` is sent (and acknowledged) right after connecting; ``tools`` and tools
-    registered later with ``@session.tool`` go out with it. ``tracker`` (a playback
-    tracker such as a speaker) enables barge-in truncation. ``dispatcher`` shares
-    handler subscriptions made beforehand (or use ``connect(...).session.on(...)``).
-    Raises :class:`ConfigError` at once for invalid options (a missing key for a remote
-    server included).
+    Every other keyword is a :class:`SessionOptions` field (``config``, ``tools``,
+    ``tracker``, ``reconnect``, ``transport_factory``, ...), applied over ``options``.
+    Raises :class:`ConfigError` at once for invalid or unknown options (a missing key
+    for a remote server included).
     """
     endpoint = resolve_endpoint(
         model,
@@ -1368,24 +923,4 @@ def connect(
         extra_headers=extra_headers,
         query=query,
     )
-    session = Session(
-        endpoint,
-        config=config,
-        reconnect=reconnect,
-        tracker=tracker,
-        tools=tools,
-        auto_respond_to_tools=auto_respond_to_tools,
-        dispatcher=dispatcher,
-        connect_timeout=connect_timeout,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
-        max_size=max_size,
-        send_queue_size=send_queue_size,
-        ack_timeout=ack_timeout,
-        iterator_backlog=iterator_backlog,
-        expiry_warning=expiry_warning,
-        audio_retention_ms=audio_retention_ms,
-        output_audio_format=output_audio_format,
-        compression=compression,
-    )
-    return SessionContext(session)
+    return SessionContext(Session(endpoint, options, **changes))

@@ -32,7 +32,6 @@ call of a response has its output and that response is done.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import re
@@ -528,6 +527,10 @@ class ToolRegistry:
         discarded), async ones as a task cancelled at the timeout. ``timeout``
         overrides the tool's and the registry's.
         """
+        # Imported here: the rest of this module (and the sans-I/O protocol using it)
+        # runs without an event loop; only running a tool needs one.
+        import asyncio
+
         start = time.perf_counter()
 
         def failed(message: str) -> ToolResult:
@@ -650,6 +653,11 @@ class ToolCallCoordinator:
             rc.respond = _get(response, "status") not in ("cancelled", "failed")
             return self._follow_up(response_id)
         return []
+
+    @property
+    def has_ready(self) -> bool:
+        """True when :meth:`take_calls` has calls to hand out."""
+        return bool(self._ready)
 
     def take_calls(self) -> list[ToolCall]:
         """The calls that became ready since the last call; each is handed out once."""

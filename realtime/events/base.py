@@ -33,6 +33,7 @@ __all__ = [
     "Event",
     "Float",
     "Int",
+    "InvalidServerEvent",
     "ItemRefEvent",
     "Model",
     "OutputRefEvent",
@@ -102,6 +103,20 @@ class UnknownServerEvent(ServerEvent):
     """
 
     raw: dict[str, Any] = Field(default_factory=dict, exclude=True)
+
+
+class InvalidServerEvent(ServerEvent):
+    """A server event of a type the dialect knows whose fields did not validate.
+
+    Instead of being dropped it is delivered (to ``"*"`` handlers and the event
+    iterator): ``type`` is its wire type, ``raw`` the whole decoded JSON object and
+    ``error`` the validation error, readable (``"invalid field delta: ..."``). It
+    re-encodes to ``raw``. Parsing with ``strict=True`` raises
+    :class:`~realtime.exceptions.ProtocolError` instead.
+    """
+
+    raw: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    error: str = Field(default="", exclude=True)
 
 
 class ItemRefEvent(ServerEvent):

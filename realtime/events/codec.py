@@ -16,7 +16,14 @@ from typing import Annotated, Any, Union
 from pydantic import Field, TypeAdapter, ValidationError
 
 from ..exceptions import ProtocolError
-from .base import ClientEvent, Event, ServerEvent, UnknownServerEvent, new_event_id
+from .base import (
+    ClientEvent,
+    Event,
+    InvalidServerEvent,
+    ServerEvent,
+    UnknownServerEvent,
+    new_event_id,
+)
 from .input_audio_buffer import InputAudioBufferAppendEvent
 from .registry import Dialect, client_event_types, server_event_types
 
@@ -93,14 +100,17 @@ _MESSAGES = {
 }
 
 
-def parse_server_event(data: bytes | str, dialect: Dialect = "ga") -> ServerEvent:
+def parse_server_event(
+    data: bytes | str, dialect: Dialect = "ga", *, strict: bool = True
+) -> ServerEvent:
     """Parse one server frame of ``dialect`` into its event model.
 
     A type the dialect does not know gives an :class:`UnknownServerEvent` (never an
-    error).  Malformed JSON, a frame that is not an object or has no string ``type``,
-    or a known type with invalid fields raises
-    :class:`~realtime.exceptions.ProtocolError` with the event type when readable and a
-    short excerpt of the frame.
+    error).  Malformed JSON, or a frame that is not an object or has no string
+    ``type``, raises :class:`~realtime.exceptions.ProtocolError` with a short excerpt of
+    the frame.  A known type with invalid fields raises it too (with the event type)
+    when ``strict``; with ``strict=False`` it gives an :class:`InvalidServerEvent`
+    carrying the decoded frame and the error (what a session delivers).
     """
     adapter = _server_adapter(dialect)
     try:
@@ -109,8 +119,10 @@ def parse_server_event(data: bytes | str, dialect: Dialect = "ga") -> ServerEven
     except ValidationError as exc:
         kind, event_type = _failure(exc)
     if kind != "unknown":
-        raise _error(_MESSAGES.get(kind, kind), event_type, data)
-    # Only a frame of an unknown type is decoded a second time.
+        if strict or event_type is None:
+            raise _error(_MESSAGES.get(kind, kind), event_type, data)
+        return _invalid(data, kind)
+    # Only a frame of an unknown or invalid event is decoded a second time.
     try:
         raw = json.loads(data)
     except ValueError:
@@ -121,6 +133,17 @@ def parse_server_event(data: bytes | str, dialect: Dialect = "ga") -> ServerEven
     event_id = raw.get("event_id")
     return UnknownServerEvent.model_construct(
         type=wire, event_id=event_id if isinstance(event_id, str) else None, raw=raw
+    )
+
+
+def _invalid(data: bytes | str, error: str) -> InvalidServerEvent:
+    raw = json.loads(data)  # valid JSON: the parser got as far as the fields
+    event_id = raw.get("event_id")
+    return InvalidServerEvent.model_construct(
+        type=raw["type"],
+        event_id=event_id if isinstance(event_id, str) else None,
+        raw=raw,
+        error=error,
     )
 
 
@@ -156,7 +179,7 @@ def _safe(text: str) -> bool:
 
 
 def _encode(event: Event) -> str:
-    if isinstance(event, UnknownServerEvent):
+    if isinstance(event, (UnknownServerEvent, InvalidServerEvent)):
         return json.dumps(event.raw or {"type": event.type}, separators=(",", ":"))
     fields = event.__pydantic_fields_set__
     values = event.__dict__

@@ -1,0 +1,135 @@
+"""The session's outgoing side: a bounded queue of encoded client frames and its writer.
+
+:class:`Outbox` keeps frames in order, lets :meth:`Outbox.put` wait while more than
+``limit`` are queued (back-pressure for the application), and :meth:`Outbox.run` sends
+them one by one through whatever transport :attr:`Outbox.transport` names (a new one
+after a reconnect: frames queued meanwhile go out there). After each sent frame the
+send listeners are called (:class:`~realtime.recording.Recorder` records them).
+Internal frames (acknowledgement replies, tool outputs, the reconnect restore) skip the
+limit: they must never wait behind the application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from .exceptions import ConnectionClosed, RequestTimeout
+from .transport import FrameTransport
+
+__all__ = ["Outbox"]
+
+logger = logging.getLogger("realtime.session")
+
+
+class _Outgoing:
+    __slots__ = ("frame", "sent")
+
+    def __init__(self, frame: str | None, sent: asyncio.Future[None] | None) -> None:
+        self.frame = frame
+        self.sent = sent
+
+
+class Outbox:
+    """Frames waiting to be sent (at most ``limit`` from :meth:`put`), and the writer loop."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.transport: FrameTransport | None = None
+        self.connected = asyncio.Event()
+        self.listeners: list[Callable[[str], None]] = []
+        self._out: deque[_Outgoing] = deque()
+        self._wakeup = asyncio.Event()
+        self._space = asyncio.Event()
+        self._space.set()
+        self._error: ConnectionClosed | None = None
+
+    def __len__(self) -> int:
+        return len(self._out)
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def put_nowait(self, frame: str) -> None:
+        """Queue an internal frame (never waits; dropped once the outbox failed)."""
+        if self._error is None:
+            self._out.append(_Outgoing(frame, None))
+            self._wakeup.set()
+
+    def put_first(self, frames: Iterable[str]) -> None:
+        """Queue ``frames`` (in order) ahead of everything queued (a reconnect restore)."""
+        self._out.extendleft(_Outgoing(f, None) for f in reversed(list(frames)))
+        self._wakeup.set()
+
+    async def put(self, frame: str) -> None:
+        """Queue an application frame; waits while ``limit`` frames are queued.
+
+        Raises the close error once the session has ended.
+        """
+        self._check()
+        while len(self._out) >= self.limit:
+            self._space.clear()
+            await self._space.wait()
+            self._check()
+        self._out.append(_Outgoing(frame, None))
+        self._wakeup.set()
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until every frame queued so far was handed to the transport."""
+        self._check()
+        if not self._out:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._out.append(_Outgoing(None, fut))
+        self._wakeup.set()
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            raise RequestTimeout(f"the send queue did not drain within {timeout} s") from None
+
+    def fail(self, error: ConnectionClosed) -> None:
+        """The session ended: drop the queue, fail flushes and waiting puts with ``error``."""
+        self._error = error
+        for item in self._out:
+            if item.sent is not None and not item.sent.done():
+                item.sent.set_exception(error)
+                item.sent.exception()
+        self._out.clear()
+        self._space.set()
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """The writer task: send queued frames in order while connected."""
+        out = self._out
+        while self._error is None:
+            if not out:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if not self.connected.is_set():
+                await self.connected.wait()
+                continue
+            transport = self.transport
+            item = out[0]
+            if item.frame is not None and transport is not None:
+                try:
+                    await transport.send(item.frame)
+                except ConnectionClosed:
+                    # The reader notices the loss; the frame goes out on the next connection.
+                    if self.transport is transport:
+                        self.connected.clear()
+                    continue
+                for listener in self.listeners:
+                    try:
+                        listener(item.frame)
+                    except Exception:
+                        logger.exception("send listener failed")
+            if out and out[0] is item:
+                out.popleft()
+            if item.sent is not None and not item.sent.done():
+                item.sent.set_result(None)
+            if len(out) < self.limit:
+                self._space.set()

@@ -1,0 +1,195 @@
+"""Waiting for server events: ``wait_for`` waiters and race-free expectations.
+
+A :class:`Waiters` set holds one future per pending ``wait_for``; the session offers
+every delivered event to :meth:`Waiters.offer`. An :class:`Expectation` registers its
+waiter *before* the action that causes the event, so a fast server's answer cannot
+slip between sending and waiting::
+
+    async with session.expect("response.done") as reply:
+        await session.send_text("Hi")
+    print(reply.event)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from types import TracebackType
+from typing import Generic, TypeVar
+
+from .events import ServerEvent
+from .exceptions import RequestTimeout
+from .matching import EventMatch, compile_match
+
+__all__ = ["EventMatch", "Expectation", "Mailbox", "Waiters"]
+
+logger = logging.getLogger("realtime.session")
+T = TypeVar("T")
+
+
+class _Waiter:
+    __slots__ = ("future", "match", "test")
+
+    def __init__(
+        self,
+        match: EventMatch,
+        test: Callable[[ServerEvent], bool],
+        future: asyncio.Future[ServerEvent],
+    ) -> None:
+        self.match = match
+        self.test = test
+        self.future = future
+
+
+class Waiters:
+    """The pending waiters of a session."""
+
+    def __init__(self) -> None:
+        self._waiters: list[_Waiter] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._waiters)
+
+    def __len__(self) -> int:
+        return len(self._waiters)
+
+    def add(self, match: EventMatch, *, any_dialect: bool = False) -> _Waiter:
+        """Start waiting for the next event matching ``match`` (raises TypeError if invalid)."""
+        test = compile_match(match, any_dialect=any_dialect)
+        waiter = _Waiter(match, test, asyncio.get_running_loop().create_future())
+        self._waiters.append(waiter)
+        return waiter
+
+    def drop(self, waiter: _Waiter) -> None:
+        """Stop waiting (the future is cancelled when still pending)."""
+        if waiter in self._waiters:
+            self._waiters.remove(waiter)
+        if not waiter.future.done():
+            waiter.future.cancel()
+
+    async def wait(self, waiter: _Waiter, timeout: float | None) -> ServerEvent:
+        """Await ``waiter``; :class:`RequestTimeout` after ``timeout`` seconds."""
+        try:
+            return await asyncio.wait_for(waiter.future, timeout)
+        except asyncio.TimeoutError:
+            raise RequestTimeout(
+                f"no event matching {waiter.match!r} within {timeout:g} s"
+            ) from None
+        finally:
+            self.drop(waiter)
+
+    def offer(self, event: ServerEvent) -> None:
+        """Resolve every waiter ``event`` matches."""
+        for waiter in list(self._waiters):
+            if waiter.future.done():
+                self._waiters.remove(waiter)
+                continue
+            try:
+                hit = waiter.test(event)
+            except Exception:
+                logger.exception("wait_for predicate raised")
+                hit = False
+            if hit:
+                waiter.future.set_result(event)
+                self._waiters.remove(waiter)
+
+    def fail(self, error: BaseException) -> None:
+        """Fail every waiter with ``error`` (the session ended)."""
+        for waiter in self._waiters:
+            if not waiter.future.done():
+                waiter.future.set_exception(error)
+        self._waiters.clear()
+
+
+class Expectation:
+    """An event awaited from before an action (``async with session.expect(...) as got``).
+
+    Leaving the block waits for the event (unless the block raised); it is then
+    :attr:`event`. :meth:`wait` also returns it; ``timeout`` counts from that wait.
+    """
+
+    def __init__(self, waiters: Waiters, waiter: _Waiter, timeout: float | None) -> None:
+        self._waiters = waiters
+        self._waiter = waiter
+        self._timeout = timeout
+        self.event: ServerEvent | None = None
+
+    async def wait(self) -> ServerEvent:
+        """Wait for the event."""
+        if self.event is None:
+            self.event = await self._waiters.wait(self._waiter, self._timeout)
+        return self.event
+
+    def cancel(self) -> None:
+        """Stop waiting."""
+        self._waiters.drop(self._waiter)
+
+    async def __aenter__(self) -> Expectation:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.cancel()
+            return
+        await self.wait()
+
+
+class Mailbox(Generic[T]):
+    """A FIFO with one async consumer; ``close`` ends it (optionally with an error).
+
+    ``limit`` > 0 keeps only the newest ``limit`` items (used before anyone iterates).
+    """
+
+    __slots__ = ("_closed", "_error", "_items", "_waiter")
+
+    def __init__(self, limit: int = 0) -> None:
+        self._items: deque[T] = deque(maxlen=limit or None)
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+        self._error: BaseException | None = None
+
+    def unbound(self) -> None:
+        """Keep every item from now on."""
+        if self._items.maxlen is not None:
+            self._items = deque(self._items)
+
+    def put(self, item: T) -> None:
+        """Append ``item`` (ignored once closed)."""
+        if self._closed:
+            return
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def close(self, error: BaseException | None = None) -> None:
+        """End the box: ``get`` raises ``error`` (or StopAsyncIteration) once empty."""
+        self._closed = True
+        self._error = error
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> T:
+        """Next item; raises ``StopAsyncIteration`` (or the close error) when closed and empty."""
+        while not self._items:
+            if self._closed:
+                if self._error is not None:
+                    raise self._error
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+    def __len__(self) -> int:
+        return len(self._items)

@@ -1,0 +1,293 @@
+"""Tests for realtime.transport: the WebSocket on websockets' sans-I/O API, over loopback.
+
+Servers are websockets' own asyncio server (raw frames written to its socket where a
+test needs a malformed one) and, for the dead-link test, a sans-I/O server that
+completes the handshake and then never answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
+
+from realtime.connection import resolve_endpoint
+from realtime.exceptions import AuthenticationError, ConnectionClosed, ConnectionError
+from realtime.transport import (
+    FrameTransport,
+    WebSocketTransport,
+    open_connection,
+)
+
+KEY = "sk-test-very-secret-key-1234567890"
+
+ServerHandler = Callable[[ServerConnection], Awaitable[None]]
+
+
+async def _serve(handler: ServerHandler, **kwargs: Any) -> AsyncIterator[str]:
+    async with serve(handler, "127.0.0.1", 0, **kwargs) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        yield f"ws://127.0.0.1:{port}/v1/realtime?model=m"
+
+
+def _raw(conn: ServerConnection, opcode: Opcode, payload: bytes, *, fin: bool = True) -> None:
+    """Write one unmasked frame straight to the server's socket."""
+    conn.transport.write(Frame(opcode, payload, fin=fin).serialize(mask=False))
+
+
+async def _open(url: str, **kwargs: Any) -> WebSocketTransport:
+    return await open_connection(resolve_endpoint(url=url, api_key=KEY), **kwargs)
+
+
+class Silent(asyncio.Protocol):
+    """A server that completes the handshake, then never reads or answers again."""
+
+    def __init__(self) -> None:
+        self.ws = ServerProtocol()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.ws.state.name != "CONNECTING":
+            return  # never answers a ping
+        self.ws.receive_data(data)
+        for event in self.ws.events_received():
+            if isinstance(event, Request):
+                self.ws.send_response(self.ws.accept(event))
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                assert isinstance(self.transport, asyncio.Transport)
+                self.transport.write(chunk)
+
+
+async def _drain_all(t: WebSocketTransport) -> tuple[list[str | bytes], ConnectionClosed]:
+    got: list[str | bytes] = []
+    while True:
+        try:
+            got.extend(await asyncio.wait_for(t.receive(), 5))
+        except ConnectionClosed as exc:
+            return got, exc
+
+
+async def test_messages_in_order_and_send() -> None:
+    """Messages arrive in order (batched), sends reach the server, close is clean."""
+    seen: list[str] = []
+
+    async def handler(conn: ServerConnection) -> None:
+        for i in range(50):
+            await conn.send(f'{{"type":"x","n":{i}}}')
+        await conn.send("ünïcode ✓")
+        seen.append(str(await conn.recv()))
+        await conn.close(1000, "bye")
+
+    async for url in _serve(handler):
+        t = await _open(url)
+        assert isinstance(t, FrameTransport)
+        await t.send('{"type":"hello"}')
+        got, end = await _drain_all(t)
+        assert got[:50] == [f'{{"type":"x","n":{i}}}'.encode() for i in range(50)]
+        assert got[50] == "ünïcode ✓".encode()
+        assert (end.code, t.close_code, t.close_reason) == (1000, 1000, "bye")
+        assert t.closed
+        assert seen == ['{"type":"hello"}']
+        with pytest.raises(ConnectionClosed):
+            await t.send("late")
+
+
+@pytest.mark.parametrize("fragmented", [False, True])
+async def test_invalid_utf8_fails_with_1007(fragmented: bool) -> None:
+    """A text message with invalid UTF-8 fails the connection with close code 1007."""
+    server_saw: list[int | None] = []
+
+    async def handler(conn: ServerConnection) -> None:
+        await conn.send('{"type":"before"}')
+        if fragmented:  # the bad sequence split across two fragments
+            _raw(conn, Opcode.TEXT, b'{"type":"a","t":"\xe2\x82', fin=False)
+            _raw(conn, Opcode.CONT, b'\x28"}')
+        else:
+            _raw(conn, Opcode.TEXT, b'{"type":"a","t":"\xff"}')
+        _raw(conn, Opcode.TEXT, b'{"type":"after"}')
+        await conn.wait_closed()
+        server_saw.append(conn.close_code)
+
+    async for url in _serve(handler):
+        t = await _open(url)
+        got, end = await _drain_all(t)
+        assert got == [b'{"type":"before"}']  # neither the bad message nor what follows
+        assert end.code == 1007 and t.close_code == 1007
+        assert "UTF-8" in end.reason
+        await asyncio.sleep(0.05)
+        assert server_saw == [1007]
+
+
+async def test_valid_utf8_split_across_fragments() -> None:
+    """A multi-byte character split between fragments is valid and delivered whole."""
+
+    async def handler(conn: ServerConnection) -> None:
+        _raw(conn, Opcode.TEXT, b'{"t":"\xe2\x82', fin=False)
+        _raw(conn, Opcode.CONT, b'\xac"}')
+        await conn.close()
+
+    async for url in _serve(handler):
+        t = await _open(url)
+        got, end = await _drain_all(t)
+        assert got == ['{"t":"€"}'.encode()]
+        assert end.code == 1000
+
+
+async def test_back_pressure_pauses_reading_and_drops_nothing() -> None:
+    """A consumer that stops receiving: reading pauses at max_buffer; nothing is lost."""
+    n, size, limit = 3000, 10_000, 64 * 1024
+    sent = asyncio.Event()
+
+    async def handler(conn: ServerConnection) -> None:
+        for i in range(n):
+            await conn.send(f"{i:08d}" + "x" * (size - 8))
+        sent.set()
+        await conn.close()
+
+    async for url in _serve(handler):
+        t = await _open(url, max_buffer=limit)
+        await asyncio.sleep(0.3)  # the consumer is asleep; the server keeps sending
+        assert t.reading_paused
+        assert not sent.is_set()  # TCP pushed back on the server
+        # bounded: the limit plus at most one socket read (256 KiB)
+        assert limit <= t.buffered <= limit + 256 * 1024 + size
+        got, end = await _drain_all(t)
+        assert [int(m[:8]) for m in got] == list(range(n))
+        assert end.code == 1000
+        assert t.pauses > 1  # paused again and again, resumed each time
+
+
+async def test_dead_link_noticed_by_keepalive() -> None:
+    """A server that completes the handshake and then goes silent is declared dead."""
+    loop = asyncio.get_running_loop()
+
+    server = await loop.create_server(Silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        t = await _open(f"ws://127.0.0.1:{port}/", ping_interval=0.1, ping_timeout=0.2)
+        start = loop.time()
+        with pytest.raises(ConnectionClosed) as info:
+            await asyncio.wait_for(t.receive(), 3)
+        assert info.value.code == 1006 and "keepalive" in info.value.reason
+        assert loop.time() - start < 1.5
+    finally:
+        server.close()
+
+
+async def test_keepalive_defaults_notice_within_10_s() -> None:
+    """Defaults suited to voice: ping interval + timeout is at most 10 s."""
+    async for url in _serve(lambda c: c.wait_closed()):
+        t = await _open(url)
+        assert t.ping_interval is not None and t.ping_timeout is not None
+        assert t.ping_interval + t.ping_timeout <= 10
+        await t.close()
+
+
+async def test_pings_answered_keep_a_live_link_open() -> None:
+    """A live server answering pings keeps the connection open across many intervals."""
+
+    async def handler(conn: ServerConnection) -> None:
+        await conn.wait_closed()
+
+    async for url in _serve(handler, ping_interval=None):
+        t = await _open(url, ping_interval=0.05, ping_timeout=0.1)
+        await asyncio.sleep(0.6)
+        assert not t.closed
+        await t.close()
+        assert t.close_code == 1000
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(401, AuthenticationError), (403, AuthenticationError), (500, ConnectionError)],
+)
+async def test_handshake_errors(
+    status: int, error: type[Exception], caplog: pytest.LogCaptureFixture
+) -> None:
+    """HTTP 401/403 -> AuthenticationError, others -> ConnectionError; the key never shows."""
+
+    def refuse(conn: ServerConnection, request: Request) -> Response:
+        return conn.respond(status, "no\n")
+
+    caplog.set_level(logging.DEBUG)
+    async for url in _serve(lambda c: c.wait_closed(), process_request=refuse):
+        with pytest.raises(error) as info:
+            await _open(url)
+        assert str(status) in str(info.value)
+        assert KEY not in str(info.value) and "model=m" not in str(info.value)
+        ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("realtime"))
+        assert "Authorization: [redacted]" in ours  # the handshake was logged, redacted
+        assert KEY not in ours
+
+
+async def test_connection_refused_and_timeout() -> None:
+    """Refused connections and handshake timeouts are ConnectionError naming the URL only."""
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)  # never answers
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(ConnectionError, match="timed out"):
+            await _open(f"ws://127.0.0.1:{port}/x?key={KEY}", connect_timeout=0.2)
+    finally:
+        server.close()
+        await server.wait_closed()
+    with pytest.raises(ConnectionError) as info:
+        await _open(f"ws://127.0.0.1:{port}/x?key={KEY}")
+    assert KEY not in str(info.value)
+
+
+async def test_close_code_4001_reported() -> None:
+    """A server closing with 4001 (credentials refused): the code reaches the session."""
+
+    async def handler(conn: ServerConnection) -> None:
+        await conn.close(4001, "invalid key")
+
+    async for url in _serve(handler):
+        t = await _open(url)
+        _, end = await _drain_all(t)
+        assert (end.code, end.reason) == (4001, "invalid key")
+        assert (t.close_code, t.close_reason) == (4001, "invalid key")
+
+
+async def test_cancelled_close_still_closes() -> None:
+    """close() cancelled by the caller (a stalled server) leaves the transport closed."""
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        t = await _open(f"ws://127.0.0.1:{port}/", close_timeout=30)
+        task = asyncio.ensure_future(t.close())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert t.closed and t.close_code == 1006
+        with pytest.raises(ConnectionClosed):
+            await t.receive()
+    finally:
+        server.close()
+
+
+async def test_close_timeout_bounds_the_closing_handshake() -> None:
+    """A server that never answers the close frame: close() returns after close_timeout."""
+    loop = asyncio.get_running_loop()
+
+    server = await loop.create_server(Silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        t = await _open(f"ws://127.0.0.1:{port}/", close_timeout=0.2)
+        start = loop.time()
+        await t.close()
+        assert t.closed and t.close_code == 1006 and loop.time() - start < 1.5
+    finally:
+        server.close()
