@@ -290,3 +290,24 @@ async def test_incoming_call_webhook_answers_with_twiml() -> None:
     params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
     assert params == {"From": "+15550100", "To": "+15550199", "CallSid": "CA1"}
     assert json.dumps(params)  # plain strings
+
+
+async def test_key_press_interrupts_the_reply(long_server: LocalServer) -> None:
+    """With dtmf_interrupts, a key pressed during a reply stops it via Session.interrupt()."""
+    bridge = MediaStreamBridge(connect={"url": long_server.url}, dtmf_interrupts=True)
+    async with dial(bridge) as phone:
+        call = await only_call(bridge)
+        await phone.say(SAMPLES / "question.wav")
+        await phone.wait_heard(1000)
+        first = phone.heard_items[0]
+        await phone.press("0")
+        await phone.wait_until(lambda: bool(phone.clears))
+        await asyncio.sleep(0.5)
+        assert call.session is not None and call.digits == ["0"]
+        decision = call.session.last_interruption
+        assert decision is not None and decision.item_id == first
+        assert decision.audio_end_ms is not None and decision.audio_end_ms >= 900
+        assert phone.stale_ms == 0 and first in phone.clears[0].items
+        assert call.session.conversation[first].audio_ms == pytest.approx(
+            decision.audio_end_ms, abs=1
+        )

@@ -200,7 +200,9 @@ class MediaStreamBridge:
     :meth:`session_config`). ``session_format`` forces a session audio format (default:
     the stream's own G.711 format, so audio passes through). ``on_dtmf`` handlers get
     each digit; with ``dtmf_text`` (a ``str.format`` template with ``{digit}``) the digit
-    also goes to the session as a user message. ``apology``: PCM16 24 kHz mono played
+    also goes to the session as a user message; with ``dtmf_interrupts`` a key pressed
+    while the reply plays interrupts it (:meth:`Session.interrupt`: clear, truncate at
+    the heard position, cancel). ``apology``: PCM16 24 kHz mono played
     to the caller when the session fails. ``record``: a folder where each call's events
     are recorded as ``<call_sid>.jsonl``.
     """
@@ -216,6 +218,7 @@ class MediaStreamBridge:
         session_format: AudioFormat | None = None,
         on_dtmf: DtmfHandler | Iterable[DtmfHandler] | None = None,
         dtmf_text: str | None = None,
+        dtmf_interrupts: bool = False,
         apology: bytes | None = None,
         record: str | Path | None = None,
         start_timeout: float = 10.0,
@@ -235,6 +238,7 @@ class MediaStreamBridge:
         else:
             self.dtmf_handlers = list(on_dtmf)
         self.dtmf_text = dtmf_text
+        self.dtmf_interrupts = dtmf_interrupts
         self.apology = apology
         self.record = Path(record) if record is not None else None
         self.start_timeout = start_timeout
@@ -484,6 +488,9 @@ class MediaStreamBridge:
 
     def _dtmf(self, call: PhoneCall, session: Session, digit: str) -> None:
         call.digits.append(digit)
+        tracker = call.tracker
+        if self.dtmf_interrupts and tracker is not None and tracker.pending_ms > 0:
+            _background(session.interrupt(), "DTMF interruption")
         for handler in self.dtmf_handlers:
             try:
                 result = handler(call, digit)
