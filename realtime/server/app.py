@@ -27,6 +27,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from .auth import KeyStore, credential_from
+from .calls import CallRegistry, call_routes
 from .engine_set import EngineSet
 from .responders import EchoResponder, Responder
 from .rest import rest_routes
@@ -47,6 +48,7 @@ class ServerState:
     keys: KeyStore = field(default_factory=KeyStore)
     limits: Limits = field(default_factory=Limits)
     sessions: set[ServerSession] = field(default_factory=set)
+    calls: CallRegistry = field(default_factory=CallRegistry)
     send_queue_size: int = 1024
 
 
@@ -75,11 +77,18 @@ async def realtime_endpoint(ws: WebSocket) -> None:
         dialect = "beta"
     model = ws.query_params.get("model") or "gpt-realtime"
     transcription = ws.query_params.get("intent") == "transcription"
+    call_id = ws.query_params.get("call_id")  # a SIP call's session (see .calls)
+    leg = state.calls.attach(call_id) if call_id is not None else None
+    if call_id is not None and leg is None:
+        await _deny(ws, 404, "No accepted call with this id.", "call_not_found")
+        return
     await ws.accept(subprotocol="realtime" if "realtime" in protos else None)
 
     queue: asyncio.Queue[str | None] = asyncio.Queue(state.send_queue_size)
 
     async def emit(event: dict[str, Any]) -> None:
+        if leg is not None:
+            leg.observe(event)
         await queue.put(json.dumps(event, separators=(",", ":")))
 
     async def writer() -> None:
@@ -115,7 +124,11 @@ async def realtime_endpoint(ws: WebSocket) -> None:
     try:
         if eph is not None and eph.session:
             await session.apply_initial(eph.session)
+        if leg is not None:
+            await leg.configure(session)
         await session.start()
+        if leg is not None:
+            leg.connect(lambda: ws.close(1000, "call ended"))
         while True:
             msg = await ws.receive()
             if msg["type"] == "websocket.disconnect":
@@ -130,6 +143,8 @@ async def realtime_endpoint(ws: WebSocket) -> None:
     finally:
         expiry.cancel()
         state.sessions.discard(session)
+        if leg is not None:
+            await leg.detach()
         await session.close()
         with contextlib.suppress(asyncio.QueueFull):
             queue.put_nowait(None)
@@ -215,6 +230,7 @@ def create_app(state: ServerState | None = None) -> Starlette:
             Route("/v1/realtime/sessions", beta_sessions, methods=["POST"]),
             Route("/v1/realtime/transcription_sessions", beta_sessions, methods=["POST"]),
             *rest_routes(),
+            *call_routes(),
         ]
     )
     app.state.server = state or ServerState()

@@ -8,9 +8,9 @@ Two ways in:
   serves it as an ASGI app (``POST /incoming-call`` answering with TwiML, ``WS
   /media-stream``); :class:`PhoneServer` runs that app in the current event loop.
 - **SIP call control** (GA): ``realtime.call.incoming`` webhooks
-  (:class:`IncomingCall`, verified with :class:`WebhookVerifier`, received by
+  (:class:`RealtimeCallIncomingEvent`, verified with :class:`WebhookVerifier`, received by
   :class:`WebhookReceiver`), then :class:`CallControl` to accept, reject, refer or hang up
-  and :func:`attach` to open the call's session.
+  and :meth:`CallControl.attach` to open the call's session.
 
 :class:`PhoneSimulator` (also in :mod:`realtime.testing`) is a caller for tests.
 The ASGI pieces need the ``server`` extra (Starlette, uvicorn).
@@ -20,7 +20,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..events.calls import (
+    CallReferRequest,
+    CallRejectRequest,
+    IncomingCallData,
+    RealtimeCallIncomingEvent,
+    SipHeader,
+    WebhookEvent,
+    accept_body,
+    parse_webhook_event,
+)
 from .bridge import CallInfo, DtmfHandler, MediaStreamBridge, PhoneCall, PhoneSocket
+from .control import CallControl
 from .exceptions import (
     CallControlError,
     CallEnded,
@@ -47,13 +58,29 @@ from .messages import (
     encode_message,
     parse_message,
 )
+from .receiver import WebhookReceiver
 from .simulator import PhoneSimulator
+from .webhooks import WebhookVerifier, new_webhook_secret, sign_webhook, webhook_headers
 
 if TYPE_CHECKING:
     from .app import PhoneServer, create_phone_app, twiml_connect
 
 __all__ = [
+    "CallControl",
     "CallControlError",
+    "CallReferRequest",
+    "CallRejectRequest",
+    "IncomingCallData",
+    "RealtimeCallIncomingEvent",
+    "SipHeader",
+    "WebhookEvent",
+    "WebhookReceiver",
+    "WebhookVerifier",
+    "accept_body",
+    "new_webhook_secret",
+    "parse_webhook_event",
+    "sign_webhook",
+    "webhook_headers",
     "CallEnded",
     "CallInfo",
     "ClearMessage",
