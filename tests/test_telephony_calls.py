@@ -311,3 +311,28 @@ async def test_key_press_interrupts_the_reply(long_server: LocalServer) -> None:
         assert call.session.conversation[first].audio_ms == pytest.approx(
             decision.audio_end_ms, abs=1
         )
+
+
+@pytest.mark.parametrize(
+    ("encoding", "rate", "session_format"),
+    [("audio/x-alaw", 8000, "g711_alaw"), ("audio/l16", 16000, "pcm16")],
+)
+async def test_other_stream_formats(
+    server: LocalServer, encoding: str, rate: int, session_format: str
+) -> None:
+    """A-law passes through as well; linear PCM at 16 kHz is converted both ways."""
+    from realtime.telephony.messages import MediaFormat
+
+    bridge = MediaStreamBridge(connect={"url": server.url})
+    async with dial(bridge, media_format=MediaFormat(encoding, rate)) as phone:
+        call = await only_call(bridge)
+        await phone.say(SAMPLES / "question.wav")
+        await phone.wait_heard(500)
+        await phone.wait_quiet(0.6)
+        assert call.session is not None and call.session.config is not None
+        assert call.session.config.output_format == session_format
+        replies = assistant_items(call)
+        assert [r.transcript for r in replies] == ["It is sunny in Paris today."]
+        heard = phone.heard_of(replies[0].id)
+        assert abs(heard - replies[0].audio_ms) < 5.0  # the resampler's tail at most
+        assert len(phone.heard_pcm16()) == pytest.approx(heard * rate / 1000 * 2, abs=4)
