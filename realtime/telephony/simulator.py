@@ -121,6 +121,7 @@ class PhoneSimulator:
         self.last_played_at: float | None = None
         self.bad_messages = 0
         self._last_item: str | None = None
+        self._acks: set[asyncio.Future[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -273,7 +274,13 @@ class PhoneSimulator:
         if self._ws is not None:
             msg = encode_message(MarkMessage(self.stream_sid, name))
             task = asyncio.ensure_future(self._send(msg))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._acks.add(task)
+            task.add_done_callback(self._ack_sent)
+
+    def _ack_sent(self, task: asyncio.Future[None]) -> None:
+        self._acks.discard(task)
+        if not task.cancelled():
+            task.exception()  # CallEnded after a hang-up: nothing to do
 
     async def _play(self) -> None:
         loop = asyncio.get_running_loop()
