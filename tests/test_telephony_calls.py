@@ -336,3 +336,31 @@ async def test_other_stream_formats(
         heard = phone.heard_of(replies[0].id)
         assert abs(heard - replies[0].audio_ms) < 5.0  # the resampler's tail at most
         assert len(phone.heard_pcm16()) == pytest.approx(heard * rate / 1000 * 2, abs=4)
+
+
+async def test_barge_in_while_the_reply_is_still_streaming() -> None:
+    """Reply audio paced in real time (the response is still active at the barge-in)."""
+    async with LocalServer(
+        port=0,
+        engines=shared_engines(),
+        responder=ScriptResponder.from_yaml(LONG_SCRIPT),
+        pace_audio=True,
+    ) as paced:
+        bridge = MediaStreamBridge(connect={"url": paced.url})
+        async with dial(bridge) as phone:
+            call = await only_call(bridge)
+            await phone.say(SAMPLES / "question.wav")
+            await phone.wait_heard(1500)
+            first = phone.heard_items[0]
+            await phone.say(SAMPLES / "greeting.wav")
+            await phone.wait_until(lambda: len(phone.heard_items) == 2)
+            await phone.wait_quiet(0.6)
+            assert call.session is not None
+            decision = call.session.last_interruption
+            assert decision is not None and decision.item_id == first
+            assert decision.audio_end_ms is not None
+            assert decision.received_ms > decision.audio_end_ms  # unheard audio was dropped
+            assert phone.stale_ms == 0
+            item = call.session.conversation[first]
+            assert item.audio_ms == pytest.approx(decision.audio_end_ms, abs=1)
+            assert assistant_items(call)[-1].transcript == "Yes, I can hear you."
