@@ -385,6 +385,10 @@ async def _bridge_run(
     return result
 
 
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISSED"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -448,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"latency {name}: direct p50 {_pct(peer_l, 50):.2f} p99 {_pct(peer_l, 99):.2f} ms; "
             f"through the bridge p50 {_pct(bridge_l, 50):.2f} p99 {_pct(bridge_l, 99):.2f} ms; "
-            f"added p50 {p50:.2f} p99 {p99:.2f} ms (target p99 < 5) "
+            f"added p50 {p50:.2f} p99 {p99:.2f} ms (target p99 < 5: {_verdict(p99 < 5)}) "
             f"[{len(bridge_l)} samples]"
         )
     print(
