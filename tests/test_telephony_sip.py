@@ -397,3 +397,23 @@ async def test_call_control_requires_the_key() -> None:
         async with CallControl(api_key="sk-local", base_url=srv.http_url) as good:
             await good.reject(call.call_id)
         assert (call.status, call.reject_status) == ("rejected", 603)
+
+
+async def test_registry_bounds_and_missed_calls() -> None:
+    """Unanswered calls are missed after the ring time; finished calls make room."""
+    from realtime.server.app import ServerState
+    from realtime.server.calls import CallRegistry
+
+    registry = CallRegistry(max_calls=2, ring_seconds=0.05)
+    first = registry.new_call(b"")
+    second = registry.new_call(b"")
+    with pytest.raises(RuntimeError, match="too many calls"):
+        registry.new_call(b"")
+    await asyncio.wait_for(first.ended.wait(), 2)
+    assert first.status == second.status == "missed"
+    third = registry.new_call(b"")  # the missed ones are forgotten first
+    assert first.call_id not in registry.calls and registry.get(third.call_id) is third
+    assert registry.attach(third.call_id) is None  # ringing: nothing to attach to yet
+    state = ServerState(calls=CallRegistry())
+    call = await simulate_incoming_call(state, "http://127.0.0.1:9/webhook", b"\0\0" * 2400)
+    assert call.webhook_status is None and call.status == "ringing"
