@@ -12,16 +12,37 @@ limit: they must never wait behind the application.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
-from .exceptions import ConnectionClosed, RequestTimeout
+from .events import ClientEvent, encode_client_event, new_event_id
+from .exceptions import ConfigError, ConnectionClosed, ProtocolError, RequestTimeout
 from .transport import FrameTransport
 
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "encode"]
 
 logger = logging.getLogger("realtime.session")
+
+
+def encode(event: ClientEvent | Mapping[str, Any]) -> tuple[str, str]:
+    """A client event (model, or dict with a string ``type``) as a frame, with its event_id.
+
+    A missing ``event_id`` is generated. Raises :class:`ConfigError` for a dict without
+    a type, ``TypeError`` for anything else.
+    """
+    if isinstance(event, ClientEvent):
+        frame = encode_client_event(event)  # assigns a missing event_id
+        return frame, str(event.event_id)
+    if isinstance(event, Mapping):
+        data = dict(event)
+        if not isinstance(data.get("type"), str):
+            raise ConfigError("a client event needs a string 'type'")
+        event_id = data.setdefault("event_id", new_event_id())
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False), str(event_id)
+    raise TypeError(f"cannot send {type(event).__name__}: pass a ClientEvent or a dict")
 
 
 class _Outgoing:
@@ -44,7 +65,7 @@ class Outbox:
         self._wakeup = asyncio.Event()
         self._space = asyncio.Event()
         self._space.set()
-        self._error: ConnectionClosed | None = None
+        self._error: ConnectionClosed | ProtocolError | None = None
 
     def __len__(self) -> int:
         return len(self._out)
@@ -90,7 +111,7 @@ class Outbox:
         except asyncio.TimeoutError:
             raise RequestTimeout(f"the send queue did not drain within {timeout} s") from None
 
-    def fail(self, error: ConnectionClosed) -> None:
+    def fail(self, error: ConnectionClosed | ProtocolError) -> None:
         """The session ended: drop the queue, fail flushes and waiting puts with ``error``."""
         self._error = error
         for item in self._out:

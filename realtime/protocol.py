@@ -48,26 +48,43 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .conversation import Conversation, Item
 from .events import (
+    BetaConversationItemCreatedEvent,
+    BetaConversationItemRetrievedEvent,
+    BetaInputAudioBufferCommittedEvent,
     BetaResponse,
     BetaResponseDoneEvent,
     BetaSession,
+    BetaSessionCreatedEvent,
+    BetaSessionUpdatedEvent,
     BetaTranscriptionSession,
     ClientEvent,
+    ConversationItemAddedEvent,
+    ConversationItemCreatedEvent,
+    ConversationItemDeletedEvent,
     ConversationItemDeleteEvent,
+    ConversationItemRetrievedEvent,
     ConversationItemRetrieveEvent,
+    ConversationItemTruncatedEvent,
     ConversationItemTruncateEvent,
     ErrorEvent,
     InputAudioBufferClearEvent,
     InputAudioBufferCommitEvent,
+    InputAudioBufferCommittedEvent,
+    InputAudioBufferSpeechStartedEvent,
+    InputAudioBufferSpeechStoppedEvent,
     RealtimeSession,
     Response,
     ResponseDoneEvent,
+    ResponseRefEvent,
     SemanticVad,
     ServerEvent,
     ServerVad,
+    SessionCreatedEvent,
+    SessionUpdatedEvent,
     StatusDetails,
     TranscriptionSession,
-    UnknownServerEvent,
+    TranscriptionSessionCreatedEvent,
+    TranscriptionSessionUpdatedEvent,
     new_event_id,
 )
 from .events.config import SessionConfig
@@ -121,6 +138,23 @@ _TOOL_TYPES = frozenset(
 )
 _ITEM_ACKS = ("conversation.item.created", "conversation.item.added")
 _VAD_LIMIT = 64
+_ITEM_EVENTS = (
+    ConversationItemAddedEvent,
+    ConversationItemCreatedEvent,
+    BetaConversationItemCreatedEvent,
+    ConversationItemRetrievedEvent,
+    BetaConversationItemRetrievedEvent,
+)
+_COMMITTED = (InputAudioBufferCommittedEvent, BetaInputAudioBufferCommittedEvent)
+_SESSION_EVENTS = (
+    SessionCreatedEvent,
+    SessionUpdatedEvent,
+    BetaSessionCreatedEvent,
+    BetaSessionUpdatedEvent,
+    TranscriptionSessionCreatedEvent,
+    TranscriptionSessionUpdatedEvent,
+)
+_SESSIONS = (RealtimeSession, TranscriptionSession, BetaSession, BetaTranscriptionSession)
 _request_ids = itertools.count(1)
 
 
@@ -173,15 +207,13 @@ class Request:
 
     def matches(self, event: ServerEvent, vad_items: Mapping[str, None]) -> bool:
         """True when ``event`` (of one of :attr:`types`) acknowledges this request."""
-        etype = event.type
-        if etype in _ITEM_ACKS or etype == "conversation.item.retrieved":
-            item = getattr(event, "item", None)
-            return getattr(item, "id", None) == self.item_id
-        if etype in ("conversation.item.truncated", "conversation.item.deleted"):
-            return getattr(event, "item_id", None) == self.item_id
-        if etype == "input_audio_buffer.committed":
-            return getattr(event, "item_id", None) not in vad_items
-        return True
+        if isinstance(event, _ITEM_EVENTS):
+            return event.item.id == self.item_id
+        if isinstance(event, (ConversationItemTruncatedEvent, ConversationItemDeletedEvent)):
+            return event.item_id == self.item_id
+        if isinstance(event, _COMMITTED):
+            return event.item_id not in vad_items
+        return True  # session.updated, cleared: answered in the order sent
 
 
 @dataclass(frozen=True)
@@ -256,6 +288,7 @@ class ClientProtocol:
         self._lost_responses: list[str] = []
         self._lost_items: list[str] = []
         self._restoring: deque[str] = deque()
+        self._requeue: list[ClientEvent] = []
         self._special: dict[str, Callable[[ServerEvent], None]] = {
             "input_audio_buffer.speech_started": self._on_speech_started,
             "input_audio_buffer.speech_stopped": self._on_speech_stopped,
@@ -332,10 +365,10 @@ class ClientProtocol:
         if etype in _STREAM_DELTAS:
             # A delta of the response already in progress, with no other event in
             # between, cannot change the tracker: skip the call.
-            rid = getattr(event, "response_id", None)
+            rid = event.response_id if isinstance(event, ResponseRefEvent) else None
             if rid is None or rid != self._streaming:
                 self._send.extend(self.responses.apply(event))
-                state = self.responses.get(rid) if isinstance(rid, str) else None
+                state = self.responses.get(rid) if rid is not None else None
                 self._streaming = rid if state and state.status == "in_progress" else None
         else:
             self._streaming = None
@@ -492,18 +525,20 @@ class ClientProtocol:
 
     # -- connection life ----------------------------------------------------------------
 
-    def connection_lost(self, code: int | None, reason: str = "") -> None:
+    def connection_lost(self, error: Exception) -> None:
         """The connection dropped: fail pending requests, end the responses it lost.
 
-        Every pending request completes with :func:`close_error`; every response that
+        Every pending request completes with ``error`` (:func:`close_error` of the close
+        code, typically); every response that
         was active (or requested and not yet announced) ends with a synthetic
         ``response.done`` of status ``incomplete`` and reason :data:`LOST_REASON`
         (see :meth:`events_to_deliver`); its items are marked ``incomplete``.
         """
-        error = close_error(code, reason)
         for request in list(self._requests.values()):
             self._complete(request, error=error)
         self._restoring.clear()
+        # Requests queued behind the lost response wait for the next connection.
+        self._requeue.extend(self.responses.clear_queue())
         lost: list[str | None] = [state.id for state in self.responses.active_responses]
         if self.responses.busy and not lost:
             lost.append(None)  # requested, never announced
@@ -539,8 +574,10 @@ class ClientProtocol:
             out.append(self.session_update(self.config))
         if reinject_history:
             out.extend(self._restore_items())
-        for event in old.clear_queue():
+        self._requeue.extend(old.clear_queue())
+        for event in self._requeue:
             out.extend(self.responses.request_create(event))
+        self._requeue.clear()
         return out
 
     def take_losses(self) -> tuple[list[str], list[str]]:
@@ -597,11 +634,13 @@ class ClientProtocol:
         self._complete(request, error=exc)
 
     def _on_session(self, event: ServerEvent) -> None:
-        session = getattr(event, "session", None)
+        if not isinstance(event, _SESSION_EVENTS):
+            return
+        session = event.session
         self.server_session = session
         if event.type.endswith(".created"):
-            expires = getattr(session, "expires_at", None)
-            self.expires_at = float(expires) if isinstance(expires, int) and expires > 0 else None
+            expires = session.expires_at if isinstance(session, _SESSIONS) else None
+            self.expires_at = float(expires) if expires else None
 
     def _on_speech_started(self, event: ServerEvent) -> None:
         self._remember_vad(event)
@@ -611,9 +650,10 @@ class ClientProtocol:
         self._remember_vad(event)
 
     def _remember_vad(self, event: ServerEvent) -> None:
-        item_id = getattr(event, "item_id", None)
-        if isinstance(item_id, str):
-            self._vad_items[item_id] = None
+        if isinstance(
+            event, (InputAudioBufferSpeechStartedEvent, InputAudioBufferSpeechStoppedEvent)
+        ):
+            self._vad_items[event.item_id] = None
             if len(self._vad_items) > _VAD_LIMIT:
                 self._vad_items.popitem(last=False)
 
@@ -712,12 +752,15 @@ class ClientProtocol:
             part = self._assistant_text if role == "assistant" else "input_text"
             if role == "system":
                 part = "input_text"
-            return {
+            wire: dict[str, Any] = {
                 "id": item.id,
                 "type": "message",
                 "role": role,
                 "content": [{"type": part, "text": text}],
             }
+            if item.status == "incomplete":
+                wire["status"] = "incomplete"  # cut short (the spec: no effect on the model)
+            return wire
         if item.type == "function_call" and item.call_id and item.name:
             return {
                 "id": item.id,
@@ -736,14 +779,24 @@ class ClientProtocol:
         return None
 
     def _adopt_restored(self, event: ServerEvent) -> None:
-        """A restored item came back: under another id when the server chose its own."""
-        item = getattr(event, "item", None)
-        new_id = getattr(item, "id", None)
-        if not isinstance(new_id, str) or isinstance(event, UnknownServerEvent):
+        """A restored item came back: under another id when the server chose its own.
+
+        An echo of one of the restored ids (in any order) just ticks it off; an echo of
+        an item this client asked for since is not a restored one; an unknown id takes
+        the place of the oldest restored item not echoed yet.
+        """
+        if not isinstance(event, _ITEM_EVENTS) or not event.item.id:
             return
-        old_id = self._restoring.popleft()
-        if new_id != old_id and new_id not in self.conversation:
-            self.conversation.rename(old_id, new_id)
+        new_id = event.item.id
+        restoring = self._restoring
+        if new_id in restoring:
+            restoring.remove(new_id)
+            return
+        if new_id in self.conversation or any(
+            r.item_id == new_id for r in self._by_type.get(event.type, ())
+        ):
+            return
+        self.conversation.rename(restoring.popleft(), new_id)
 
 
 class _Raw(ClientEvent):

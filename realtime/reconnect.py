@@ -28,7 +28,7 @@ wire; they subclass :class:`realtime.events.ServerEvent`):
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -142,26 +142,26 @@ class SessionExpiringEvent(ServerEvent):
     seconds_left: float = 0.0
 
 
-def history_items(items: Any, dialect: str = "ga") -> list[dict[str, Any]]:
-    """Client ``item`` payloads re-creating the text of a conversation after a reconnect.
+def history_items(items: Iterable[Mapping[str, Any]], dialect: str = "ga") -> list[dict[str, Any]]:
+    """Client ``item`` payloads re-creating conversation items (wire JSON) as text.
 
-    ``items`` is an iterable of conversation items (mappings or objects with ``type``,
-    ``role`` and ``content``, such as :class:`realtime.conversation.Conversation`'s).
-    Messages keep their text; audio parts become their transcript as text (audio itself
-    is not re-sent); function calls and outputs are kept. Items with nothing to say are
-    skipped. Assistant text is ``output_text`` (GA) or ``text`` (beta). The returned
-    dicts are ready for ``conversation.item.create``.
+    ``items`` are wire items (decoded JSON objects with ``type``, ``role``,
+    ``content``). Messages keep their text; audio parts become their transcript as text
+    (audio itself is not re-sent); function calls and outputs are kept. Items with
+    nothing to say are skipped. Assistant text is ``output_text`` (GA) or ``text``
+    (beta). The session's own restore after a reconnect is
+    :meth:`realtime.protocol.ClientProtocol.connection_made` (original ids, heard text).
     """
     out: list[dict[str, Any]] = []
     for item in items:
-        kind = _get(item, "type")
+        kind = item.get("type")
         if kind == "message":
-            role = _get(item, "role") or "user"
-            texts: list[str] = []
-            for part in _get(item, "content") or ():
-                text = _get(part, "text") or _get(part, "transcript")
-                if text:
-                    texts.append(str(text))
+            role = item.get("role") or "user"
+            texts = [
+                str(part.get("text") or part.get("transcript"))
+                for part in item.get("content") or ()
+                if isinstance(part, Mapping) and (part.get("text") or part.get("transcript"))
+            ]
             if not texts:
                 continue
             assistant = "output_text" if dialect == "ga" else "text"
@@ -169,30 +169,14 @@ def history_items(items: Any, dialect: str = "ga") -> list[dict[str, Any]]:
             content = [{"type": part_type, "text": " ".join(texts)}]
             out.append({"type": "message", "role": role, "content": content})
         elif kind == "function_call":
-            call_id, name = _get(item, "call_id"), _get(item, "name")
+            call_id, name = item.get("call_id"), item.get("name")
             if call_id and name:
-                out.append(
-                    {
-                        "type": "function_call",
-                        "call_id": call_id,
-                        "name": name,
-                        "arguments": _get(item, "arguments") or "",
-                    }
-                )
+                arguments = item.get("arguments") or ""
+                call = {"type": "function_call", "call_id": call_id, "name": name}
+                out.append({**call, "arguments": arguments})
         elif kind == "function_call_output":
-            call_id = _get(item, "call_id")
+            call_id = item.get("call_id")
             if call_id:
-                out.append(
-                    {
-                        "type": "function_call_output",
-                        "call_id": call_id,
-                        "output": _get(item, "output") or "",
-                    }
-                )
+                output = item.get("output") or ""
+                out.append({"type": "function_call_output", "call_id": call_id, "output": output})
     return out
-
-
-def _get(obj: Any, name: str) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)

@@ -7,49 +7,43 @@
         await session.update(SessionConfig(instructions="Be brief."))
         reply = await session.send_text("Hello!", wait=True)   # the finished response.done
 
-Everything stateful (conversation, responses, tools, acknowledgements, barge-in,
-reconnect restore) is decided by the sans-I/O :class:`~realtime.protocol.ClientProtocol`;
-this module moves frames, keeps one future per pending acknowledgement, runs timers,
-handlers and tools:
+The protocol object decides everything (conversation, responses, tools,
+acknowledgements, barge-in, reconnect restore); the session moves frames, keeps one
+future per pending acknowledgement, runs the expiry timer, tools and the handler lanes
+(:class:`~realtime.dispatch.HandlerRunner`). Its reader task parses frames, feeds the
+protocol and delivers events, and stops reading while handlers or an ``async for`` lag
+(back-pressure); the :class:`~realtime.outbox.Outbox` writer sends client events in order.
 
-* the **reader task** takes frames from the transport, parses them, feeds the protocol,
-  resolves futures and :meth:`Session.wait_for` waiters, and hands the event to the
-  handlers and the ``async for`` iterator. It never runs user code.
-* the **handler task** runs handlers (sync ones called, async ones awaited); an
-  exception in a handler is logged and the session carries on.
-* the **writer task** sends client events in order from a bounded queue (``send``
-  waits when it is full) and tells send listeners (:class:`~realtime.recording.Recorder`).
+**The transport seam**: frames travel through a
+:class:`~realtime.transport.FrameTransport` opened by ``transport_factory`` (a
+:class:`~realtime.connection.SessionOptions` field; default :func:`open_websocket`).
+Another carrier of the same events, such as a WebRTC data channel, plugs in there.
 
-**The transport seam.** The session talks to the server through a *frame transport*
-(:class:`realtime.transport.FrameTransport`: ``receive()`` batches of text frames,
-``send(text)``, ``close()``, ``abort()``, ``close_code``/``close_reason``). The default
-opens a WebSocket; pass ``transport_factory=`` (an async callable taking the
-:class:`~realtime.connection.Endpoint` and the :class:`SessionOptions`) to plug in
-another carrier of the same events, such as a WebRTC data channel.
-
-When the connection ends, every pending await fails with
-:class:`~realtime.exceptions.ConnectionClosed` (an
-:class:`~realtime.exceptions.AuthenticationClosed` for close code 4001) unless a
-:class:`~realtime.reconnect.ReconnectPolicy` reconnects.
+When the connection ends, pending awaits fail with
+:class:`~realtime.exceptions.ConnectionClosed` (:class:`~realtime.exceptions.AuthenticationClosed`
+for close code 4001) unless a :class:`~realtime.reconnect.ReconnectPolicy` reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
+from .commands import SessionCommands
 from .connection import ApiKey, Endpoint, SessionOptions, TransportFactory, resolve_endpoint
 from .conversation import Conversation
-from .dispatch import Dispatcher
-from .events import ClientEvent, ServerEvent, encode_client_event, new_event_id, parse_server_event
+from .dispatch import Dispatcher, EventQueue, HandlerRunner
+from .events import (
+    ClientEvent,
+    InvalidServerEvent,
+    ServerEvent,
+    parse_server_event,
+)
 from .exceptions import (
     AuthenticationError,
     ConfigError,
@@ -59,7 +53,7 @@ from .exceptions import (
     RequestTimeout,
 )
 from .interruption import Interruption
-from .outbox import Outbox
+from .outbox import Outbox, encode
 from .protocol import ClientProtocol, Request, close_error
 from .reconnect import (
     ConnectionFailedEvent,
@@ -68,9 +62,9 @@ from .reconnect import (
     SessionExpiringEvent,
 )
 from .response_state import ResponseTracker
-from .tools import Tool, ToolCall, ToolRegistry
+from .tools import ToolCall, ToolRegistry
 from .transport import FrameTransport, open_connection
-from .waiting import EventMatch, Expectation, Mailbox, Waiters
+from .waiting import EventMatch, Expectation, Waiters
 
 if TYPE_CHECKING:
     from audio.playback import HeardPosition, PlaybackTracker
@@ -91,7 +85,6 @@ __all__ = [
 logger = logging.getLogger("realtime.session")
 
 Dialect = Literal["beta", "ga"]
-H = TypeVar("H", bound=Callable[..., Any])
 
 _NORMAL_CLOSE = frozenset({1000, 1001})
 
@@ -109,7 +102,7 @@ async def open_websocket(endpoint: Endpoint, options: SessionOptions) -> FrameTr
     )
 
 
-class Session:
+class Session(SessionCommands):
     """A live realtime session; obtain one from :func:`connect`.
 
     ``Session(endpoint, options, **changes)``: ``options`` is a
@@ -145,15 +138,16 @@ class Session:
         self._outbox = Outbox(opts.send_queue_size)
         self._connected = self._outbox.connected
         self._closing = False
-        self._close_error: ConnectionClosed | None = None
+        self._close_error: ConnectionClosed | ProtocolError | None = None
         self._finished = asyncio.Event()
         self._futures: dict[int, asyncio.Future[ServerEvent]] = {}
-        self._waiters = Waiters()
-        self._handler_box: Mailbox[ServerEvent | None] = Mailbox()
-        self._iter_box: Mailbox[ServerEvent] = Mailbox(limit=max(opts.iterator_backlog, 1))
-        self._iterating = False
+        self._runner = HandlerRunner(self.dispatcher)
+        self._waiters = Waiters(self._runner.awaiting_server)
+        self._events: EventQueue[ServerEvent] = EventQueue(
+            max(opts.iterator_backlog, 1), overflow="drop_oldest"
+        )
+        self._iterators = 0
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._handler_task: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
 
     # -- state (held by the protocol) --------------------------------------------------
@@ -216,7 +210,6 @@ class Session:
         """
         self._transport = self._outbox.transport = await self._open_transport()
         self._connected.set()
-        self._handler_task = self._spawn(self._run_handlers())
         self._spawn(self._outbox.run())
         self._spawn(self._run_reader())
         if self.config is not None or len(self.tools):
@@ -237,15 +230,21 @@ class Session:
         """
         self._closing = True
         transport = self._transport
+        closed = ConnectionClosed(code, reason or "session closed")
         try:
             if transport is not None and not self._finished.is_set():
                 with contextlib.suppress(ConnectionClosed):  # the link was already gone
                     await transport.close(code, reason)
-        finally:
+        except BaseException:
+            # Cancelled (a caller's timeout on a stalled link): end everything now, then
+            # let the cancellation propagate.
             if transport is not None:
                 transport.abort()
-            self._finish(ConnectionClosed(code, reason or "session closed"), clean=True)
-            self._cancel_tasks(keep=self._handler_task)
+            self._finish(closed, clean=True)
+            self._runner.abort()
+            self._cancel_tasks()
+            raise
+        self._finish(closed, clean=True)
         await self._stop_tasks()
 
     async def __aenter__(self) -> Session:
@@ -281,17 +280,14 @@ class Session:
 
     async def _stop_tasks(self) -> None:
         """Let handlers finish what was received (up to 1 s), then cancel every task."""
-        handler = self._handler_task
         current = asyncio.current_task()
-        self._handler_box.put(None)
-        if handler is not None and handler is not current and not handler.done():
-            await asyncio.wait([handler], timeout=1.0)
+        await self._runner.aclose(1.0)
         self._cancel_tasks()
         others = [t for t in self._tasks if t is not current]
         if others:
             await asyncio.wait(others)
 
-    def _finish(self, error: ConnectionClosed, *, clean: bool) -> None:
+    def _finish(self, error: ConnectionClosed | ProtocolError, *, clean: bool) -> None:
         """Mark the session ended and fail everything pending with ``error`` (sync)."""
         if self._finished.is_set():
             return
@@ -300,7 +296,7 @@ class Session:
         self._finished.set()
         if self._expiry is not None:
             self._expiry.cancel()
-        self.protocol.connection_lost(error.code, error.reason)
+        self.protocol.connection_lost(error)
         self.protocol.events_to_deliver()  # the session is over: nobody waits for these
         self.protocol.events_to_send()
         self._settle()
@@ -309,7 +305,7 @@ class Session:
                 future.set_exception(error)
         self._futures.clear()
         self._waiters.fail(error)
-        self._iter_box.close(None if clean else error)
+        self._events.close(None if clean else error)
         self._outbox.fail(error)
 
     # -- receiving -----------------------------------------------------------------------
@@ -318,26 +314,43 @@ class Session:
         while True:
             transport = self._transport
             assert transport is not None
+            runner, events = self._runner, self._events
             try:
                 while True:
                     for frame in await transport.receive():
                         self._receive(frame)
+                    # Back-pressure: no more reading while handlers or the iterator lag.
+                    if runner.congested:
+                        await runner.wait_uncongested()
+                    if events.full:
+                        await events.wait_space()
             except ConnectionClosed as exc:
                 code, reason = exc.code, exc.reason
             if self._closing or not await self._connection_lost(code, reason):
                 return
 
-    def _receive(self, frame: str | bytes) -> None:
+    def _receive(self, frame: str | bytes | bytearray) -> None:
         """Handle one message (the hot path: keep it lean). Never raises."""
         try:
-            event = parse_server_event(frame, self.dialect)
+            event = parse_server_event(frame, self.dialect, strict=self.options.strict)
         except ProtocolError as exc:
             self.protocol_errors += 1
-            logger.warning("ignoring a frame that could not be parsed: %s", exc)
+            if self.options.strict:
+                self._protocol_failure(exc)
+            else:
+                logger.warning("ignoring a frame that could not be parsed: %s", exc)
             return
         except Exception:
             self.protocol_errors += 1
             logger.exception("ignoring a frame that could not be parsed")
+            return
+        if type(event) is InvalidServerEvent:
+            # Fields failed validation: only "*" handlers, waiters and the iterator see it.
+            self.protocol_errors += 1
+            logger.warning(
+                "invalid %s delivered as InvalidServerEvent: %s", event.type, event.error
+            )
+            self._deliver(event)
             return
         protocol = self.protocol
         try:
@@ -378,12 +391,20 @@ class Session:
             logger.exception("playback tracker interrupt() raised")
             return None
 
+    def _protocol_failure(self, error: ProtocolError) -> None:
+        """Strict mode: an invalid frame ends the session (close 1002) with ``error``."""
+        transport = self._transport
+        if transport is not None:
+            self._spawn(transport.close(1002, "invalid event"))
+        self._closing = True
+        self._finish(error, clean=False)
+        self._spawn(self._stop_tasks())
+
     def _deliver(self, event: ServerEvent) -> None:
         if self._waiters:
             self._waiters.offer(event)
-        if self.dispatcher.has_handlers(event.type):
-            self._handler_box.put(event)
-        self._iter_box.put(event)
+        self._runner.deliver(event)
+        self._events.put(event)
 
     def _schedule_expiry(self, expires_at: float | None) -> None:
         if self._expiry is not None:
@@ -399,30 +420,6 @@ class Session:
         left = max(expires_at - time.time(), 0.0)
         self._deliver(SessionExpiringEvent(expires_at=expires_at, seconds_left=left))
 
-    async def _run_handlers(self) -> None:
-        box = self._handler_box
-        resolve = self.dispatcher.handlers_for
-        while True:
-            try:
-                event = await box.get()
-            except StopAsyncIteration:
-                return
-            if event is None:  # the stop marker
-                return
-            for handler in resolve(event.type):
-                try:
-                    result = handler(event)
-                    if result is not None and hasattr(result, "__await__"):
-                        await result
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    logger.exception(
-                        "handler %s for %s raised",
-                        getattr(handler, "__qualname__", handler),
-                        event.type,
-                    )
-
     # -- reconnecting --------------------------------------------------------------------
 
     async def _connection_lost(self, code: int | None, reason: str) -> bool:
@@ -437,7 +434,7 @@ class Session:
                 self._deliver(ConnectionFailedEvent(code=code, reason=reason, attempts=0))
             self._give_up(code, reason)
             return False
-        self.protocol.connection_lost(code, reason)
+        self.protocol.connection_lost(close_error(code, reason))
         self._settle()  # fails the pending requests
         for event in self.protocol.events_to_deliver():
             self._deliver(event)  # the lost responses' response.done
@@ -484,19 +481,7 @@ class Session:
     # -- sending -------------------------------------------------------------------------
 
     def _encode(self, event: ClientEvent | Mapping[str, Any]) -> str:
-        return self._encode_with_id(event)[0]
-
-    def _encode_with_id(self, event: ClientEvent | Mapping[str, Any]) -> tuple[str, str]:
-        if isinstance(event, ClientEvent):
-            frame = encode_client_event(event)  # assigns a missing event_id
-            return frame, str(event.event_id)
-        if isinstance(event, Mapping):
-            data = dict(event)
-            if not isinstance(data.get("type"), str):
-                raise ConfigError("a client event needs a string 'type'")
-            event_id = data.setdefault("event_id", new_event_id())
-            return json.dumps(data, separators=(",", ":"), ensure_ascii=False), str(event_id)
-        raise TypeError(f"cannot send {type(event).__name__}: pass a ClientEvent or a dict")
+        return encode(event)[0]
 
     def _check_open(self) -> None:
         if self._close_error is not None:
@@ -514,13 +499,18 @@ class Session:
         """Stop calling a listener added with :meth:`add_send_listener`."""
         self._outbox.listeners.remove(listener)
 
+    async def _append(self, frame: str) -> None:
+        """Queue an encoded frame (waits while the send queue is full)."""
+        self._check_open()
+        await self._outbox.put(frame)
+
     async def send(self, event: ClientEvent | Mapping[str, Any]) -> str:
         """Queue any client event (a model or a dict with ``type``); returns its ``event_id``.
 
         Waits while the send queue is full. Raises :class:`ConnectionClosed` when the
         session has ended, :class:`ConfigError`/``TypeError`` for an event it cannot encode.
         """
-        frame, event_id = self._encode_with_id(event)
+        frame, event_id = encode(event)
         await self._outbox.put(frame)
         return event_id
 
@@ -549,7 +539,8 @@ class Session:
                 await self._outbox.put(self._encode(event))
             if then is not None:
                 await then()
-            return await asyncio.wait_for(future, limit)
+            with self._runner.awaiting_server():  # from a handler: keep receiving
+                return await asyncio.wait_for(future, limit)
         except asyncio.TimeoutError:
             raise RequestTimeout(
                 f"no {' or '.join(sorted(request.types))} for {request.kind} within {limit:g} s"
@@ -560,205 +551,7 @@ class Session:
             if not future.done():
                 future.cancel()
 
-    # -- client events -------------------------------------------------------------------
-
-    async def update(
-        self, config: SessionConfig | None = None, *, timeout: float | None = None
-    ) -> ServerEvent:
-        """Configure the session (with the registered tools) and wait for the acknowledgement.
-
-        ``session.update`` -> ``session.updated``; a beta transcription configuration
-        (``kind="transcription"``) sends ``transcription_session.update``. On success
-        :attr:`config` becomes ``config``. Raises :class:`ServerError`,
-        :class:`RequestTimeout`, :class:`ConnectionClosed`, or :class:`ConfigError`.
-        """
-        request = self.protocol.update(config if config is not None else self.config)
-        reply = await self._request(request, timeout=timeout)
-        if config is not None:
-            self.config = config
-        return reply
-
-    async def update_transcription_session(
-        self, session: Mapping[str, Any] | SessionConfig, *, timeout: float | None = None
-    ) -> ServerEvent:
-        """Configure a transcription-only session from its wire object and wait for the ack.
-
-        Beta sends ``transcription_session.update``; GA ``session.update`` with
-        ``type: "transcription"``. A :class:`SessionConfig` is encoded for the dialect.
-        """
-        if not isinstance(session, Mapping):
-            session = session.to_wire(self.dialect)
-        request = self.protocol.update_transcription_session(session)
-        return await self._request(request, timeout=timeout)
-
-    async def append_audio(
-        self, audio: bytes | bytearray | memoryview | np.ndarray[Any, Any]
-    ) -> None:
-        """Send ``input_audio_buffer.append`` with PCM16 audio (bytes or an int16 array).
-
-        No acknowledgement exists for appends; this returns once the frame is queued.
-        """
-        if isinstance(audio, np.ndarray):
-            if audio.dtype != np.int16 or audio.ndim != 1:
-                raise ConfigError(
-                    "append_audio takes a 1-D int16 array, "
-                    f"got {audio.dtype} with shape {audio.shape}"
-                )
-            data = audio.astype("<i2", copy=False).tobytes()
-        else:
-            data = bytes(audio)
-        if data:
-            self._check_open()
-            await self._outbox.put(self.protocol.append_audio_frame(data))
-
-    async def commit_audio(self, *, timeout: float | None = None) -> ServerEvent:
-        """Send ``input_audio_buffer.commit``; waits for its ``committed`` (never a VAD one)."""
-        return await self._request(self.protocol.commit(), timeout=timeout)
-
-    async def clear_audio(self, *, timeout: float | None = None) -> ServerEvent:
-        """Send ``input_audio_buffer.clear``; waits for ``input_audio_buffer.cleared``."""
-        return await self._request(self.protocol.clear_audio(), timeout=timeout)
-
-    async def clear_output_audio(self) -> None:
-        """Send ``output_audio_buffer.clear`` (GA; WebRTC/SIP servers stop playing audio)."""
-        if self.dialect != "ga":
-            raise ConfigError("output_audio_buffer.clear exists only in the GA dialect")
-        await self.send({"type": "output_audio_buffer.clear"})
-
-    async def create_item(
-        self,
-        item: Mapping[str, Any] | Any,
-        *,
-        previous_item_id: str | None = None,
-        timeout: float | None = None,
-        then: Callable[[], Awaitable[None]] | None = None,
-    ) -> ServerEvent:
-        """Send ``conversation.item.create``; waits for the item's ``created``/``added`` event.
-
-        ``item`` is a wire item (dict or model); an ``id`` is generated when absent so
-        the acknowledgement is matched to this item. ``then`` is awaited right after
-        the item is queued, before waiting (to queue more events behind it).
-        """
-        data = item.model_dump(exclude_none=True) if hasattr(item, "model_dump") else dict(item)
-        request = self.protocol.create_item(data, previous_item_id=previous_item_id)
-        return await self._request(request, timeout=timeout, then=then)
-
-    async def send_text(
-        self,
-        text: str,
-        *,
-        role: str = "user",
-        respond: bool = True,
-        wait: bool = False,
-        timeout: float | None = None,
-    ) -> ServerEvent:
-        """Add a text message (and, by default, ask for a response right behind it).
-
-        Returns the item's acknowledgement; with ``wait=True`` the ``response.done`` of
-        the reply instead, awaited from before sending so a fast reply is never missed
-        (``timeout`` then bounds the wait for it). A reply lost to a dropped connection
-        ends with a ``response.done`` of status ``incomplete``.
-        """
-        if wait and not respond:
-            raise ConfigError("send_text(wait=True) needs respond=True")
-        expectation = self.expect("response.done", timeout, any_dialect=True) if wait else None
-        try:
-            ack = await self._request(self.protocol.send_text(text, role=role, respond=respond))
-        except BaseException:
-            if expectation is not None:
-                expectation.cancel()
-            raise
-        return ack if expectation is None else await expectation.wait()
-
-    async def truncate(
-        self, item_id: str, content_index: int, audio_end_ms: int, *, timeout: float | None = None
-    ) -> ServerEvent:
-        """Send ``conversation.item.truncate``; waits for ``conversation.item.truncated``."""
-        request = self.protocol.truncate(item_id, content_index, audio_end_ms)
-        return await self._request(request, timeout=timeout)
-
-    async def delete_item(self, item_id: str, *, timeout: float | None = None) -> ServerEvent:
-        """Send ``conversation.item.delete``; waits for ``conversation.item.deleted``."""
-        return await self._request(self.protocol.delete_item(item_id), timeout=timeout)
-
-    async def retrieve_item(self, item_id: str, *, timeout: float | None = None) -> ServerEvent:
-        """Send ``conversation.item.retrieve``; waits for ``conversation.item.retrieved``."""
-        return await self._request(self.protocol.retrieve_item(item_id), timeout=timeout)
-
-    async def create_response(self, **response: Any) -> None:
-        """Ask for a response (``response.create``; keyword arguments become ``response``).
-
-        While another response is active the request is queued and sent when that one
-        is done (instead of earning an error).
-        """
-        self._check_open()
-        for event in self.protocol.create_response(**response):
-            await self.send(event)
-
-    async def cancel_response(self, response_id: str | None = None) -> bool:
-        """Cancel the active response; returns False when there was none (nothing sent)."""
-        self._check_open()
-        events = self.protocol.cancel_response(response_id)
-        for event in events:
-            await self.send(event)
-        return bool(events)
-
-    async def interrupt(self, tracker: PlaybackTracker | None = None) -> Interruption:
-        """Barge in locally: stop playback, cancel the response, truncate at what was heard.
-
-        ``tracker`` (default: the session's) is told to ``interrupt()``: a speaker stops
-        with its fade and reports the heard position, where the item is truncated; the
-        active response is cancelled (either dialect). Without any tracker, the time
-        since the first audio delta stands for what was heard. Returns the decision.
-        """
-        self._check_open()
-        tracker = tracker if tracker is not None else self.playback
-        if tracker is not None:
-            decision = self.protocol.interrupt(self._tracker_interrupt(tracker))
-        else:
-            decision = self.protocol.interrupt(None, now=time.monotonic())
-        for event in decision.events:
-            await self.send(event)
-        return decision
-
     # -- dispatch ------------------------------------------------------------------------
-
-    @overload
-    def on(
-        self, pattern: str, handler: None = None, *, any_dialect: bool = False
-    ) -> Callable[[H], H]: ...
-
-    @overload
-    def on(self, pattern: str, handler: H, *, any_dialect: bool = False) -> H: ...
-
-    def on(
-        self, pattern: str, handler: H | None = None, *, any_dialect: bool = False
-    ) -> H | Callable[[H], H]:
-        """Subscribe a handler (sync or async) to events matching ``pattern``; decorator too.
-
-        Patterns: an exact type, a glob (``"conversation.item.*"``) or ``"*"`` (everything,
-        unknown types and the synthetic ``connection.*`` events included).
-        ``any_dialect=True`` also matches the other dialect's name for the same event.
-        """
-        return self.dispatcher.on(pattern, handler, any_dialect=any_dialect)
-
-    @overload
-    def once(
-        self, pattern: str, handler: None = None, *, any_dialect: bool = False
-    ) -> Callable[[H], H]: ...
-
-    @overload
-    def once(self, pattern: str, handler: H, *, any_dialect: bool = False) -> H: ...
-
-    def once(
-        self, pattern: str, handler: H | None = None, *, any_dialect: bool = False
-    ) -> H | Callable[[H], H]:
-        """Like :meth:`on`, for the first matching event only."""
-        return self.dispatcher.once(pattern, handler, any_dialect=any_dialect)
-
-    def off(self, pattern: str, handler: Callable[..., Any] | None = None) -> int:
-        """Remove subscriptions of ``pattern`` (only ``handler``'s if given); returns the count."""
-        return self.dispatcher.off(pattern, handler)
 
     async def wait_for(
         self, match: EventMatch, timeout: float | None = None, *, any_dialect: bool = False
@@ -792,60 +585,29 @@ class Session:
     def __aiter__(self) -> AsyncIterator[ServerEvent]:
         """Iterate over received events (the same objects handlers get).
 
-        Events are buffered from the start (the newest ``iterator_backlog`` of them until
-        iteration begins, all of them afterwards). Iteration ends when the session is
-        closed normally and raises :class:`ConnectionClosed` after an abnormal end.
+        Before and between iterations the newest ``iterator_backlog`` events are kept.
+        While a loop iterates, at most ``iterator_backlog`` wait for it: a slow loop
+        makes the session stop reading (back-pressure, nothing dropped). Iteration ends
+        when the session is closed normally and raises :class:`ConnectionClosed` after an
+        abnormal end (the :class:`ProtocolError` in strict mode).
         """
-        if not self._iterating:
-            self._iterating = True
-            self._iter_box.unbound()
-        return self
+        return self._iterate()
 
-    async def __anext__(self) -> ServerEvent:
-        return await self._iter_box.get()
-
-    # -- tools ---------------------------------------------------------------------------
-
-    @overload
-    def tool(self, func: Callable[..., Any], /) -> Tool: ...
-
-    @overload
-    def tool(
-        self,
-        /,
-        *,
-        name: str | None = None,
-        description: str | None = None,
-        timeout: float | None = None,
-    ) -> Callable[[Callable[..., Any]], Tool]: ...
-
-    def tool(
-        self,
-        func: Callable[..., Any] | None = None,
-        /,
-        *,
-        name: str | None = None,
-        description: str | None = None,
-        timeout: float | None = None,
-    ) -> Tool | Callable[[Callable[..., Any]], Tool]:
-        """Register a function tool (``@session.tool`` or ``@session.tool(timeout=5)``).
-
-        Tools go out with the next :meth:`update` (and the initial configuration).
-        """
-        if func is None:
-            return self.tools.tool(name=name, description=description, timeout=timeout)
-        return self.tools.tool(func)
-
-    def register_tool(
-        self,
-        func: Callable[..., Any] | Tool,
-        *,
-        name: str | None = None,
-        description: str | None = None,
-        timeout: float | None = None,
-    ) -> Tool:
-        """Register a function (or :class:`Tool`); it goes out with the next :meth:`update`."""
-        return self.tools.register(func, name=name, description=description, timeout=timeout)
+    async def _iterate(self) -> AsyncIterator[ServerEvent]:
+        events = self._events
+        self._iterators += 1
+        events.set_overflow("block")
+        try:
+            while True:
+                try:
+                    event = await events.get()
+                except StopAsyncIteration:
+                    return
+                yield event
+        finally:
+            self._iterators -= 1
+            if not self._iterators:
+                events.set_overflow("drop_oldest")
 
     async def _run_tool(self, call: ToolCall) -> None:
         result = await self.tools.execute(call)

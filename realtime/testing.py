@@ -468,6 +468,19 @@ class Connection:
 _ids = itertools.count(1)
 
 
+async def _cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait for them to end (their errors are theirs; a cancellation
+    of the caller still propagates)."""
+    for task in tasks:
+        task.cancel()
+    pending = [t for t in tasks if t is not asyncio.current_task()]
+    if pending:
+        await asyncio.wait(pending)
+    for task in pending:
+        if not task.cancelled() and task.exception() is not None:
+            _logger.debug("fake server task ended with %r", task.exception())
+
+
 def _encode(frame: Frame) -> str | bytes:
     if isinstance(frame, (str, bytes)):
         return frame
@@ -556,11 +569,7 @@ class FakeServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 5)
             self._server = None
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        await _cancel_and_wait(list(self._tasks))
 
     @property
     def port(self) -> int:
@@ -664,14 +673,10 @@ class FakeServer:
         except WSConnectionClosed:
             pass
         finally:
-            reader.cancel()
-            if handling is not None:
-                handling.cancel()
-                with contextlib.suppress(BaseException):
-                    await handling
-            with contextlib.suppress(BaseException):
-                await reader
-            conn.closed.set()
+            try:
+                await _cancel_and_wait([t for t in (reader, handling) if t is not None])
+            finally:
+                conn.closed.set()
             if task is not None:
                 self._tasks.discard(task)
             await self._notify()

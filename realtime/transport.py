@@ -36,7 +36,7 @@ import socket
 import ssl
 import urllib.request
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeAlias, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 from websockets.client import ClientProtocol
@@ -53,6 +53,7 @@ from .exceptions import AuthenticationError, ConfigError, ConnectionClosed, Conn
 __all__ = [
     "DEFAULT_MAX_BUFFER",
     "FrameTransport",
+    "Message",
     "WebSocketTransport",
     "open_connection",
     "ws_logger",
@@ -62,6 +63,9 @@ ws_logger = logging.getLogger("realtime.websockets")
 """The logger handed to websockets (its handshake debug lines have credentials redacted)."""
 ws_logger.addFilter(CredentialFilter())
 
+Message: TypeAlias = "str | bytes | bytearray"
+"""An inbound message: text, or bytes-like (a ``bytearray`` is handed over, never reused)."""
+
 DEFAULT_MAX_BUFFER = 4 * 1024 * 1024
 """Bytes of received messages buffered before reading from the socket stops."""
 
@@ -70,8 +74,11 @@ DEFAULT_MAX_BUFFER = 4 * 1024 * 1024
 class FrameTransport(Protocol):
     """A message transport a realtime session runs on (WebSocket, WebRTC data channel)."""
 
-    async def receive(self) -> list[str | bytes]:
+    async def receive(self) -> list[Message]:
         """Wait for inbound messages; return every buffered one, in order (never empty).
+
+        A message is ``str`` or bytes-like (``bytes`` or a ``bytearray`` the transport
+        hands over and never touches again): pass it straight to the JSON parser.
 
         Messages are buffered (up to a stated limit) only between calls: a consumer
         that falls behind simply calls this later, and the transport stops reading
@@ -143,9 +150,9 @@ class WebSocketTransport(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._handshake: asyncio.Future[None] = self._loop.create_future()
         self._done: asyncio.Future[None] = self._loop.create_future()
-        self._inbox: list[str | bytes] = []
+        self._inbox: list[Message] = []
         self._inbox_bytes = 0
-        self._parts: list[bytes] | None = None
+        self._parts: list[bytes | bytearray] | None = None
         self._part_text = False
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False  # reading paused by us (back-pressure)
@@ -192,7 +199,7 @@ class WebSocketTransport(asyncio.Protocol):
         """Bytes of received messages waiting for :meth:`receive`."""
         return self._inbox_bytes
 
-    async def receive(self) -> list[str | bytes]:
+    async def receive(self) -> list[Message]:
         while not self._inbox:
             if self._done.done():
                 raise ConnectionClosed(self._code, self._reason)
@@ -286,26 +293,29 @@ class WebSocketTransport(asyncio.Protocol):
     def _process(self, events: Sequence[object]) -> None:
         inbox = self._inbox
         added = 0
+        message: bytes | bytearray
+        text, binary, cont = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
         for event in events:
             if type(event) is not Frame:
                 if isinstance(event, Response):
                     self._handshake_done(event)
                 continue
             opcode = event.opcode
+            # websockets hands each frame its own buffer: it is passed on, not copied.
             data = event.data
-            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            message = bytes(data) if isinstance(data, memoryview) else data
+            if opcode is text or opcode is binary:
                 if not event.fin:
-                    self._parts = [bytes(data)]
-                    self._part_text = opcode is Opcode.TEXT
+                    self._parts = [message]
+                    self._part_text = opcode is text
                     continue
-                message = bytes(data)
-                if opcode is Opcode.TEXT and not message.isascii() and not self._utf8(message):
+                if opcode is text and not message.isascii() and not self._utf8(message):
                     break
-            elif opcode is Opcode.CONT:
+            elif opcode is cont:
                 parts = self._parts
                 if parts is None:  # websockets rejects this before it gets here
                     continue
-                parts.append(bytes(data))
+                parts.append(message)
                 if not event.fin:
                     continue
                 message = b"".join(parts)
@@ -313,7 +323,7 @@ class WebSocketTransport(asyncio.Protocol):
                 if self._part_text and not message.isascii() and not self._utf8(message):
                     break
             elif opcode is Opcode.PONG:
-                if self._ping_payload is not None and data == self._ping_payload:
+                if self._ping_payload is not None and message == self._ping_payload:
                     self._pong()
                 continue
             else:  # ping (answered by websockets) or close (handled by websockets)
@@ -332,7 +342,7 @@ class WebSocketTransport(asyncio.Protocol):
                     self.pauses += 1
                     transport.pause_reading()
 
-    def _utf8(self, message: bytes) -> bool:
+    def _utf8(self, message: bytes | bytearray) -> bool:
         """Check a non-ASCII text message; fail the connection with 1007 when invalid."""
         try:
             message.decode("utf-8")
@@ -409,7 +419,9 @@ class WebSocketTransport(asyncio.Protocol):
         if self._fail_code is not None:
             return self._fail_code, self._fail_reason
         ws = self._ws
-        rcvd = ws.close_rcvd
+        rcvd, sent = ws.close_rcvd, ws.close_sent
+        if sent is not None and sent.code not in (1000, 1001) and not ws.close_rcvd_then_sent:
+            return int(sent.code), sent.reason  # we failed it (1002, 1009, ...): our code
         if rcvd is not None:
             return int(rcvd.code), rcvd.reason
         return 1006, ""

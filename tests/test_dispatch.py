@@ -17,6 +17,7 @@ from realtime.connection import resolve_endpoint
 from realtime.dispatch import Dispatcher, EventQueue, HandlerRunner, is_glob
 from realtime.events import InvalidServerEvent, ServerEvent, UnknownServerEvent, parse_server_event
 from realtime.exceptions import ConnectionClosed
+from realtime.matching import compile_match, match_type
 from realtime.transport import open_connection
 
 
@@ -499,3 +500,154 @@ async def test_slow_consumer_keeps_memory_flat_over_a_fast_server() -> None:
         assert got == list(range(n))
         assert peak <= limit + (max_buffer + 256 * 1024) // per_frame
         await runner.aclose()
+
+
+# -- realtime.matching: the one matcher of on, wait_for and a script's expect -------------
+
+
+def test_compile_match_patterns_classes_predicates() -> None:
+    """compile_match: exact, glob, any_dialect, class and predicate; bad input rejected."""
+    delta = parse_server_event(
+        b'{"type":"response.output_audio.delta","response_id":"r","item_id":"i",'
+        b'"output_index":0,"content_index":0,"delta":""}'
+    )
+    assert compile_match("response.output_audio.delta")(delta)
+    assert compile_match("response.*")(delta)
+    assert not compile_match("response.audio.delta")(delta)
+    assert compile_match("response.audio.delta", any_dialect=True)(delta)
+    assert compile_match("response.audio.*", any_dialect=True)(delta)
+    assert compile_match(type(delta))(delta) and not compile_match(UnknownServerEvent)(delta)
+    assert compile_match(lambda e: e.type.endswith("delta"))(delta)
+    with pytest.raises(TypeError):
+        compile_match(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        compile_match("")
+
+
+def test_invalid_events_match_only_star_and_classes() -> None:
+    """wait_for("response.done") is never satisfied by a response.done that did not validate."""
+    bad = parse_server_event(b'{"type":"response.done","response":7}', strict=False)
+    assert not compile_match("response.done")(bad)
+    assert not compile_match("response.*")(bad)
+    assert compile_match("*")(bad) and compile_match(InvalidServerEvent)(bad)
+    assert match_type("response.done", bad.type)  # the type itself still matches by name
+
+
+def test_script_expect_uses_the_shared_matcher() -> None:
+    """realtime.script's expect matches through realtime.matching (no matcher of its own)."""
+    import realtime.script.runner as runner_mod
+
+    assert vars(runner_mod)["match_type"] is match_type
+    assert "fnmatch" not in vars(runner_mod)
+
+
+async def test_abort_cancels_every_lane_at_once() -> None:
+    """abort() (sync, for a cancelled close) cancels lane tasks and releases waiters."""
+    d = Dispatcher()
+    runner = HandlerRunner(d, queue_size=2)
+    started = asyncio.Event()
+
+    async def stuck(event: ServerEvent) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    d.on("x", stuck)
+    for i in range(5):
+        runner.deliver(_ev("x", i))
+    await started.wait()
+    assert runner.congested
+    waiting = asyncio.ensure_future(runner.wait_uncongested())
+    await asyncio.sleep(0)
+    runner.abort()
+    await asyncio.wait_for(waiting, 1)
+    await asyncio.sleep(0.01)
+    assert runner.closed and not runner.congested and runner.pending == 0
+    assert not runner._lanes  # every lane task ended
+
+
+async def test_one_slow_call_is_not_blamed_on_the_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A single call over the limit (a descheduled process) is not named; 100 ms once is."""
+    d = Dispatcher()
+    runner = HandlerRunner(d, slow_handler=0.005)
+    first = True
+
+    def once_slow(event: ServerEvent) -> None:
+        nonlocal first
+        if first:
+            first = False
+            time.sleep(0.02)
+
+    def very_slow(event: ServerEvent) -> None:
+        time.sleep(0.12)
+
+    d.on("x", once_slow)
+    d.on("y", very_slow)
+    with caplog.at_level(logging.WARNING, logger="realtime.dispatch"):
+        for i in range(5):
+            runner.deliver(_ev("x", i))
+        runner.deliver(_ev("y"))
+        await runner.join()
+    named = " ".join(r.getMessage() for r in caplog.records)
+    assert "once_slow" not in named and "very_slow" in named
+    await runner.aclose()
+
+
+async def test_handler_awaiting_the_server_does_not_hold_up_receiving() -> None:
+    """A handler waiting for a server reply inside awaiting_server(): its full lane does
+    not congest the runner (the reply could never be read otherwise); after, it does."""
+    d = Dispatcher()
+    runner = HandlerRunner(d, queue_size=4)
+    reply = asyncio.Event()
+    inside = asyncio.Event()
+    got: list[int] = []
+
+    async def handler(event: ServerEvent) -> None:
+        if _n(event) == 0:
+            with runner.awaiting_server():
+                inside.set()
+                await reply.wait()
+        got.append(_n(event))
+
+    d.on("x", handler)
+    runner.deliver(_ev("x", 0))
+    await inside.wait()
+    for i in range(1, 10):
+        runner.deliver(_ev("x", i))
+    assert not runner.congested and runner.pending == 9
+    with runner.awaiting_server():  # outside a handler: nothing happens
+        assert not runner.congested
+    reply.set()
+    await runner.join()
+    assert got == list(range(10))
+    await runner.aclose()
+
+
+async def test_lane_over_limit_congests_again_when_the_await_ends() -> None:
+    """Leaving awaiting_server() with a lane still over the limit congests the runner."""
+    d = Dispatcher()
+    runner = HandlerRunner(d, queue_size=2)
+    reply = asyncio.Event()
+    left = asyncio.Event()
+    hold = asyncio.Event()
+
+    async def handler(event: ServerEvent) -> None:
+        if _n(event) == 0:
+            with runner.awaiting_server():
+                await reply.wait()
+            left.set()
+            await hold.wait()
+
+    d.on("x", handler)
+    for i in range(5):
+        runner.deliver(_ev("x", i))
+    await asyncio.sleep(0.01)
+    assert not runner.congested
+    reply.set()
+    await left.wait()
+    assert runner.congested
+    hold.set()
+    await runner.join()
+    assert not runner.congested
+    await runner.aclose()

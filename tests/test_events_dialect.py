@@ -96,3 +96,32 @@ def test_equivalent_types_for_whole_table() -> None:
     """Every table pair is an equivalence class of exactly two types."""
     for beta_type, ga_type in _table_pairs():
         assert equivalent_types(beta_type) == equivalent_types(ga_type) == {beta_type, ga_type}
+
+
+def test_server_renders_beta_names_from_the_same_table() -> None:
+    """The local server's beta names come from this table (no copy of it in server/wire)."""
+    from realtime.server import wire
+
+    for beta_type, ga_type in dialect_mod.COUNTERPARTS.items():
+        assert wire.beta_name(ga_type) == beta_type
+    assert wire.beta_name("response.done") == "response.done"
+    copies = [
+        name
+        for name, value in vars(wire).items()
+        if isinstance(value, dict) and "response.output_audio.delta" in value
+    ]
+    assert copies == []
+
+
+@pytest.mark.parametrize(
+    ("beta_part", "ga_part"), [("text", "output_text"), ("audio", "output_audio")]
+)
+def test_part_types_and_server_rendering(beta_part: str, ga_part: str) -> None:
+    """Assistant content part types translate both ways; the server renders with them."""
+    from realtime.server import wire
+
+    assert dialect_mod.counterpart_part_type(beta_part, "ga") == ga_part
+    assert dialect_mod.counterpart_part_type(ga_part, "beta") == beta_part
+    assert dialect_mod.counterpart_part_type("input_audio", "beta") == "input_audio"
+    assert wire.render_part({"type": ga_part}, "beta") == {"type": beta_part}
+    assert wire.render_part({"type": beta_part}, "ga") == {"type": ga_part}

@@ -58,6 +58,7 @@ def test_audio_import_does_not_load_portaudio():
 def test_submodules_declare_all():
     """Every public module of both packages declares __all__."""
     names = [
+        "realtime.commands",
         "realtime.connection",
         "realtime.conversation",
         "realtime.dispatch",

@@ -187,3 +187,36 @@ async def test_speech_without_assistant_audio_does_nothing() -> None:
             await session.flush(timeout=5)
         assert server.received_types() == []
     assert tracker.interrupts == 0
+
+
+class PlayingSpeaker(FixedTracker):
+    """A speaker-like tracker that says whether it is playing."""
+
+    is_playing = True
+
+
+@DIALECTS
+async def test_ptt_talk_over_interrupts_a_playing_reply(dialect: str) -> None:
+    """talk --ptt: pressing Enter while the reply plays barges in through Session.interrupt."""
+    from realtime.cli.talk import ptt_talk_over
+
+    ev = ServerEvents(dialect)
+    script = [
+        emit(ev.response_created("resp_1")),
+        emit(ev.output_item_added("resp_1", ev.message_item("item_b"))),
+        emit(ev.audio_delta("resp_1", "item_b", CHUNK * 10)),
+    ]
+    speaker = PlayingSpeaker(HeardPosition("item_b", 0, 250.0))
+    async with FakeServer(script) as server, rs.connect(url=server.url, dialect=dialect) as s:
+        await s.wait_for(ev.audio_delta_type, timeout=5)
+        task = ptt_talk_over(s, speaker)
+        assert task is not None
+        decision = await task
+        truncate = await server.wait_received("conversation.item.truncate")
+        await server.wait_received("response.cancel")
+        assert speaker.interrupts == 1 and decision.audio_end_ms == 250
+        assert truncate["audio_end_ms"] == 250
+        speaker.is_playing = False
+        await server.send(ev.response_done("resp_1", status="cancelled"))
+        await s.wait_for("response.done", timeout=5)
+        assert ptt_talk_over(s, speaker) is None  # nothing playing, no response: no barge-in

@@ -22,6 +22,7 @@ from realtime.connection import resolve_endpoint
 from realtime.exceptions import AuthenticationError, ConnectionClosed, ConnectionError
 from realtime.transport import (
     FrameTransport,
+    Message,
     WebSocketTransport,
     open_connection,
 )
@@ -68,8 +69,8 @@ class Silent(asyncio.Protocol):
                 self.transport.write(chunk)
 
 
-async def _drain_all(t: WebSocketTransport) -> tuple[list[str | bytes], ConnectionClosed]:
-    got: list[str | bytes] = []
+async def _drain_all(t: WebSocketTransport) -> tuple[list[Message], ConnectionClosed]:
+    got: list[Message] = []
     while True:
         try:
             got.extend(await asyncio.wait_for(t.receive(), 5))
@@ -91,6 +92,7 @@ async def test_messages_in_order_and_send() -> None:
     async for url in _serve(handler):
         t = await _open(url)
         assert isinstance(t, FrameTransport)
+        assert KEY not in repr(t) and "model=m" not in repr(t) and "open" in repr(t)
         await t.send('{"type":"hello"}')
         got, end = await _drain_all(t)
         assert got[:50] == [f'{{"type":"x","n":{i}}}'.encode() for i in range(50)]
@@ -116,7 +118,7 @@ async def test_invalid_utf8_fails_with_1007(fragmented: bool) -> None:
             _raw(conn, Opcode.TEXT, b'{"type":"a","t":"\xff"}')
         _raw(conn, Opcode.TEXT, b'{"type":"after"}')
         await conn.wait_closed()
-        server_saw.append(conn.close_code)
+        server_saw.append(conn.protocol.close_code)
 
     async for url in _serve(handler):
         t = await _open(url)
@@ -291,3 +293,126 @@ async def test_close_timeout_bounds_the_closing_handshake() -> None:
         assert t.closed and t.close_code == 1006 and loop.time() - start < 1.5
     finally:
         server.close()
+
+
+async def test_message_over_max_size_fails_with_1009() -> None:
+    """A message larger than max_size fails the connection with 1009 (websockets' check)."""
+
+    async def handler(conn: ServerConnection) -> None:
+        await conn.send("small")
+        await conn.send("x" * 5000)
+        await conn.wait_closed()
+
+    async for url in _serve(handler):
+        t = await _open(url, max_size=1000)
+        got, end = await _drain_all(t)
+        assert got == [b"small"] and end.code == 1009
+
+
+async def _proxy(target_port: int, seen: list[bytes], status: int = 200) -> asyncio.Server:
+    """A minimal HTTP CONNECT proxy tunnelling every request to ``target_port``."""
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        if status != 200:
+            writer.write(f"HTTP/1.1 {status} Nope\r\nContent-Length: 0\r\n\r\n".encode())
+            await writer.drain()
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+async def test_http_connect_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A non-local URL goes through the environment's HTTP proxy (CONNECT, basic auth)."""
+
+    async def handler(conn: ServerConnection) -> None:
+        await conn.send('{"type":"through"}')
+        await conn.close()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        seen: list[bytes] = []
+        proxy = await _proxy(port, seen)
+        pport = proxy.sockets[0].getsockname()[1]
+        for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("http_proxy", f"http://user:pa%3Ass@127.0.0.1:{pport}")
+        try:
+            t = await _open("ws://realtime.example.test/v1/realtime?model=m")
+            got, end = await _drain_all(t)
+            assert got == [b'{"type":"through"}'] and end.code == 1000
+            assert seen[0].startswith(b"CONNECT realtime.example.test:80 HTTP/1.1\r\n")
+            assert b"Proxy-Authorization: Basic dXNlcjpwYTpzcw==" in seen[0]  # user:pa:ss
+            # a proxy refusing CONNECT: ConnectionError naming the proxy, not its password
+            refusing = await _proxy(port, seen, status=407)
+            rport = refusing.sockets[0].getsockname()[1]
+            monkeypatch.setenv("http_proxy", f"http://user:secretpw@127.0.0.1:{rport}")
+            with pytest.raises(ConnectionError, match="407") as info:
+                await _open("ws://realtime.example.test/v1/realtime")
+            assert "secretpw" not in str(info.value)
+            refusing.close()
+        finally:
+            proxy.close()
+
+
+async def test_wss_with_tls_verification() -> None:
+    """wss:// verifies the server certificate (trusted CA passes, the default store refuses)."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+
+    async def handler(conn: ServerConnection) -> None:
+        await conn.send('{"type":"secure"}')
+        await conn.close()
+
+    async with serve(handler, "localhost", 0, ssl=server_ctx) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        url = f"wss://localhost:{port}/v1/realtime?model=m"
+        t = await _open(url, ssl_context=client_ctx)
+        got, end = await _drain_all(t)
+        assert got == [b'{"type":"secure"}'] and end.code == 1000
+        with pytest.raises(ConnectionError) as info:
+            await _open(url)  # an unknown CA
+        assert "localhost" in str(info.value) and KEY not in str(info.value)
+
+
+async def test_session_fails_on_invalid_utf8_with_1007() -> None:
+    """Defect #6 through a Session: the frame is not taken for malformed JSON and ignored;
+    the connection is failed with 1007 and pending awaits get ConnectionClosed(1007)."""
+    import realtime
+    from realtime.testing import FakeServer
+
+    async with FakeServer() as server, realtime.connect(url=server.url) as session:
+        conn = server.connection
+        waiter = asyncio.ensure_future(session.wait_for("never.sent"))
+        await asyncio.sleep(0.01)
+        assert conn.ws is not None
+        _raw(
+            conn.ws, Opcode.TEXT, b'{"type":"rate_limits.updated","rate_limits":[],"x":"\xc3\x28"}'
+        )
+        with pytest.raises(ConnectionClosed) as info:
+            await asyncio.wait_for(waiter, 5)
+        assert info.value.code == 1007
+        await asyncio.wait_for(conn.closed.wait(), 5)
+        assert conn.ws.protocol.close_code == 1007
+        assert not session.is_open

@@ -37,7 +37,7 @@ from ..session import Session, connect
 from .backend import add_backend_arguments, open_backend
 from .common import CommandError, err_console, out_console
 
-__all__ = ["TalkState", "add_parser", "handle", "load_tools"]
+__all__ = ["TalkState", "add_parser", "handle", "load_tools", "ptt_talk_over"]
 
 _AUDIO = ("response.output_audio.delta", "response.audio.delta")
 _TRANSCRIPT = (
@@ -197,7 +197,7 @@ async def _pump_mic(
     """Live: stream microphone chunks (push-to-talk: only while talking)."""
     talking = asyncio.Event()
     loop = asyncio.get_running_loop()
-    releases: set[asyncio.Task[None]] = set()
+    releases: set[asyncio.Task[Any]] = set()
 
     if ptt:
 
@@ -212,12 +212,24 @@ async def _pump_mic(
             else:
                 talking.set()
                 state.state = "hearing you"
+                barge = ptt_talk_over(session, state.speaker)
+                if barge is not None:
+                    releases.add(barge)
+                    barge.add_done_callback(releases.discard)
 
         loop.add_reader(sys.stdin.fileno(), on_enter)
     async for chunk in source:
         state.level_dbfs = float(getattr(mic, "level_dbfs", -math.inf))
         if not ptt or talking.is_set():
             await session.append_audio(chunk)
+
+
+def ptt_talk_over(session: Session, speaker: Any) -> asyncio.Task[Any] | None:
+    """Push-to-talk pressed while the assistant speaks: barge in (``Session.interrupt``:
+    the speaker fades out, the reply is cancelled and truncated at what was heard)."""
+    if not (speaker.is_playing or session.responses.active_response is not None):
+        return None
+    return asyncio.ensure_future(session.interrupt(speaker))
 
 
 async def _ptt_release(session: Session) -> None:

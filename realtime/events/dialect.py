@@ -16,7 +16,9 @@ from .registry import Dialect
 
 __all__ = [
     "COUNTERPARTS",
+    "PART_COUNTERPARTS",
     "counterpart",
+    "counterpart_part_type",
     "counterpart_pattern",
     "equivalent_patterns",
     "equivalent_types",
@@ -36,6 +38,15 @@ COUNTERPARTS: Mapping[str, str] = MappingProxyType(
 """Beta wire type -> GA wire type, for the events whose name differs."""
 
 _TO_BETA: Mapping[str, str] = MappingProxyType({ga: beta for beta, ga in COUNTERPARTS.items()})
+
+PART_COUNTERPARTS: Mapping[str, str] = MappingProxyType(
+    {"text": "output_text", "audio": "output_audio"}
+)
+"""Beta content part type -> GA content part type, for assistant output parts."""
+
+_PART_TO_BETA: Mapping[str, str] = MappingProxyType(
+    {ga: beta for beta, ga in PART_COUNTERPARTS.items()}
+)
 
 
 def _family_prefixes() -> dict[str, str]:
@@ -69,6 +80,18 @@ def counterpart(event_type: str, dialect: Dialect) -> str:
     if dialect == "ga":
         return COUNTERPARTS.get(event_type, event_type)
     return _TO_BETA.get(event_type, event_type)
+
+
+def counterpart_part_type(part_type: str, dialect: Dialect) -> str:
+    """Return the assistant content part type ``part_type`` as ``dialect`` names it.
+
+    ``counterpart_part_type("output_audio", "beta")`` is ``"audio"``; other types
+    (``input_text``, ``input_audio``, …) are returned unchanged.
+    """
+    _check(dialect)
+    if dialect == "ga":
+        return PART_COUNTERPARTS.get(part_type, part_type)
+    return _PART_TO_BETA.get(part_type, part_type)
 
 
 def equivalent_types(event_type: str) -> frozenset[str]:

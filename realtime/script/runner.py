@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import fnmatch
 import importlib
 import inspect
 import json
@@ -33,10 +32,10 @@ from typing import Any
 from audio.files import NullSpeaker
 from audio.wav import WavWriter, read_wav
 
-from ..events import Dialect, ServerEvent
+from ..events import ServerEvent
 from ..events.config import SessionConfig
-from ..events.dialect import counterpart_pattern
 from ..exceptions import RealtimeError, ScriptError
+from ..matching import match_type
 from ..recording import Recorder
 from ..session import Session, connect
 from ..tools import Tool
@@ -180,13 +179,6 @@ def _tool_for(spec: ToolSpec, script_path: Path | None = None) -> Tool:
     )
 
 
-def _matches(pattern: str, event_type: str, dialect: Dialect) -> bool:
-    if fnmatch.fnmatchcase(event_type, pattern):
-        return True
-    other = counterpart_pattern(pattern, dialect)  # the pattern in the session's dialect
-    return fnmatch.fnmatchcase(event_type, other)
-
-
 def _subset(expected: Any, actual: Any) -> bool:
     if isinstance(expected, Mapping):
         return isinstance(actual, Mapping) and all(
@@ -323,10 +315,9 @@ class _Runner:
 
     def check(self, step: Expect) -> tuple[bool, str]:
         events: list[Any] = [e for _, e in self.log.events[self.cursor :]]
-        dialect = self.session.dialect
         problems = []
         if step.event is not None and not any(
-            _matches(step.event, e.type, dialect) for e in events
+            match_type(step.event, e.type, any_dialect=True) for e in events
         ):
             problems.append(f"no {step.event} event")
         if step.transcript is not None:

@@ -15,6 +15,8 @@ import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from ..events.dialect import counterpart, counterpart_part_type
+
 __all__ = [
     "GA_ONLY_EVENTS",
     "ServerDialect",
@@ -28,17 +30,6 @@ __all__ = [
 
 ServerDialect = Literal["beta", "ga"]
 
-# GA event name -> beta event name (only names that differ).
-_BETA_NAMES: dict[str, str] = {
-    "conversation.item.added": "conversation.item.created",
-    "response.output_audio.delta": "response.audio.delta",
-    "response.output_audio.done": "response.audio.done",
-    "response.output_audio_transcript.delta": "response.audio_transcript.delta",
-    "response.output_audio_transcript.done": "response.audio_transcript.done",
-    "response.output_text.delta": "response.text.delta",
-    "response.output_text.done": "response.text.done",
-}
-
 GA_ONLY_EVENTS = frozenset(
     {
         "conversation.item.done",
@@ -48,9 +39,6 @@ GA_ONLY_EVENTS = frozenset(
         "conversation.item.input_audio_transcription.segment",
     }
 )
-
-_BETA_PART_TYPES = {"output_text": "text", "output_audio": "audio"}
-_GA_PART_TYPES = {"text": "output_text", "audio": "output_audio"}
 
 _counter = itertools.count(1)
 _prefix = os.urandom(4).hex()
@@ -62,18 +50,19 @@ def new_id(kind: str) -> str:
 
 
 def beta_name(ga_type: str) -> str:
-    """The beta name of a GA event type (the same name where they agree)."""
-    return _BETA_NAMES.get(ga_type, ga_type)
+    """The beta name of a GA event type (the same name where they agree).
+
+    The names come from the client's table, :data:`realtime.events.dialect.COUNTERPARTS`.
+    """
+    return counterpart(ga_type, "beta")
 
 
 def render_part(part: Mapping[str, Any], dialect: ServerDialect) -> dict[str, Any]:
     """A content part as the dialect writes it."""
     out = dict(part)
     kind = out.get("type")
-    if dialect == "beta" and isinstance(kind, str):
-        out["type"] = _BETA_PART_TYPES.get(kind, kind)
-    elif dialect == "ga" and isinstance(kind, str):
-        out["type"] = _GA_PART_TYPES.get(kind, kind)
+    if isinstance(kind, str):
+        out["type"] = counterpart_part_type(kind, dialect)
     return out
 
 
