@@ -55,6 +55,7 @@ from websockets.exceptions import ConnectionClosed as WSConnectionClosed
 from websockets.http11 import Request, Response
 
 from .connection import CredentialFilter
+from .telephony.simulator import PhoneSimulator
 
 _logger = logging.getLogger("realtime.testing")
 _logger.addFilter(CredentialFilter())
@@ -66,6 +67,7 @@ __all__ = [
     "FakeServer",
     "Frame",
     "Handler",
+    "PhoneSimulator",
     "Step",
     "close",
     "delay",

@@ -1,4 +1,4 @@
-"""The ``realtime`` command line: talk, transcribe, speak, run, serve, devices, replay.
+"""The ``realtime`` command line: talk, transcribe, speak, run, serve, phone, devices, replay.
 
 Every command picks its backend the same way (see :mod:`realtime.cli.backend`): ``--local``
 forces the embedded local server; else ``--url``, else Azure, else OpenAI when ``--api-key`` or
@@ -20,12 +20,12 @@ from collections.abc import Sequence
 from audio.exceptions import AudioError
 
 from ..exceptions import RealtimeError
-from . import devices, replay, run, serve, speak, talk, transcribe
+from . import devices, phone, replay, run, serve, speak, talk, transcribe
 from .common import CommandError, err_console
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (talk, transcribe, speak, run, serve, devices, replay)
+_COMMANDS = (talk, transcribe, speak, run, serve, phone, devices, replay)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from .calls import call_routes
 from .console import console_routes
 from .mint import beta_sessions, client_secrets
 from .rest import rest_routes
@@ -46,6 +47,7 @@ ROUTE_GROUPS: list[Callable[[], Sequence[BaseRoute]]] = [
     rest_routes,
     webrtc_routes,
     console_routes,
+    call_routes,
 ]
 
 

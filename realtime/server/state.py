@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .auth import EphemeralKey, KeyStore, credential_from
+from .calls import CallRegistry
 from .engine_set import EngineSet
 from .exceptions import ClientInputError, LimitExceeded
 from .limits import AudioBudget, Limits
@@ -45,6 +46,7 @@ class ServerState:
     keys: KeyStore = field(default_factory=KeyStore)
     limits: Limits = field(default_factory=Limits)
     sessions: set[ServerSession] = field(default_factory=set)
+    calls: CallRegistry = field(default_factory=CallRegistry)
     send_queue_size: int = 1024
     budget: AudioBudget | None = None
     refusals: RateLimitedLog | None = None

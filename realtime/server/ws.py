@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
+from typing import Any
 
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from .auth import credential_from
+from .calls import CallLeg
 from .session import ServerSession
 from .state import ServerState, error_body, frame_text
 from .wire import ServerDialect
@@ -74,9 +77,20 @@ async def realtime_endpoint(ws: WebSocket) -> None:
     dialect = _dialect(ws)
     if eph is not None and eph.dialect == "beta":
         dialect = "beta"
+    call_id = ws.query_params.get("call_id")  # a SIP call's session (see .calls)
+    leg = state.calls.attach(call_id) if call_id is not None else None
+    if call_id is not None and leg is None:
+        await deny(ws, 404, "No accepted call with this id.", "call_not_found", 1008)
+        return
+
+    def emit(event: dict[str, Any]) -> Awaitable[None]:
+        if leg is not None:
+            leg.observe(event)
+        return queue.put(frame_text(event))
+
     session = ServerSession(
         dialect=dialect,
-        emit=lambda event: queue.put(frame_text(event)),
+        emit=emit,
         engines=state.engines,
         responder=state.responder,
         model=ws.query_params.get("model") or "gpt-realtime",
@@ -88,14 +102,18 @@ async def realtime_endpoint(ws: WebSocket) -> None:
     queue: asyncio.Queue[str | None] = asyncio.Queue(state.send_queue_size)
     try:
         await ws.accept(subprotocol="realtime" if "realtime" in protos else None)
-        await _serve(ws, session, queue, state)
+        await _serve(ws, session, queue, state, leg)
     finally:
         state.sessions.discard(session)
         await session.close()
 
 
 async def _serve(
-    ws: WebSocket, session: ServerSession, queue: asyncio.Queue[str | None], state: ServerState
+    ws: WebSocket,
+    session: ServerSession,
+    queue: asyncio.Queue[str | None],
+    state: ServerState,
+    leg: CallLeg | None,
 ) -> None:
     async def writer() -> None:
         while (text := await queue.get()) is not None:
@@ -116,7 +134,11 @@ async def _serve(
         eph_session = _minted_session(ws, state)
         if eph_session:
             await session.apply_initial(eph_session)
+        if leg is not None:
+            await leg.configure(session)
         await session.start()
+        if leg is not None:
+            leg.connect(lambda: ws.close(1000, "call ended"))
         while True:
             msg = await ws.receive()
             if msg["type"] == "websocket.disconnect":
@@ -128,6 +150,8 @@ async def _serve(
                 await session.handle(frame)
     finally:
         expiry.cancel()
+        if leg is not None:
+            await leg.detach()
         await session.close()
         await _finish(ws, queue, writer_task, 1000, "")
 
