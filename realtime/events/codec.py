@@ -18,7 +18,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from ..exceptions import ProtocolError
 from .base import ClientEvent, Event, ServerEvent, UnknownServerEvent, new_event_id
 from .input_audio_buffer import InputAudioBufferAppendEvent
-from .registry import Dialect, client_event_types, server_event_types
+from .registry import EventSet, client_event_types, server_event_types
 
 __all__ = [
     "encode_client_event",
@@ -38,7 +38,7 @@ def _adapter(classes: tuple[type[Event], ...]) -> TypeAdapter[Any]:
     return TypeAdapter(Annotated[union, Field(discriminator="type")])
 
 
-def _server_adapter(dialect: Dialect) -> TypeAdapter[Any]:
+def _server_adapter(dialect: EventSet) -> TypeAdapter[Any]:
     adapter = _server_adapters.get(dialect)
     if adapter is None:
         adapter = _adapter(tuple(server_event_types(dialect).values()))
@@ -46,7 +46,7 @@ def _server_adapter(dialect: Dialect) -> TypeAdapter[Any]:
     return adapter
 
 
-def _client_adapter(dialect: Dialect) -> TypeAdapter[Any]:
+def _client_adapter(dialect: EventSet) -> TypeAdapter[Any]:
     adapter = _client_adapters.get(dialect)
     if adapter is None:
         adapter = _adapter(tuple(client_event_types(dialect).values()))
@@ -93,7 +93,7 @@ _MESSAGES = {
 }
 
 
-def parse_server_event(data: bytes | str, dialect: Dialect = "ga") -> ServerEvent:
+def parse_server_event(data: bytes | str, dialect: EventSet = "ga") -> ServerEvent:
     """Parse one server frame of ``dialect`` into its event model.
 
     A type the dialect does not know gives an :class:`UnknownServerEvent` (never an
@@ -124,7 +124,7 @@ def parse_server_event(data: bytes | str, dialect: Dialect = "ga") -> ServerEven
     )
 
 
-def parse_client_event(data: bytes | str, dialect: Dialect = "ga") -> ClientEvent:
+def parse_client_event(data: bytes | str, dialect: EventSet = "ga") -> ClientEvent:
     """Parse one client frame of ``dialect`` (used by the local server).
 
     Raises :class:`~realtime.exceptions.ProtocolError` for malformed JSON, a type the
