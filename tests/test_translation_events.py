@@ -53,9 +53,7 @@ OBJECTS: dict[str, type[BaseModel]] = {
 
 def _table(side: str) -> dict[str, Any]:
     return dict(
-        client_event_types("translation")
-        if side == "client"
-        else server_event_types("translation")
+        client_event_types("translation") if side == "client" else server_event_types("translation")
     )
 
 
@@ -176,8 +174,7 @@ def test_translation_types_do_not_leak_into_the_dialects() -> None:
     unknown = parse_server_event(b'{"type":"session.future","event_id":"x"}', "translation")
     assert isinstance(unknown, UnknownServerEvent) and unknown.type == "session.future"
     error = parse_server_event(
-        b'{"type":"error","event_id":"e","error":{"type":"invalid_request_error",'
-        b'"message":"m"}}',
+        b'{"type":"error","event_id":"e","error":{"type":"invalid_request_error","message":"m"}}',
         "translation",
     )
     assert isinstance(error, ErrorEvent)

@@ -106,7 +106,6 @@ from .session import (
     TranscriptionSessionUpdatedEvent,
     TranscriptionSessionUpdateEvent,
 )
-from .translation import TRANSLATION_CLIENT_EVENTS, TRANSLATION_SERVER_EVENTS
 from .transcription import (
     BetaConversationItemInputAudioTranscriptionCompletedEvent,
     ConversationItemInputAudioTranscriptionCompletedEvent,
@@ -114,6 +113,7 @@ from .transcription import (
     ConversationItemInputAudioTranscriptionFailedEvent,
     ConversationItemInputAudioTranscriptionSegmentEvent,
 )
+from .translation import TRANSLATION_CLIENT_EVENTS, TRANSLATION_SERVER_EVENTS
 
 __all__ = [
     "DIALECTS",

@@ -167,7 +167,7 @@ def unsupported_format(session: Mapping[str, Any] | Model | None) -> str | None:
         return None
     return (
         f"unsupported audio format {value!r}: translation sessions take 24 kHz PCM16 mono "
-        '(audio/pcm, rate 24000) only'
+        "(audio/pcm, rate 24000) only"
     )
 
 

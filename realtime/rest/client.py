@@ -28,6 +28,7 @@ from typing import Any, Literal, TypedDict, TypeVar, overload
 import httpx
 from typing_extensions import Unpack
 
+from realtime.events.translation import TranslationSessionConfig
 from realtime.rest._http import (
     DEFAULT_TIMEOUT,
     AzureConfig,
@@ -46,7 +47,6 @@ from realtime.rest.models import (
     validate_json,
 )
 from realtime.rest.multipart import AudioInput, MultipartBody
-from realtime.events.translation import TranslationSessionConfig
 from realtime.rest.secrets import (
     EphemeralKey,
     SessionConfigLike,
