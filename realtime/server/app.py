@@ -9,6 +9,8 @@ Routes (all under ``/v1``):
   (see :mod:`.rest`).
 - ``POST /v1/realtime/client_secrets`` (GA) and ``POST /v1/realtime/sessions`` /
   ``POST /v1/realtime/transcription_sessions`` (beta): mint ephemeral keys.
+- ``WS /v1/realtime/translations`` and ``POST /v1/realtime/translations/client_secrets``:
+  translation sessions (see :mod:`.translation`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from .engine_set import EngineSet
 from .responders import EchoResponder, Responder
 from .rest import rest_routes
 from .session import Limits, ServerSession
+from .translation import translation_routes
+from .translators import Translator
 from .wire import ServerDialect
 
 __all__ = ["ServerState", "create_app"]
@@ -48,6 +52,7 @@ class ServerState:
     limits: Limits = field(default_factory=Limits)
     sessions: set[ServerSession] = field(default_factory=set)
     send_queue_size: int = 1024
+    translator: Translator | None = None
 
 
 def _dialect(ws: WebSocket) -> ServerDialect:
@@ -215,6 +220,7 @@ def create_app(state: ServerState | None = None) -> Starlette:
             Route("/v1/realtime/sessions", beta_sessions, methods=["POST"]),
             Route("/v1/realtime/transcription_sessions", beta_sessions, methods=["POST"]),
             *rest_routes(),
+            *translation_routes(),
         ]
     )
     app.state.server = state or ServerState()

@@ -25,6 +25,7 @@ from .auth import KeyStore
 from .engine_set import EngineSet
 from .responders import Responder, load_responder
 from .session import Limits
+from .translators import Translator, load_translator
 
 __all__ = ["LocalServer"]
 
@@ -46,7 +47,10 @@ class LocalServer:
     ``"script:FILE"``, ``"openai-compatible:URL"``); ``api_key`` makes requests need that key;
     ``stt`` / ``tts`` choose engines (``"auto"`` falls back to the lighter engine when the
     better one is missing); ``pace_audio`` sends audio deltas in real time instead of as fast
-    as they are synthesized; ``warm`` loads the engines before accepting connections.
+    as they are synthesized; ``warm`` loads the engines before accepting connections;
+    ``translator`` serves translation sessions: a :class:`~.translators.Translator` or a spec
+    (``"auto"``, the default: Apertium when installed; ``"apertium"``,
+    ``"openai-compatible:URL"``, ``"none"``).
     """
 
     def __init__(
@@ -64,6 +68,7 @@ class LocalServer:
         session_seconds: float | None = None,
         warm: bool = False,
         engines: EngineSet | None = None,
+        translator: Translator | str | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -84,6 +89,9 @@ class LocalServer:
             responder=resp or load_responder(responder if isinstance(responder, str) else None),
             keys=KeyStore(api_key),
             limits=base,
+            translator=translator
+            if translator is not None and not isinstance(translator, str)
+            else load_translator(translator),
         )
         self._warm = warm
         self._server: uvicorn.Server | None = None
