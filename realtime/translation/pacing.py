@@ -61,7 +61,8 @@ class FramePacer:
         self._catch_up = max_catch_up_ms / 1000.0
         self._max_bytes = sample_rate * max_pending_ms // 1000 * 2
         self._buf = bytearray()
-        self._next: float | None = None
+        self._start: float | None = None
+        self._k = 0  # the index of the next frame: due at start + k * period
         self._silence = bytes(self.frame_bytes)
         self.frames = 0
         """Frames handed out by :meth:`poll` so far."""
@@ -107,32 +108,36 @@ class FramePacer:
         While a partial frame waits for the rest of the caller's audio, that is the end of
         its grace period.
         """
-        due = self._next
-        if due is None:
+        if self._start is None:
             return now
+        due = self._due(self._k)
         if 0 < len(self._buf) < self.frame_bytes:
             return due + self._grace
         return due
 
+    def _due(self, k: int) -> float:
+        assert self._start is not None
+        return self._start + k * self._period
+
     def poll(self, now: float) -> list[PacedFrame]:
         """The frames due by ``now``, in order (empty when none is due yet)."""
-        if self._next is None:
-            self._next = now
-        late = now - self._next
+        if self._start is None:
+            self._start = now
+        late = now - self._due(self._k)
         if late > self._catch_up + self._period:
             skip = int((late - self._catch_up) / self._period)
-            self._next += skip * self._period
+            self._k += skip
             self.skipped_frames += skip
         out: list[PacedFrame] = []
         fb = self.frame_bytes
-        while self._next <= now:
-            due = self._next
+        while self._due(self._k) <= now + 1e-9:
+            due = self._due(self._k)
             have = len(self._buf)
             if have >= fb:
                 audio, silence = bytes(self._buf[:fb]), False
                 del self._buf[:fb]
             elif have:
-                if now < due + self._grace:
+                if now + 1e-9 < due + self._grace:
                     break  # the rest of this frame is probably on its way
                 audio, silence = bytes(self._buf) + self._silence[have:], False
                 self._buf.clear()
@@ -141,7 +146,7 @@ class FramePacer:
                 self.silent_frames += 1
             out.append(PacedFrame(audio, silence, due))
             self.frames += 1
-            self._next = due + self._period
+            self._k += 1
         return out
 
     def drain(self) -> list[bytes]:
