@@ -63,7 +63,13 @@ class _QuietServer(uvicorn.Server):
         return None
 
 
-WORDS = {"hello": "bonjour", "how": "comment", "are": "allez", "you": "vous", "today": "aujourd'hui"}
+WORDS = {
+    "hello": "bonjour",
+    "how": "comment",
+    "are": "allez",
+    "you": "vous",
+    "today": "aujourd'hui",
+}
 
 
 async def chat_endpoint(bodies: list[dict[str, Any]]) -> AsyncIterator[str]:
@@ -160,14 +166,14 @@ async def test_full_session_with_a_chat_translator() -> None:
     gen = chat_endpoint(bodies)
     chat_url = await gen.__anext__()
     try:
-        async with LocalServer(
-            engines=shared_engines(), translator=f"openai-compatible:{chat_url}#model=tiny"
-        ) as server:
-            async with connect_translation(
-                url=server.url, language="fr", transcription_model="whisper"
-            ) as tr:
-                await tr.send_audio(pcm + bytes(SECOND))
-                await tr.wait_for("session.output_audio.delta", timeout=30)
+        async with (
+            LocalServer(
+                engines=shared_engines(), translator=f"openai-compatible:{chat_url}#model=tiny"
+            ) as server,
+            connect_translation(url=server.url, language="fr", transcription_model="whisper") as tr,
+        ):
+            await tr.send_audio(pcm + bytes(SECOND))
+            await tr.wait_for("session.output_audio.delta", timeout=30)
     finally:
         await gen.aclose()
     assert tr.output_transcript == "Bonjour comment allez vous aujourd'hui."
@@ -201,11 +207,13 @@ async def test_close_flushes_pending_audio() -> None:
 
 async def test_silence_flows_while_idle() -> None:
     needs_apertium()
-    async with LocalServer(engines=shared_engines()) as server:
-        async with connect_translation(url=server.url) as tr:
-            await asyncio.sleep(0.7)
-            assert tr.pacer.silent_frames >= 3
-            assert tr.pacer.silent_frames == tr.pacer.frames
+    async with (
+        LocalServer(engines=shared_engines()) as server,
+        connect_translation(url=server.url) as tr,
+    ):
+        await asyncio.sleep(0.7)
+        assert tr.pacer.silent_frames >= 3
+        assert tr.pacer.silent_frames == tr.pacer.frames
 
 
 async def test_bad_config_is_an_error() -> None:
