@@ -1,4 +1,4 @@
-"""The ``realtime`` command line: talk, transcribe, speak, run, serve, devices, replay.
+"""The ``realtime`` command line: talk, transcribe, interpret, speak, run, serve, devices, replay.
 
 Every command picks its backend the same way (see :mod:`realtime.cli.backend`): ``--url``, else
 Azure, else OpenAI when ``OPENAI_API_KEY`` is set, else the embedded local server. Errors are one
@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from audio.exceptions import AudioError
 
 from ..exceptions import RealtimeError
-from . import devices, replay, run, serve, speak, talk, transcribe
+from . import devices, interpret, replay, run, serve, speak, talk, transcribe
 from .common import CommandError
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (talk, transcribe, speak, run, serve, devices, replay)
+_COMMANDS = (talk, transcribe, interpret, speak, run, serve, devices, replay)
 
 
 def build_parser() -> argparse.ArgumentParser:

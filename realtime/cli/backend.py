@@ -132,7 +132,10 @@ async def open_backend(args: argparse.Namespace) -> AsyncIterator[Backend]:
     from ..server import LocalServer
 
     async with LocalServer(
-        port=0, responder=getattr(args, "responder", None), engines=local_engines()
+        port=0,
+        responder=getattr(args, "responder", None),
+        engines=local_engines(),
+        translator=getattr(args, "translator", None),
     ) as server:
         yield Backend(
             "local",

@@ -26,6 +26,12 @@ def add_parser(sub: Any) -> None:
         default="echo",
         help="echo (default) | script:FILE | openai-compatible:URL[#model=NAME]",
     )
+    p.add_argument(
+        "--translator",
+        default="auto",
+        help="translation sessions: auto (Apertium if installed) | apertium | "
+        "openai-compatible:URL[#model=NAME] | none",
+    )
     p.add_argument("--api-key", default=None, help="require this key from clients")
     p.add_argument("--stt", default="auto", choices=["auto", "faster-whisper", "pocketsphinx"])
     p.add_argument("--stt-model", default=None, help="a CTranslate2 Whisper model folder")
@@ -54,10 +60,17 @@ async def handle(args: argparse.Namespace) -> int:
         pace_audio=args.pace_audio,
         session_seconds=args.session_minutes * 60,
         warm=True,
+        translator=args.translator,
     )
     err_console.print("loading engines (VAD, speech-to-text, text-to-speech)...")
     await server.start()
     err_console.print(f"realtime server: {server.url}/realtime   REST: {server.http_url}")
+    translator = server.state.translator
+    err_console.print(
+        f"translation sessions: {server.url}/realtime/translations ({translator!r})"
+        if translator is not None
+        else "translation sessions: refused (no translator; see --translator)"
+    )
     err_console.print("press Ctrl-C to stop")
     try:
         await asyncio.Event().wait()
