@@ -290,3 +290,26 @@ def test_output_audio_event_carries_pcm() -> None:
     event = TranslationOutputAudioDeltaEvent.from_pcm(b"\x01\x00" * 10, elapsed_ms=200)
     assert base64.b64decode(event.delta) == b"\x01\x00" * 10
     assert event.sample_rate == 24000 and event.format == "pcm16"
+
+
+async def test_failing_handler_and_session_time_limit() -> None:
+    """A handler that raises does not stop the session; the server's time limit closes it
+    with ``session_expired`` (1001)."""
+    needs_apertium()
+    async with LocalServer(engines=shared_engines(), session_seconds=1.5) as server:
+        tr = await connect_translation(url=server.url, language="es")
+
+        def broken(event: Any) -> None:
+            raise RuntimeError("handler bug")
+
+        tr.on("session.updated", broken)
+        assert (await tr.update(language="es")).language == "es"
+        assert (await tr.update(language="es")).language == "es"
+        error = await tr.wait_for("error", timeout=10)
+        assert error.error.code == "session_expired"  # type: ignore[attr-defined]
+        for _ in range(100):
+            if tr.closed is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert tr.closed is not None and tr.closed.code == 1001
+        await tr.close()  # nothing left to flush: returns at once

@@ -14,7 +14,9 @@ Events sent: ``session.created``, ``session.updated``, ``session.input_transcrip
 ``session.output_audio.delta`` (200 ms chunks), ``session.closed`` and ``error``. Bad input
 (invalid JSON, an unknown event, an odd byte count, an unsupported audio format or language,
 a change to ``model`` or ``type``) is answered with an ``error`` and the session goes on.
-``session.close`` translates what is pending, sends ``session.closed`` and closes.
+``session.close`` translates what is pending, sends ``session.closed`` and closes. Sessions
+end after ``Limits.session_seconds`` (``error`` ``session_expired``, close 1001), like
+conversations.
 
 Without a translator the connection is accepted, answered with one ``error`` naming the
 ``--translator`` option, and closed.
@@ -427,6 +429,17 @@ async def translation_socket(ws: WebSocket) -> None:
         max_append_bytes=state.limits.max_append_bytes,
     )
     writer_task = asyncio.create_task(writer())
+
+    async def expire() -> None:  # the same time limit as conversations (Limits.session_seconds)
+        await asyncio.sleep(state.limits.session_seconds)
+        message = f"the session reached its time limit ({state.limits.session_seconds:g} s)"
+        await emit(error_event(message, code="session_expired"))
+        await queue.put(None)
+        await writer_task
+        with contextlib.suppress(Exception):
+            await ws.close(1001, "session_expired")
+
+    expiry = asyncio.create_task(expire())
     try:
         await session.start()
         while True:
@@ -441,6 +454,7 @@ async def translation_socket(ws: WebSocket) -> None:
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
+        expiry.cancel()
         await session.close()
         with contextlib.suppress(asyncio.QueueFull):
             queue.put_nowait(None)

@@ -42,6 +42,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
+from audio.exceptions import AudioError
 from audio.pcm import int16_from_pcm16, pcm16_from_int16
 from audio.playback import AudioSink
 from audio.resample import StreamResampler
@@ -223,7 +224,8 @@ class TranslationClient:
                 await self._send(TranslationSessionCloseEvent())
                 await self._await(done, "session.closed", timeout)
                 # handlers of the last events run before close returns
-                await self._events.join()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._events.join(), timeout or self._timeout)
                 if wait_audio and self.speaker is not None:
                     await self.speaker.drained()
         finally:
@@ -286,7 +288,10 @@ class TranslationClient:
         if self.recorder is not None:
             self.recorder.server(event)
         if isinstance(event, TranslationOutputAudioDeltaEvent):
-            self._play(event)
+            try:
+                self._play(event)
+            except (ProtocolError, AudioError) as exc:  # bad audio: skip it, keep the session
+                log.warning("skipping translated audio: %s", exc)
         elif isinstance(event, (TranslationSessionCreatedEvent, TranslationSessionUpdatedEvent)):
             self.session = event.session
         elif isinstance(event, ErrorEvent):
@@ -298,9 +303,12 @@ class TranslationClient:
             if not future.done() and test(event):
                 future.set_result(event)
         for handler in self.dispatcher.handlers_for(event.type):
-            result = handler(event)
-            if inspect.isawaitable(result):
-                await result
+            try:
+                result = handler(event)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # a failing handler must not stop the session
+                log.exception("handler %r failed on %s", handler, event.type)
 
     def _play(self, event: TranslationOutputAudioDeltaEvent) -> None:
         pcm = event.audio_bytes()
@@ -372,13 +380,16 @@ class TranslationClient:
 
     async def _run_pacer(self) -> None:
         pacer = self.pacer
-        while self._closed is None and not self._closing:
-            for frame in pacer.poll(self._now()):
-                await self._send(TranslationInputAudioBufferAppendEvent.from_pcm(frame.audio))
-            self._room.set()
-            delay = pacer.next_due(self._now()) - self._now()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        try:
+            while self._closed is None and not self._closing:
+                for frame in pacer.poll(self._now()):
+                    await self._send(TranslationInputAudioBufferAppendEvent.from_pcm(frame.audio))
+                self._room.set()
+                delay = pacer.next_due(self._now()) - self._now()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        except ConnectionClosed:
+            self._room.set()  # the watcher records how it closed; send_audio then raises
 
     async def send_audio(self, pcm16: bytes, *, sample_rate: int = TRANSLATION_SAMPLE_RATE) -> None:
         """Queue PCM16 mono audio for translation; it is sent in real time, 200 ms a frame.
