@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from realtime.exceptions import ConfigError, ServerError
 from realtime.recording import Recorder
 from realtime.rest import AsyncAudioClient
 from realtime.server.local import LocalServer
-from realtime.translation import connect_translation, translation_endpoint
+from realtime.translation import FramePacer, connect_translation, translation_endpoint
 from tests.server_kit import shared_engines
 
 PHRASE = "Hello, how are you today? I would like to book a table for two people."
@@ -313,3 +314,23 @@ async def test_failing_handler_and_session_time_limit() -> None:
             await asyncio.sleep(0.05)
         assert tr.closed is not None and tr.closed.code == 1001
         await tr.close()  # nothing left to flush: returns at once
+
+
+async def test_send_audio_resamples_and_waits_for_room() -> None:
+    """16 kHz audio is resampled to 24 kHz; beyond the pacer's bound, send_audio waits."""
+    needs_apertium()
+    pacer = FramePacer(max_pending_ms=400)
+    async with (
+        LocalServer(engines=shared_engines()) as server,
+        connect_translation(url=server.url, pacer=pacer) as tr,
+    ):
+        audio_before = pacer.frames - pacer.silent_frames
+        start = time.monotonic()
+        await tr.send_audio(bytes(32000), sample_rate=16000)  # 1 s of audio at 16 kHz
+        waited = time.monotonic() - start
+        assert waited >= 0.3  # 1 s does not fit in 400 ms: it went out in real time
+        assert pacer.pending_bytes <= 19200
+        audio_frames = pacer.frames - pacer.silent_frames - audio_before
+        queued = audio_frames * pacer.frame_bytes + pacer.pending_bytes
+        # one second at 24 kHz (the resampler holds back a short tail; a partial frame is padded)
+        assert SECOND - 200 <= queued <= SECOND + pacer.frame_bytes

@@ -218,6 +218,11 @@ class TranslationClient:
         self._closing = True
         try:
             if self._closed is None:
+                rs, self._resampler = self._resampler, None
+                if rs is not None:  # the resampler's last few samples
+                    tail = pcm16_from_int16(rs.flush().astype(np.int16))
+                    if len(tail) <= self.pacer.room():
+                        self.pacer.push(tail)
                 for piece in self.pacer.drain():
                     await self._send(TranslationInputAudioBufferAppendEvent.from_pcm(piece))
                 done = self._expect(lambda e: isinstance(e, TranslationSessionClosedEvent))
