@@ -334,3 +334,36 @@ async def test_send_audio_resamples_and_waits_for_room() -> None:
         queued = audio_frames * pacer.frame_bytes + pacer.pending_bytes
         # one second at 24 kHz (the resampler holds back a short tail; a partial frame is padded)
         assert SECOND - 200 <= queued <= SECOND + pacer.frame_bytes
+
+
+async def test_client_secret_endpoint_errors() -> None:
+    """``POST /v1/realtime/translations/client_secrets`` refuses what the spec does not allow."""
+    import httpx
+
+    needs_apertium()
+    async with LocalServer(engines=shared_engines(), api_key="sk-local") as server:
+        url = server.http_url + "/realtime/translations/client_secrets"
+        auth = {"Authorization": "Bearer sk-local"}
+        good = {"session": {"model": "m", "audio": {"output": {"language": "es"}}}}
+        async with httpx.AsyncClient() as http:
+            assert (await http.post(url, json=good)).status_code == 401
+            cases: list[tuple[Any, str]] = [
+                ([1, 2], "invalid_json"),
+                ({"session": {"audio": {}}}, "missing_required"),
+                ({"session": {"model": "m", "audio": {"input": {"format": "g711_alaw"}}}},
+                 "invalid_value"),
+                ({**good, "expires_after": {"seconds": 5}}, "invalid"),
+                ({"session": {"model": "m", "audio": {"output": {"language": "xx"}}}},
+                 "unsupported_language"),
+            ]  # fmt: skip
+            for body, code in cases:
+                reply = await http.post(url, json=body, headers=auth)
+                assert reply.status_code == 400 and reply.json()["error"]["code"] == code, body
+            ok = await http.post(url, json=good, headers=auth)
+            assert ok.status_code == 200
+            key = ok.json()["value"]
+            # an ephemeral key cannot mint more keys
+            again = await http.post(url, json=good, headers={"Authorization": f"Bearer {key}"})
+            assert again.status_code == 401
+        with pytest.raises(Exception, match="401"):
+            await connect_translation(url=server.url, api_key="sk-wrong")

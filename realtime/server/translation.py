@@ -392,13 +392,15 @@ def _b64(data: bytes) -> str:
 
 async def translation_socket(ws: WebSocket) -> None:
     """``WS /v1/realtime/translations``: one :class:`TranslationServerSession` per connection."""
-    from .app import _deny
-
     state: ServerState = ws.app.state.server
     protos = list(ws.scope.get("subprotocols") or [])
     ok, eph = state.keys.check(credential_from(ws.headers, protos))
     if not ok or (eph is not None and eph.dialect != "translation"):
-        await _deny(ws, 401, "Incorrect API key provided.", "invalid_api_key")
+        body = _error_body("Incorrect API key provided.", "invalid_api_key")
+        try:
+            await ws.send_denial_response(JSONResponse(body, status_code=401))
+        except RuntimeError:  # the server cannot send an HTTP denial: close instead
+            await ws.close(4001, "invalid_api_key")
         return
     await ws.accept(subprotocol="realtime" if "realtime" in protos else None)
     translator = state.translator
@@ -468,14 +470,16 @@ async def translation_socket(ws: WebSocket) -> None:
 
 async def translation_client_secrets(request: Request) -> Response:
     """``POST /v1/realtime/translations/client_secrets``: an ephemeral translation key."""
-    from .app import _authorized, _error_body, _json_body
-
     state: ServerState = request.app.state.server
-    if not _authorized(request, state):
+    ok, eph = state.keys.check(credential_from(request.headers))
+    if not ok or eph is not None:  # ephemeral keys cannot mint more keys
         return JSONResponse(_error_body("Incorrect API key provided.", "invalid_api_key"), 401)
-    body = await _json_body(request)
-    if isinstance(body, Response):
-        return body
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return JSONResponse(_error_body("The body must be a JSON object.", "invalid_json"), 400)
     session = body.get("session")
     if not isinstance(session, dict) or not isinstance(session.get("model"), str):
         return JSONResponse(_error_body("session.model is required.", "missing_required"), 400)
@@ -500,6 +504,12 @@ async def translation_client_secrets(request: Request) -> Response:
     described = session_object(session)
     described["expires_at"] = key.expires_at
     return JSONResponse({"value": key.value, "expires_at": key.expires_at, "session": described})
+
+
+def _error_body(message: str, code: str) -> dict[str, Any]:
+    return {
+        "error": {"message": message, "type": "invalid_request_error", "code": code, "param": None}
+    }
 
 
 def translation_routes() -> list[BaseRoute]:
