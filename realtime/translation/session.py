@@ -35,7 +35,7 @@ import contextlib
 import dataclasses
 import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -504,8 +504,13 @@ class _Connector:
     def __init__(self, client: TranslationClient) -> None:
         self._client = client
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, TranslationClient]:
         return self._client.open().__await__()
+
+    @property
+    def client(self) -> TranslationClient:
+        """The client, before it is opened (to subscribe handlers first)."""
+        return self._client
 
     async def __aenter__(self) -> TranslationClient:
         return await self._client.open()
