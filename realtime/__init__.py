@@ -14,7 +14,8 @@
 Submodules: :mod:`realtime.events` (typed protocol models), :mod:`realtime.session`,
 :mod:`realtime.conversation`, :mod:`realtime.response_state`, :mod:`realtime.tools`,
 :mod:`realtime.rest` (REST audio), :mod:`realtime.server` (the local server),
-:mod:`realtime.script` (scripted sessions), :mod:`realtime.testing` (a scripted fake server).
+:mod:`realtime.script` (scripted sessions), :mod:`realtime.testing` (a scripted fake server),
+:mod:`realtime.translation` (translation sessions: :func:`connect_translation`).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from .rest import AsyncAudioClient, AudioClient, EphemeralKey
     from .session import Session, connect
     from .tools import Tool, ToolRegistry, tool
+    from .translation import TranslationClient, connect_translation
 
 __version__ = "0.1.0"
 
@@ -95,9 +97,11 @@ __all__ = [
     "Tool",
     "ToolError",
     "ToolRegistry",
+    "TranslationClient",
     "UnknownServerEvent",
     "__version__",
     "connect",
+    "connect_translation",
     "encode_client_event",
     "parse_server_event",
     "resolve_endpoint",
@@ -120,6 +124,8 @@ _LAZY = {
     "AsyncAudioClient": "realtime.rest",
     "AudioClient": "realtime.rest",
     "EphemeralKey": "realtime.rest",
+    "TranslationClient": "realtime.translation",
+    "connect_translation": "realtime.translation",
 }
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SPEC_DIR = REPO.parent / "shared" / "spec"
+# REALTIME_SPEC_DIR points elsewhere when the checkout does not sit beside shared/.
+SPEC_DIR = Path(os.environ.get("REALTIME_SPEC_DIR") or REPO.parent / "shared" / "spec")
 SPEC_FILES = {"beta": SPEC_DIR / "openapi-2025-04.yaml", "ga": SPEC_DIR / "openapi-2026-08.yaml"}
 
 _cache: dict[str, dict[str, Any]] = {}

@@ -1,4 +1,5 @@
-"""The ``realtime`` command line: talk, transcribe, speak, run, serve, phone, devices, replay.
+"""The ``realtime`` command line: talk, transcribe, interpret, speak, run, serve, phone, devices,
+replay.
 
 Every command picks its backend the same way (see :mod:`realtime.cli.backend`): ``--local``
 forces the embedded local server; else ``--url``, else Azure, else OpenAI when ``--api-key`` or
@@ -20,12 +21,12 @@ from collections.abc import Sequence
 from audio.exceptions import AudioError
 
 from ..exceptions import RealtimeError
-from . import devices, phone, replay, run, serve, speak, talk, transcribe
+from . import devices, interpret, phone, replay, run, serve, speak, talk, transcribe
 from .common import CommandError, err_console
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (talk, transcribe, speak, run, serve, phone, devices, replay)
+_COMMANDS = (talk, transcribe, interpret, speak, run, serve, phone, devices, replay)
 
 
 def build_parser() -> argparse.ArgumentParser:

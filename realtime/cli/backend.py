@@ -273,6 +273,7 @@ async def open_backend(args: argparse.Namespace) -> AsyncIterator[Backend]:
         port=0,
         responder=responder or getattr(args, "script_responder", None),
         engines=local_engines(),
+        translator=getattr(args, "translator", None),
     ) as server:
         yield Backend(
             "local",

@@ -27,6 +27,12 @@ def add_parser(sub: Any) -> None:
         default="echo",
         help="echo (default) | script:FILE | openai-compatible:URL[#model=NAME]",
     )
+    p.add_argument(
+        "--translator",
+        default="auto",
+        help="translation sessions: auto (Apertium if installed) | apertium | "
+        "openai-compatible:URL[#model=NAME] | none",
+    )
     p.add_argument("--api-key", default=None, help="require this key from clients")
     p.add_argument("--stt", default="auto", choices=["auto", "faster-whisper", "pocketsphinx"])
     p.add_argument("--stt-model", default=None, help="a CTranslate2 Whisper model folder")
@@ -98,6 +104,7 @@ async def handle(args: argparse.Namespace) -> int:
         upstream=upstream,
         ssl_certfile=args.tls_cert,
         ssl_keyfile=args.tls_key,
+        translator=args.translator,
     )
     err_console.print("loading engines (VAD, speech-to-text, text-to-speech)...")
     await server.start()
@@ -105,6 +112,12 @@ async def handle(args: argparse.Namespace) -> int:
     console_url = server.http_url.removesuffix("/v1") + "/"
     via = f" (talking to {upstream.base_url})" if upstream else ""
     err_console.print(f"browser console: {console_url}{via}")
+    translator = server.state.translator
+    err_console.print(
+        f"translation sessions: {server.url}/realtime/translations ({translator!r})"
+        if translator is not None
+        else "translation sessions: refused (no translator; see --translator)"
+    )
     err_console.print("press Ctrl-C to stop")
     try:
         await asyncio.Event().wait()

@@ -46,6 +46,8 @@ from .session import *  # noqa: F403
 from .session import __all__ as _session_all
 from .transcription import *  # noqa: F403
 from .transcription import __all__ as _transcription_all
+from .translation import *  # noqa: F403
+from .translation import __all__ as _translation_all
 
 __all__ = [
     *_base_all,
@@ -64,4 +66,5 @@ __all__ = [
     *_responses_all,
     *_session_all,
     *_transcription_all,
+    *_translation_all,
 ]

@@ -25,7 +25,7 @@ from .base import (
     new_event_id,
 )
 from .input_audio_buffer import InputAudioBufferAppendEvent
-from .registry import Dialect, client_event_types, server_event_types
+from .registry import EventSet, client_event_types, server_event_types
 
 __all__ = [
     "encode_client_event",
@@ -46,7 +46,7 @@ def _adapter(classes: tuple[type[Event], ...]) -> TypeAdapter[Any]:
     return TypeAdapter(Annotated[union, Field(discriminator="type")])
 
 
-def _server_adapter(dialect: Dialect) -> TypeAdapter[Any]:
+def _server_adapter(dialect: EventSet) -> TypeAdapter[Any]:
     adapter = _server_adapters.get(dialect)
     if adapter is None:
         adapter = _adapter(tuple(server_event_types(dialect).values()))
@@ -54,7 +54,7 @@ def _server_adapter(dialect: Dialect) -> TypeAdapter[Any]:
     return adapter
 
 
-def _client_adapter(dialect: Dialect) -> TypeAdapter[Any]:
+def _client_adapter(dialect: EventSet) -> TypeAdapter[Any]:
     adapter = _client_adapters.get(dialect)
     if adapter is None:
         adapter = _adapter(tuple(client_event_types(dialect).values()))
@@ -102,7 +102,7 @@ _MESSAGES = {
 
 
 def parse_server_event(
-    data: bytes | bytearray | str, dialect: Dialect = "ga", *, strict: bool = True
+    data: bytes | bytearray | str, dialect: EventSet = "ga", *, strict: bool = True
 ) -> ServerEvent:
     """Parse one server frame of ``dialect`` into its event model.
 
@@ -151,7 +151,7 @@ def _invalid(data: bytes | bytearray | str, error: str) -> InvalidServerEvent:
     )
 
 
-def parse_client_event(data: bytes | str, dialect: Dialect = "ga") -> ClientEvent:
+def parse_client_event(data: bytes | str, dialect: EventSet = "ga") -> ClientEvent:
     """Parse one client frame of ``dialect`` (used by the local server).
 
     Raises :class:`~realtime.exceptions.ProtocolError` for malformed JSON, a type the

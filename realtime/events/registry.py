@@ -119,10 +119,12 @@ from .transcription import (
     ConversationItemInputAudioTranscriptionFailedEvent,
     ConversationItemInputAudioTranscriptionSegmentEvent,
 )
+from .translation import TRANSLATION_CLIENT_EVENTS, TRANSLATION_SERVER_EVENTS
 
 __all__ = [
     "DIALECTS",
     "Dialect",
+    "EventSet",
     "client_event_types",
     "server_event_types",
     "wire_type",
@@ -132,6 +134,10 @@ Dialect = Literal["beta", "ga"]
 """The protocol dialect: ``"beta"`` (openapi-2025-04) or ``"ga"`` (openapi-2026-08)."""
 
 DIALECTS: tuple[Dialect, ...] = ("beta", "ga")
+
+EventSet = Literal["beta", "ga", "translation"]
+"""A dialect, or ``"translation"``: the events of translation sessions
+(:mod:`realtime.events.translation`), which reuse three GA wire types with other shapes."""
 
 BETA_CLIENT_EVENTS: tuple[type[ClientEvent], ...] = (
     BetaConversationItemCreateEvent,
@@ -268,33 +274,40 @@ def _client_table(classes: tuple[type[ClientEvent], ...]) -> Mapping[str, type[C
     return MappingProxyType({wire_type(cls): cls for cls in classes})
 
 
-_SERVER_TABLES = {"beta": _table(BETA_SERVER_EVENTS), "ga": _table(GA_SERVER_EVENTS)}
+_SERVER_TABLES = {
+    "beta": _table(BETA_SERVER_EVENTS),
+    "ga": _table(GA_SERVER_EVENTS),
+    "translation": _table(TRANSLATION_SERVER_EVENTS),
+}
 _CLIENT_TABLES = {
     "beta": _client_table(BETA_CLIENT_EVENTS),
     "ga": _client_table(GA_CLIENT_EVENTS),
+    "translation": _client_table(TRANSLATION_CLIENT_EVENTS),
 }
 
 
 def _check(dialect: str) -> None:
     if dialect not in _SERVER_TABLES:
-        raise ConfigError(f"unknown dialect {dialect!r} (expected 'beta' or 'ga')")
+        raise ConfigError(
+            f"unknown dialect {dialect!r} (expected 'beta', 'ga' or 'translation')"
+        )
 
 
-def server_event_types(dialect: Dialect = "ga") -> Mapping[str, type[ServerEvent]]:
+def server_event_types(dialect: EventSet = "ga") -> Mapping[str, type[ServerEvent]]:
     """Return the read-only map wire type -> server event class of ``dialect``.
 
-    Raises :class:`~realtime.exceptions.ConfigError` for a dialect other than ``"beta"``
-    or ``"ga"``.
+    Raises :class:`~realtime.exceptions.ConfigError` for a dialect other than ``"beta"``,
+    ``"ga"`` or ``"translation"``.
     """
     _check(dialect)
     return _SERVER_TABLES[dialect]
 
 
-def client_event_types(dialect: Dialect = "ga") -> Mapping[str, type[ClientEvent]]:
+def client_event_types(dialect: EventSet = "ga") -> Mapping[str, type[ClientEvent]]:
     """Return the read-only map wire type -> client event class of ``dialect``.
 
-    Raises :class:`~realtime.exceptions.ConfigError` for a dialect other than ``"beta"``
-    or ``"ga"``.
+    Raises :class:`~realtime.exceptions.ConfigError` for a dialect other than ``"beta"``,
+    ``"ga"`` or ``"translation"``.
     """
     _check(dialect)
     return _CLIENT_TABLES[dialect]

@@ -29,6 +29,7 @@ import httpx
 from typing_extensions import Unpack
 
 from realtime.credentials import ApiKey
+from realtime.events.translation import TranslationSessionConfig
 from realtime.rest._http import (
     DEFAULT_TIMEOUT,
     AzureConfig,
@@ -50,10 +51,13 @@ from realtime.rest.multipart import AudioInput, MultipartBody
 from realtime.rest.secrets import (
     EphemeralKey,
     SessionConfigLike,
+    TranslationClientSecret,
     client_secret_request,
     key_from_client_secret,
     key_from_session,
+    key_from_translation_secret,
     session_payload,
+    translation_secret_request,
 )
 from realtime.rest.speech import SpeechStream, speech_request
 from realtime.rest.streams import read_body
@@ -401,6 +405,27 @@ class AsyncAudioClient:
         data = await self._post_json("/realtime/client_secrets", body, "client secret")
         return key_from_client_secret(validate_json(ClientSecretResponse, data))
 
+    async def create_translation_client_secret(
+        self,
+        session: TranslationSessionConfig | Mapping[str, Any] | None = None,
+        *,
+        model: str = "gpt-realtime-translate",
+        expires_after_seconds: int | None = None,
+    ) -> EphemeralKey:
+        """Mint a key for a translation session (``POST /realtime/translations/client_secrets``).
+
+        ``model`` is used when ``session`` names none. ConfigError for an unsupported input
+        audio format or expiry; APIError on failure. Pass the key's ``value`` as
+        ``api_key`` of :func:`realtime.translation.connect_translation`.
+        """
+        body = translation_secret_request(
+            session, model=model, expires_after_seconds=expires_after_seconds
+        )
+        data = await self._post_json(
+            "/realtime/translations/client_secrets", body, "translation client secret"
+        )
+        return key_from_translation_secret(validate_json(TranslationClientSecret, data))
+
 
 class AudioClient:
     """Blocking facade of :class:`AsyncAudioClient` for scripts and notebooks.
@@ -495,6 +520,12 @@ class AudioClient:
     def create_client_secret(self, session: SessionArg = None, **kw: Any) -> EphemeralKey:
         """Blocking :meth:`AsyncAudioClient.create_client_secret`."""
         return self._run(self._client.create_client_secret(session, **kw))
+
+    def create_translation_client_secret(
+        self, session: TranslationSessionConfig | Mapping[str, Any] | None = None, **kw: Any
+    ) -> EphemeralKey:
+        """Blocking :meth:`AsyncAudioClient.create_translation_client_secret`."""
+        return self._run(self._client.create_translation_client_secret(session, **kw))
 
     def _iterate(self, it: AsyncIterator[T], close: Any) -> Iterator[T]:
         async def step() -> tuple[bool, T | None]:

@@ -4,7 +4,8 @@ Three endpoints mint them: the beta ``POST /realtime/sessions`` and
 ``POST /realtime/transcription_sessions`` (the key is the response's ``client_secret``)
 and the GA ``POST /realtime/client_secrets`` (the key is the response's ``value``). All
 three become an :class:`EphemeralKey` whose :attr:`~EphemeralKey.value` is passed as a
-session's ``api_key``.
+session's ``api_key``. Translation sessions have their own endpoint,
+``POST /realtime/translations/client_secrets`` (:class:`TranslationClientSecret`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import Field
 
+from realtime.events.translation import (
+    TranslationSession,
+    TranslationSessionConfig,
+    unsupported_format,
+)
 from realtime.exceptions import ConfigError
 from realtime.rest.models import (
     ClientSecretResponse,
@@ -26,10 +32,13 @@ from realtime.rest.models import (
 __all__ = [
     "EphemeralKey",
     "SessionConfigLike",
+    "TranslationClientSecret",
     "client_secret_request",
     "key_from_client_secret",
     "key_from_session",
+    "key_from_translation_secret",
     "session_payload",
+    "translation_secret_request",
 ]
 
 
@@ -100,12 +109,60 @@ def client_secret_request(
     payload.setdefault("type", session_type)
     body: dict[str, Any] = {"session": payload}
     if expires_after_seconds is not None:
-        if not 10 <= expires_after_seconds <= 7200:
-            raise ConfigError(
-                f"expires_after_seconds must be within 10..7200, got {expires_after_seconds}"
-            )
-        body["expires_after"] = {"anchor": "created_at", "seconds": expires_after_seconds}
+        body["expires_after"] = _expires_after(expires_after_seconds)
     return body
+
+
+def _expires_after(seconds: int) -> dict[str, Any]:
+    if not 10 <= seconds <= 7200:
+        raise ConfigError(f"expires_after_seconds must be within 10..7200, got {seconds}")
+    return {"anchor": "created_at", "seconds": seconds}
+
+
+class TranslationClientSecret(RestModel):
+    """The response of ``POST /realtime/translations/client_secrets``."""
+
+    value: str = Field(repr=False)
+    expires_at: int
+    session: TranslationSession
+
+
+def translation_secret_request(
+    session: TranslationSessionConfig | Mapping[str, Any] | None,
+    *,
+    model: str | None = None,
+    expires_after_seconds: int | None = None,
+) -> dict[str, Any]:
+    """The body of ``POST /realtime/translations/client_secrets``.
+
+    ``model`` fills in the session's model when it names none (it is required).
+    ConfigError for an expiry outside 10..7200 seconds, a session without a model, or an
+    input audio format other than 24 kHz PCM16.
+    """
+    if isinstance(session, TranslationSessionConfig):
+        payload = session.model_dump(mode="json", exclude_unset=True)
+    else:
+        payload = session_payload(session, "ga")
+    if model is not None:
+        payload.setdefault("model", model)
+    if not payload.get("model"):
+        raise ConfigError("a translation session needs a model (model=)")
+    problem = unsupported_format(payload)
+    if problem is not None:
+        raise ConfigError(problem)
+    body: dict[str, Any] = {"session": payload}
+    if expires_after_seconds is not None:
+        body["expires_after"] = _expires_after(expires_after_seconds)
+    return body
+
+
+def key_from_translation_secret(response: TranslationClientSecret) -> EphemeralKey:
+    """The key of a translation client-secret response (``session`` as a plain dict)."""
+    return EphemeralKey(
+        value=response.value,
+        expires_at=response.expires_at,
+        session=response.session.model_dump(mode="json", exclude_unset=True),
+    )
 
 
 def key_from_session(

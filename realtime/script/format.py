@@ -28,6 +28,18 @@ A script drives one realtime session, step by step, and checks what comes back::
       - expect: {event: response.done, within: 10}
       - wait: 0.5                                # seconds
 
+A script can drive a translation session instead (``translation:`` replaces ``session``)::
+
+    translation: {language: es, transcription_model: gpt-realtime-whisper}
+    steps:
+      - send_audio: question.wav               # paced in 200 ms frames, silence in between
+      - expect: {user_transcript: "(?i)weather", transcript: "(?i)tiempo", within: 20}
+      - expect: session.output_audio.delta
+
+There ``transcript`` is the translated transcript and ``user_transcript`` the source one; the
+steps are ``send_audio``, ``expect`` (``event``, ``transcript``, ``user_transcript``) and
+``wait``; the session is closed (pending audio flushed) after the last step.
+
 ``expect`` checks: ``event`` (a type, glob, or dialect-neutral name), ``transcript`` (a regex
 searched in the assistant transcript/text of the current turn), ``user_transcript`` (a regex on
 the input transcription), ``tool_call`` (name and, optionally, a subset of the arguments),
@@ -168,6 +180,7 @@ class Script:
     dialect: str | None = None
     model: str | None = None
     local_responder: Path | None = None
+    translation: dict[str, Any] | None = None
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -264,6 +277,7 @@ def parse_script(text: str, *, path: Path | None = None) -> Script:
     lines = getattr(raw_steps, "lines", None) or [data.get("__line__", 1)] * len(raw_steps)
     steps = [_parse_step(raw, base, fail, line) for raw, line in zip(raw_steps, lines, strict=True)]
     known = {"name", "session", "tools", "steps", "dialect", "model", "local_responder", "__line__"}
+    known.add("translation")
     unknown = sorted(set(data) - known)
     if unknown:
         raise fail(f"unknown top-level key {unknown[0]!r}", data.get("__line__"))
@@ -273,6 +287,11 @@ def parse_script(text: str, *, path: Path | None = None) -> Script:
     local = data.get("local_responder")
     if local is not None and not isinstance(local, str):
         raise fail("'local_responder' must be a responder script path", data.get("__line__"))
+    translation = None
+    if "translation" in data:
+        from .translation import check_translation_script
+
+        translation = check_translation_script(data, steps, fail)
     return Script(
         path=path,
         local_responder=(base / local) if local else None,
@@ -282,6 +301,7 @@ def parse_script(text: str, *, path: Path | None = None) -> Script:
         steps=steps,
         dialect=dialect,
         model=str(data["model"]) if data.get("model") else None,
+        translation=translation,
     )
 
 

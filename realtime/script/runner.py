@@ -405,6 +405,12 @@ async def run_script(
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+    if script.translation is not None:  # a translation session (realtime.script.translation)
+        from .translation import run_translation_script
+
+        return await run_translation_script(
+            script, url=url, api_key=api_key, model=model, out=out, on_progress=on_progress
+        )
     for step in script.steps:
         if isinstance(step, SendAudio) and not step.path.exists():
             raise ScriptError(

@@ -7,6 +7,8 @@ Routes (all under ``/v1``):
   (see :mod:`.rest`).
 - ``POST /v1/realtime/client_secrets`` (GA) and ``POST /v1/realtime/sessions`` /
   ``POST /v1/realtime/transcription_sessions`` (beta): mint ephemeral keys (see :mod:`.mint`).
+- ``WS /v1/realtime/translations`` and ``POST /v1/realtime/translations/client_secrets``:
+  translation sessions (see :mod:`.translation`).
 
 A transport adding routes (WebRTC, telephony, …) writes a function returning its routes,
 taking only :class:`~.state.ServerState` from ``request.app.state.server``, and adds it to
@@ -25,6 +27,7 @@ from .console import console_routes
 from .mint import beta_sessions, client_secrets
 from .rest import rest_routes
 from .state import ServerState
+from .translation import translation_routes
 from .webrtc import webrtc_routes
 from .ws import realtime_endpoint
 
@@ -48,6 +51,7 @@ ROUTE_GROUPS: list[Callable[[], Sequence[BaseRoute]]] = [
     webrtc_routes,
     console_routes,
     call_routes,
+    translation_routes,
 ]
 
 

@@ -28,7 +28,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 
 if TYPE_CHECKING:
-    from .app import ServerState
+    from .state import ServerState
 
 __all__ = ["OPENAI_BASE_URL", "Upstream", "console_routes", "set_upstream"]
 

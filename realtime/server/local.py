@@ -37,6 +37,7 @@ from .limits import Limits
 from .logs import GUARDED_LOGGERS, RedactingFilter, accept_error_handler
 from .responders import Responder, load_responder
 from .state import ServerState
+from .translators import Translator, load_translator
 
 __all__ = ["LocalServer"]
 
@@ -67,7 +68,9 @@ class LocalServer:
     sets the level of the server's loggers (by default the host application's logging
     configuration is left alone); ``extra_routes`` adds routes to the app; ``upstream``
     makes the browser console at ``/`` talk to that service (this server holds its key);
-    ``ssl_certfile``/``ssl_keyfile`` serve HTTPS/WSS.
+    ``ssl_certfile``/``ssl_keyfile`` serve HTTPS/WSS; ``translator`` serves translation
+    sessions: a :class:`~.translators.Translator` or a spec (``"auto"``, the default:
+    Apertium when installed; ``"apertium"``, ``"openai-compatible:URL"``, ``"none"``).
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class LocalServer:
         upstream: Upstream | None = None,
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
+        translator: Translator | str | None = None,
     ) -> None:
         self.host = host
         self.upstream = upstream
@@ -107,6 +111,9 @@ class LocalServer:
             responder=resp or load_responder(responder if isinstance(responder, str) else None),
             keys=KeyStore(api_key),
             limits=base,
+            translator=translator
+            if translator is not None and not isinstance(translator, str)
+            else load_translator(translator),
         )
         assert self.state.refusals is not None
         self.guard = ConnectionGuard(base, self.state.refusals)

@@ -24,6 +24,7 @@ from .limits import AudioBudget, Limits
 from .logs import RateLimitedLog, RefusalNoiseFilter
 from .responders import EchoResponder, Responder
 from .session import ServerSession
+from .translators import Translator
 from .validation import load_frame
 
 __all__ = [
@@ -48,6 +49,7 @@ class ServerState:
     sessions: set[ServerSession] = field(default_factory=set)
     calls: CallRegistry = field(default_factory=CallRegistry)
     send_queue_size: int = 1024
+    translator: Translator | None = None
     budget: AudioBudget | None = None
     refusals: RateLimitedLog | None = None
     refusal_noise: RefusalNoiseFilter = field(default_factory=RefusalNoiseFilter)

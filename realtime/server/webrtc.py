@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from aiortc import RTCDataChannel, RTCPeerConnection
     from aiortc.mediastreams import MediaStreamTrack
 
-    from .app import ServerState
+    from .state import ServerState
 
 __all__ = ["INBOX_SIZE", "MAX_CALLS", "PlayoutTrack", "WebRTCCall", "webrtc_routes"]
 
