@@ -12,8 +12,9 @@
 What it is built from (nothing of :mod:`realtime.session` is copied):
 
 - :func:`realtime.connection.resolve_endpoint` for the URL and credentials (the path becomes
-  ``…/realtime/translations``), :func:`realtime.transport.open_connection` for the WebSocket,
-  whose :meth:`~realtime.transport.FrameConnection.attach` hands every message to the session;
+  ``…/realtime/translations``), :func:`realtime.transport.open_connection` for the WebSocket
+  (a :class:`~realtime.transport.FrameTransport`: a reader task takes its messages in batches
+  and stops taking them while handlers are behind, so the socket stops being read);
 - :func:`realtime.events.parse_server_event` / :func:`~realtime.events.encode_client_event`
   with the ``"translation"`` event set;
 - :class:`realtime.dispatch.Dispatcher` for ``on``/``once``/``off`` handlers;
@@ -24,8 +25,9 @@ What it is built from (nothing of :mod:`realtime.session` is copied):
   :class:`realtime.recording.Recorder` for JSONL recordings.
 
 Bounds: queued input audio (``FramePacer.max_pending_ms``, :meth:`send_audio` waits for room),
-received events waiting for handlers (``max_events``: beyond it the session fails with
-:class:`~realtime.exceptions.ProtocolError`), kept transcript deltas (``TranslationTranscript``).
+received events waiting for handlers (``max_events``: beyond it reading from the socket
+pauses until handlers catch up; nothing is dropped), kept transcript deltas
+(``TranslationTranscript``).
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ from ..exceptions import (
     ServerError,
 )
 from ..recording import Recorder
-from ..transport import FrameConnection, close_info, open_connection
+from ..transport import FrameTransport, open_connection
 from .pacing import FramePacer
 from .transcript import TranslationTranscript
 
@@ -162,13 +164,12 @@ class TranslationClient:
         self._connect_timeout = connect_timeout
         self._timeout = request_timeout
         self._events: asyncio.Queue[ServerEvent | None] = asyncio.Queue(max_events)
-        self._ws: FrameConnection | None = None
+        self._ws: FrameTransport | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._waiters: list[tuple[Callable[[ServerEvent], bool], asyncio.Future[ServerEvent]]] = []
         self._room = asyncio.Event()
         self._closing = False
         self._closed: ConnectionClosed | None = None
-        self._failure: BaseException | None = None
         self._resampler: StreamResampler | None = None
         self._clock = clock
         self._t0 = 0.0
@@ -190,10 +191,9 @@ class TranslationClient:
         created = self._expect(
             lambda e: isinstance(e, (TranslationSessionCreatedEvent, ErrorEvent))
         )
-        ws.attach(self._on_frame)
         self._tasks = [
             asyncio.create_task(self._run_events(), name="translation-events"),
-            asyncio.create_task(self._watch(ws), name="translation-watch"),
+            asyncio.create_task(self._read(ws), name="translation-reader"),
         ]
         try:
             first = await self._await(created, "session.created")
@@ -249,7 +249,7 @@ class TranslationClient:
         if ws is not None:
             await ws.close()
             if self._closed is None:
-                self._finish(ConnectionClosed(*close_info(ws)))
+                self._finish(_closed(ws))
 
     async def __aenter__(self) -> TranslationClient:
         return self
@@ -267,16 +267,19 @@ class TranslationClient:
             await self._shutdown()
 
     # -- receiving ----------------------------------------------------------------------
-    def _on_frame(self, data: bytes) -> None:
+    async def _read(self, ws: FrameTransport) -> None:
+        """Take the transport's messages; a full event queue pauses reading (back-pressure)."""
         try:
-            event = parse_server_event(data, "translation")
-        except ProtocolError as exc:
-            log.warning("ignoring a bad frame: %s", exc)
-            return
-        try:
-            self._events.put_nowait(event)
-        except asyncio.QueueFull:
-            self._fail(ProtocolError(f"more than {self._events.maxsize} events wait for handlers"))
+            while True:
+                for data in await ws.receive():
+                    try:
+                        event = parse_server_event(data, "translation")
+                    except ProtocolError as exc:
+                        log.warning("ignoring a bad frame: %s", exc)
+                        continue
+                    await self._events.put(event)
+        except ConnectionClosed as exc:
+            self._finish(exc)
 
     async def _run_events(self) -> None:
         while True:
@@ -329,10 +332,6 @@ class TranslationClient:
         if self.speaker is not None and pcm:
             self.speaker.enqueue(pcm, SPEECH_ITEM)
 
-    async def _watch(self, ws: FrameConnection) -> None:
-        await ws.wait_closed()
-        self._finish(ConnectionClosed(*close_info(ws)))
-
     def _finish(self, error: ConnectionClosed) -> None:
         if self._closed is not None:
             return
@@ -340,20 +339,15 @@ class TranslationClient:
         self._room.set()
         for _, future in self._waiters:
             if not future.done():
-                future.set_exception(self._failure or error)
+                future.set_exception(error)
         self._waiters.clear()
         with contextlib.suppress(asyncio.QueueFull):
             self._events.put_nowait(None)
 
-    def _fail(self, error: BaseException) -> None:
-        self._failure = error
-        if self._ws is not None:
-            asyncio.get_running_loop().create_task(self._ws.close(1011, "client overloaded"))
-
     def _expect(self, test: Callable[[ServerEvent], bool]) -> asyncio.Future[ServerEvent]:
         future: asyncio.Future[ServerEvent] = asyncio.get_running_loop().create_future()
         if self._closed is not None:
-            future.set_exception(self._failure or self._closed)
+            future.set_exception(self._closed)
         else:
             self._waiters.append((test, future))
         return future
@@ -380,7 +374,7 @@ class TranslationClient:
         try:
             await self._ws.send(frame)
         except Exception as exc:  # websockets' ConnectionClosed and OSError
-            raise ConnectionClosed(*close_info(self._ws)) from exc
+            raise _closed(self._ws) from exc
         return frame
 
     async def _run_pacer(self) -> None:
@@ -569,3 +563,7 @@ def connect_translation(
         connect_timeout=connect_timeout,
     )
     return _Connector(client)
+
+
+def _closed(ws: FrameTransport) -> ConnectionClosed:
+    return ConnectionClosed(ws.close_code, ws.close_reason)
