@@ -110,7 +110,7 @@ async def _write(out: Path, fmt: str, pieces: list[str], request: Any) -> int:
     first: float | None = None
     writer: WavWriter | None = None
     try:
-        with out.open("wb") if out.suffix.lower() != ".wav" else _nullfile() as raw:
+        with out.open("wb") if out.suffix.lower() != ".wav" else _NoFile() as raw:
             for i, piece in enumerate(pieces):
                 stream = request(piece)
                 async with stream:
@@ -139,7 +139,7 @@ async def _write(out: Path, fmt: str, pieces: list[str], request: Any) -> int:
     return 0
 
 
-class _nullfile:
+class _NoFile:
     """``with`` stand-in yielding None (the WAV writer opens the file itself)."""
 
     def __enter__(self) -> None:

@@ -181,7 +181,7 @@ async def _files(args: argparse.Namespace, out: TextIO | None) -> int:
     async with open_backend(args) as backend:
         err_console.print(backend.description)
         async with backend.rest_client(args.transcription_model) as client:
-            with _progress(len(args.files)) as progress:
+            with _ProgressBar(len(args.files)) as progress:
                 for path in args.files:
                     progress.describe(f"transcribing {Path(path).name}")
                     if args.format == "text":
@@ -240,7 +240,7 @@ def _has_speech(result: str, fmt: str) -> bool:
     return bool(result.strip())
 
 
-class _progress:
+class _ProgressBar:
     """A transient progress bar on a terminal stderr; output lines print above it."""
 
     def __init__(self, total: int) -> None:
@@ -259,7 +259,7 @@ class _progress:
             )
             self._task = self._bar.add_task("transcribing", total=total)
 
-    def __enter__(self) -> _progress:
+    def __enter__(self) -> _ProgressBar:
         if self._bar is not None:
             self._bar.start()
         return self
