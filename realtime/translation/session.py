@@ -170,6 +170,7 @@ class TranslationClient:
         self._closed: ConnectionClosed | None = None
         self._failure: BaseException | None = None
         self._resampler: StreamResampler | None = None
+        self._outbox: list[bytes] = []  # frames the pacer polled and has not sent yet
         self._clock = clock
         self._t0 = 0.0
 
@@ -217,7 +218,15 @@ class TranslationClient:
             return
         self._closing = True
         try:
+            pacer_task = next((t for t in self._tasks if t.get_name() == "translation-pacer"), None)
+            if pacer_task is not None:  # stop the cadence; what it had polled is sent below
+                pacer_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                    await pacer_task
             if self._closed is None:
+                for audio in self._outbox:
+                    await self._send(TranslationInputAudioBufferAppendEvent.from_pcm(audio))
+                self._outbox.clear()
                 rs, self._resampler = self._resampler, None
                 if rs is not None:  # the resampler's last few samples
                     tail = pcm16_from_int16(rs.flush().astype(np.int16))
@@ -385,10 +394,13 @@ class TranslationClient:
 
     async def _run_pacer(self) -> None:
         pacer = self.pacer
+        outbox = self._outbox
         try:
             while self._closed is None and not self._closing:
-                for frame in pacer.poll(self._now()):
-                    await self._send(TranslationInputAudioBufferAppendEvent.from_pcm(frame.audio))
+                outbox.extend(frame.audio for frame in pacer.poll(self._now()))
+                while outbox:
+                    audio = outbox.pop(0)
+                    await self._send(TranslationInputAudioBufferAppendEvent.from_pcm(audio))
                 self._room.set()
                 delay = pacer.next_due(self._now()) - self._now()
                 if delay > 0:
