@@ -208,11 +208,13 @@ class TranslationClient:
         self._tasks.append(asyncio.create_task(self._run_pacer(), name="translation-pacer"))
         return self
 
-    async def close(self, *, timeout: float | None = None, wait_audio: bool = True) -> None:
+    async def close(self, *, timeout: float = 30.0, wait_audio: bool = True) -> None:
         """Flush queued audio, send ``session.close``, wait for ``session.closed``, disconnect.
 
-        ``wait_audio`` also waits until the speaker has played what it was given.
-        Idempotent; raises :class:`RequestTimeout` when ``session.closed`` does not come.
+        The server translates the pending audio first, so ``session.closed`` may take a while
+        (``timeout`` seconds at most; then :class:`RequestTimeout`, the connection is closed
+        anyway). ``wait_audio`` also waits until the speaker has played what it was given.
+        Idempotent.
         """
         if self._ws is None or self._closing:
             return
@@ -239,7 +241,7 @@ class TranslationClient:
                 await self._await(done, "session.closed", timeout)
                 # handlers of the last events run before close returns
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._events.join(), timeout or self._timeout)
+                    await asyncio.wait_for(self._events.join(), timeout)
                 if wait_audio and self.speaker is not None:
                     await self.speaker.drained()
         finally:
