@@ -4,7 +4,9 @@ One :class:`TranslationServerSession` per connection. Input audio (24 kHz PCM16,
 size) is cut into 200 ms frames; each frame advances the session clock (``elapsed_ms``) and
 goes through the server's voice activity detector. A phrase (speech start to end of speech,
 cut at ``max_phrase_ms``) is recognized by the server's speech-to-text engine (English, the
-offline engine's language), translated by the server's translator
+offline engine's language) while it is spoken (incremental passes, whose settled words are
+sent as source transcript deltas; one pass at the end when the engine was not loaded yet),
+translated by the server's translator
 (:mod:`realtime.server.translators`) and spoken: English with the server's TTS engine, other
 languages with espeak-ng. Phrases are translated one at a time, in order; at most
 ``max_queued_phrases`` wait (then reading the socket waits too).
