@@ -90,3 +90,13 @@ def test_serve_translator_option() -> None:
     args = build_parser().parse_args(["serve", "--translator", "openai-compatible:http://x/v1"])
     assert args.translator == "openai-compatible:http://x/v1"
     assert build_parser().parse_args(["serve"]).translator == "auto"
+
+
+def test_interpret_to_french_offline(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--to fr`` works offline: Apertium goes through Spanish (apertium-fr-es)."""
+    needs_apertium()
+    status, out, err = cli(capsys, "interpret", "--to", "fr", "--input", GREETING)
+    assert status == 0, err
+    source, translation = out.splitlines()
+    assert "hear me" in source.lower()
+    assert translation.lower().startswith("salut")

@@ -145,7 +145,7 @@ async def test_full_session_offline(tmp_path: Path) -> None:
                 await tr.send_audio(bytes(SECOND // 2) + pcm + bytes(SECOND))
                 audio = await tr.wait_for("session.output_audio.delta", timeout=30)
                 assert isinstance(audio, TranslationOutputAudioDeltaEvent)
-    assert tr.input_transcript.lower().startswith("hello, how are you")
+    assert re.match(r"(?i)hello\W+how are you", tr.input_transcript)
     assert "mesa para dos personas" in tr.output_transcript
     assert "".join(deltas) == tr.output_transcript
     assert sum(played) == tr.output_audio_bytes > SECOND  # the Spanish speech was played
@@ -178,12 +178,12 @@ async def test_full_session_with_a_chat_translator() -> None:
     finally:
         await gen.aclose()
     assert tr.output_transcript == "Bonjour comment allez vous aujourd'hui."
-    assert tr.input_transcript.lower().startswith("hello, how are you")
+    assert re.match(r"(?i)hello\W+how are you", tr.input_transcript)
     assert tr.output_audio_bytes > SECOND // 2
     (body,) = bodies
     assert body["model"] == "tiny" and body["stream"] is True
     assert "'fr'" in body["messages"][0]["content"]
-    assert body["messages"][-1]["content"].lower().startswith("hello, how are you")
+    assert re.match(r"(?i)hello\W+how are you", body["messages"][-1]["content"])
 
 
 async def test_close_flushes_pending_audio() -> None:

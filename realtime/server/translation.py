@@ -4,7 +4,9 @@ One :class:`TranslationServerSession` per connection. Input audio (24 kHz PCM16,
 size) is cut into 200 ms frames; each frame advances the session clock (``elapsed_ms``) and
 goes through the server's voice activity detector. A phrase (speech start to end of speech,
 cut at ``max_phrase_ms``) is recognized by the server's speech-to-text engine (English, the
-offline engine's language), translated by the server's translator
+offline engine's language) while it is spoken (incremental passes, whose settled words are
+sent as source transcript deltas; one pass at the end when the engine was not loaded yet),
+translated by the server's translator
 (:mod:`realtime.server.translators`) and spoken: English with the server's TTS engine, other
 languages with espeak-ng. Phrases are translated one at a time, in order; at most
 ``max_queued_phrases`` wait (then reading the socket waits too).
@@ -32,6 +34,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -50,6 +53,7 @@ from ..events.translation import TRANSLATION_SAMPLE_RATE
 from ..exceptions import ConfigError, ProtocolError
 from .auth import credential_from
 from .engine_set import EngineSet, VadStream
+from .stt import IncrementalTranscriber
 from .translators import TRANSLATOR_HELP, Translator
 from .tts import SentenceBuffer, TtsEngine, load_tts
 from .wire import error_event, new_id, now_s
@@ -102,8 +106,12 @@ class TranslationServerSession:
         self._history_start_ms = 0
         self._speech_start: int | None = None
         self._vad: VadStream | None = None
-        self._phrases: asyncio.Queue[tuple[bytes, int] | None] = asyncio.Queue(max_queued_phrases)
+        self._phrases: asyncio.Queue[_Phrase | None] = asyncio.Queue(max_queued_phrases)
         self._worker: asyncio.Task[None] | None = None
+        self._busy = False  # the worker is emitting a phrase's source text
+        self._live: IncrementalTranscriber | None = None  # the phrase being spoken
+        self._pause_pass = False
+        self._loading: asyncio.Future[Any] | None = None
         self._said_input = False
         self._said_output = False
         self._closed = False
@@ -136,10 +144,15 @@ class TranslationServerSession:
         """Send ``session.created`` and start the phrase worker."""
         self._worker = asyncio.create_task(self._work())
         await self.emit({"type": "session.created", "session": self.session})
+        # load the speech-to-text engine now, so that live transcription can start at once
+        self._loading = asyncio.ensure_future(asyncio.to_thread(self.engines.stt_engine))
 
     async def close(self) -> None:
         """Stop at once (the client is gone): pending phrases are dropped."""
         self._closed = True
+        if self._live is not None:
+            self._live.close()
+            self._live = None
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -249,11 +262,24 @@ class TranslationServerSession:
                 prefix_padding_ms=300,
                 silence_duration_ms=self.silence_duration_ms,
             )
+        fresh = False
         for ev in self._vad.process(pcm):
             if ev.kind == "started":
                 self._speech_start = max(ev.ms, self._history_start_ms)
+                self._start_live()  # fed from the history, this frame included
+                fresh = True
             elif self._speech_start is not None:
-                await self._cut(min(ev.ms, self.elapsed_ms))
+                await self._cut(min(ev.ms, self.elapsed_ms), ev.speech_ms)
+        live = self._live
+        if live is not None:
+            if not fresh:
+                live.append(pcm)
+            if self._vad.silence_ms > 0 and not self._pause_pass:
+                self._pause_pass = live.request_pass()  # a pause: by its end the pass is done
+            elif self._vad.silence_ms == 0:
+                self._pause_pass = False
+            if not self._busy and self._phrases.empty():  # keeps the source text in order
+                await self._say_input(live.take_deltas())
         if self._speech_start is None:
             keep = 1000 * BYTES_PER_MS  # enough for the prefix padding of the next phrase
             if len(self._history) > keep:
@@ -263,17 +289,35 @@ class TranslationServerSession:
         elif self.elapsed_ms - self._speech_start >= self.max_phrase_ms:
             await self._cut(self.elapsed_ms)
             self._speech_start = self.elapsed_ms  # speech goes on: a new phrase starts here
+            self._start_live()
 
-    async def _cut(self, end_ms: int) -> None:
+    def _start_live(self) -> None:
+        """A live transcriber for the phrase that starts (fed the audio so far of it)."""
+        if self._live is not None:
+            self._live.close()
+        engine = self.engines.loaded_stt()
+        self._live = None
+        self._pause_pass = False
+        if engine is None or self._speech_start is None:
+            return  # not loaded yet: the phrase is transcribed in one pass when it ends
+        self._live = IncrementalTranscriber(engine, language=self.source, interval_s=1.0)
+        a = max(0, (self._speech_start - self._history_start_ms) * BYTES_PER_MS)
+        self._live.append(bytes(self._history[a:]))
+
+    async def _cut(self, end_ms: int, speech_end_ms: int | None = None) -> None:
         start_ms = self._speech_start if self._speech_start is not None else end_ms
         self._speech_start = None
+        live, self._live = self._live, None
         a = (start_ms - self._history_start_ms) * BYTES_PER_MS
         b = (end_ms - self._history_start_ms) * BYTES_PER_MS
         phrase = bytes(self._history[max(0, a) : max(0, b)])
         del self._history[: max(0, b)]
         self._history_start_ms = end_ms
         if phrase:
-            await self._phrases.put((phrase, start_ms - start_ms % FRAME_MS))
+            end = None if speech_end_ms is None else max(0, speech_end_ms - start_ms)
+            await self._phrases.put(_Phrase(phrase, start_ms - start_ms % FRAME_MS, live, end))
+        elif live is not None:
+            live.close()
 
     # -- phrases ------------------------------------------------------------------------
     async def _work(self) -> None:
@@ -281,8 +325,9 @@ class TranslationServerSession:
             item = await self._phrases.get()
             if item is None:
                 return
+            self._busy = True
             try:
-                await self._translate(*item)
+                await self._translate(item)
             except ConfigError as exc:
                 await self.error(str(exc), type="server_error", code="translation_failed")
             except Exception as exc:  # an engine failed: report it, keep the session
@@ -292,17 +337,36 @@ class TranslationServerSession:
                     type="server_error",
                     code="translation_failed",
                 )
+            finally:
+                self._busy = False
 
-    async def _translate(self, pcm: bytes, start_ms: int) -> None:
-        text = await self.engines.transcribe(pcm, {"language": self.source})
+    async def _say_input(self, deltas: list[str], elapsed_ms: int | None = None) -> None:
+        """Emit source transcript deltas (when transcription is configured)."""
+        if not self.session["audio"]["input"].get("transcription"):
+            return
+        for delta in deltas:
+            if not delta.strip():
+                continue
+            if not self._said_input:
+                delta = delta.lstrip()
+            elif not delta[0].isspace():
+                delta = " " + delta
+            self._said_input = True
+            ms = self.elapsed_ms if elapsed_ms is None else elapsed_ms
+            await self.emit(
+                {"type": "session.input_transcript.delta", "delta": delta, "elapsed_ms": ms}
+            )
+
+    async def _translate(self, phrase: _Phrase) -> None:
+        if phrase.live is not None:  # most of it was transcribed while it was spoken
+            finished = await asyncio.to_thread(phrase.live.finish, phrase.speech_end_ms)
+            text = finished.text.strip()
+            await self._say_input(finished.deltas)
+        else:
+            text = await self.engines.transcribe(phrase.pcm, {"language": self.source})
+            await self._say_input([text], phrase.start_ms)
         if not text:
             return
-        if self.session["audio"]["input"].get("transcription"):
-            delta = (" " if self._said_input else "") + text
-            self._said_input = True
-            await self.emit(
-                {"type": "session.input_transcript.delta", "delta": delta, "elapsed_ms": start_ms}
-            )
         target = self.language
         sentences = SentenceBuffer()
         first = True
@@ -343,6 +407,16 @@ class TranslationServerSession:
                     "elapsed_ms": self.elapsed_ms,
                 }
             )
+
+
+@dataclass
+class _Phrase:
+    """A phrase to translate: its audio, where it starts, its live transcriber if any."""
+
+    pcm: bytes
+    start_ms: int
+    live: IncrementalTranscriber | None
+    speech_end_ms: int | None  # within ``pcm``, when the VAD ended it
 
 
 def merge_audio(session: dict[str, Any], audio: Any) -> None:

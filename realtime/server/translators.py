@@ -39,8 +39,8 @@ __all__ = [
 
 TRANSLATOR_HELP = (
     "start the server with --translator openai-compatible:URL (a chat-completions endpoint), "
-    "or install Apertium and a language pair (apt-get install apertium apertium-eng-spa) for "
-    "--translator apertium"
+    "or install Apertium and language pairs (apt-get install apertium apertium-eng-spa "
+    "apertium-fr-es) for --translator apertium"
 )
 """How to get a translator, for error messages."""
 
@@ -116,17 +116,29 @@ class ApertiumTranslator:
     def __repr__(self) -> str:
         return f"ApertiumTranslator(modes={list(self.modes)!r})"
 
-    def mode_for(self, source: str, target: str) -> str | None:
-        """The installed mode translating ``source`` into ``target`` (ISO 639-1 or -3)."""
+    def modes_for(self, source: str, target: str) -> tuple[str, ...] | None:
+        """The installed modes translating ``source`` into ``target`` (ISO 639-1 or -3): one
+        direct pair, else two through a pivot language (Spanish first); ``None`` if neither."""
         src, dst = _codes(source), _codes(target)
-        for mode in self.modes:
-            a, _, b = mode.partition("-")
+        pairs = [mode.partition("-")[::2] for mode in self.modes]
+        for mode, (a, b) in zip(self.modes, pairs, strict=True):
             if a in src and b in dst:
-                return mode
-        return None
+                return (mode,)
+        chains = []
+        for first, (a, pivot) in zip(self.modes, pairs, strict=True):
+            if a not in src:
+                continue
+            via = _codes(pivot)
+            for second, (c, d) in zip(self.modes, pairs, strict=True):
+                if c in via and d in dst:
+                    chains.append((0 if "spa" in via else 1, first, second))
+        if not chains:
+            return None
+        _, first, second = min(chains)
+        return (first, second)
 
     def check(self, source: str, target: str) -> str | None:
-        if self.mode_for(source, target) is not None:
+        if self.modes_for(source, target) is not None:
             return None
         return (
             f"no Apertium pair translates {source!r} into {target!r} (installed: "
@@ -134,10 +146,7 @@ class ApertiumTranslator:
             "--translator openai-compatible:URL"
         )
 
-    async def translate(self, text: str, *, source: str, target: str) -> AsyncIterator[str]:
-        mode = self.mode_for(source, target)
-        if mode is None:
-            raise ConfigError(self.check(source, target) or "unsupported pair")
+    async def _run(self, mode: str, text: str) -> str:
         proc = await asyncio.create_subprocess_exec(
             self.command,
             "-u",
@@ -149,8 +158,6 @@ class ApertiumTranslator:
         try:
             out, err = await asyncio.wait_for(proc.communicate(text.encode("utf-8")), self.timeout)
         except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
             raise ConfigError(f"apertium {mode} took over {self.timeout:g} s") from None
         finally:
             if proc.returncode is None:
@@ -159,9 +166,16 @@ class ApertiumTranslator:
         if proc.returncode:
             detail = err.decode("utf-8", "replace").strip()[:200]
             raise ConfigError(f"apertium {mode} failed ({proc.returncode}): {detail}")
-        result = out.decode("utf-8", "replace").strip()
-        if result:
-            yield result
+        return " ".join(out.decode("utf-8", "replace").split())  # pairs leave double spaces
+
+    async def translate(self, text: str, *, source: str, target: str) -> AsyncIterator[str]:
+        modes = self.modes_for(source, target)
+        if modes is None:
+            raise ConfigError(self.check(source, target) or "unsupported pair")
+        for mode in modes:  # through the pivot language when there is no direct pair
+            text = await self._run(mode, text)
+        if text:
+            yield text
 
 
 class ChatTranslator:

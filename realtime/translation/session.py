@@ -171,6 +171,7 @@ class TranslationClient:
         self._closing = False
         self._closed: ConnectionClosed | None = None
         self._resampler: StreamResampler | None = None
+        self._outbox: list[bytes] = []  # frames the pacer polled and has not sent yet
         self._clock = clock
         self._t0 = 0.0
 
@@ -207,17 +208,27 @@ class TranslationClient:
         self._tasks.append(asyncio.create_task(self._run_pacer(), name="translation-pacer"))
         return self
 
-    async def close(self, *, timeout: float | None = None, wait_audio: bool = True) -> None:
+    async def close(self, *, timeout: float = 30.0, wait_audio: bool = True) -> None:
         """Flush queued audio, send ``session.close``, wait for ``session.closed``, disconnect.
 
-        ``wait_audio`` also waits until the speaker has played what it was given.
-        Idempotent; raises :class:`RequestTimeout` when ``session.closed`` does not come.
+        The server translates the pending audio first, so ``session.closed`` may take a while
+        (``timeout`` seconds at most; then :class:`RequestTimeout`, the connection is closed
+        anyway). ``wait_audio`` also waits until the speaker has played what it was given.
+        Idempotent.
         """
         if self._ws is None or self._closing:
             return
         self._closing = True
         try:
+            pacer_task = next((t for t in self._tasks if t.get_name() == "translation-pacer"), None)
+            if pacer_task is not None:  # stop the cadence; what it had polled is sent below
+                pacer_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                    await pacer_task
             if self._closed is None:
+                for audio in self._outbox:
+                    await self._send(TranslationInputAudioBufferAppendEvent.from_pcm(audio))
+                self._outbox.clear()
                 rs, self._resampler = self._resampler, None
                 if rs is not None:  # the resampler's last few samples
                     tail = pcm16_from_int16(rs.flush().astype(np.int16))
@@ -230,7 +241,7 @@ class TranslationClient:
                 await self._await(done, "session.closed", timeout)
                 # handlers of the last events run before close returns
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._events.join(), timeout or self._timeout)
+                    await asyncio.wait_for(self._events.join(), timeout)
                 if wait_audio and self.speaker is not None:
                     await self.speaker.drained()
         finally:
@@ -379,10 +390,13 @@ class TranslationClient:
 
     async def _run_pacer(self) -> None:
         pacer = self.pacer
+        outbox = self._outbox
         try:
             while self._closed is None and not self._closing:
-                for frame in pacer.poll(self._now()):
-                    await self._send(TranslationInputAudioBufferAppendEvent.from_pcm(frame.audio))
+                outbox.extend(frame.audio for frame in pacer.poll(self._now()))
+                while outbox:
+                    audio = outbox.pop(0)
+                    await self._send(TranslationInputAudioBufferAppendEvent.from_pcm(audio))
                 self._room.set()
                 delay = pacer.next_due(self._now()) - self._now()
                 if delay > 0:
