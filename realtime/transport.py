@@ -13,7 +13,8 @@ handshake; we own the socket):
   takes them; once ``max_buffer`` bytes are waiting, reading from the socket stops
   (TCP then pushes back on the server) and resumes at the next ``receive()``. Nothing
   is dropped. Memory held: at most ``max_buffer`` + one socket read (256 KiB) + one
-  message being assembled (``max_size``).
+  message being assembled (``max_size``). Once :meth:`~FrameTransport.close` is called
+  reading goes on (the server's close frame must be read); what was in flight is kept.
 * **UTF-8.** A text message that is not valid UTF-8 fails the connection with close
   code 1007 (RFC 6455 section 8.1).
 * **Keepalive.** A ping every ``ping_interval`` seconds (5 s); when neither its pong nor
@@ -158,6 +159,7 @@ class WebSocketTransport(asyncio.Protocol):
         self._part_text = False
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False  # reading paused by us (back-pressure)
+        self._closing = False  # close() called: read on, to see the server's close frame
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self._code: int | None = None
@@ -231,7 +233,13 @@ class WebSocketTransport(asyncio.Protocol):
             await asyncio.shield(drain)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
+        self._closing = True
         if not self._done.done():
+            if self._paused and self._transport is not None:
+                # The server's close frame must be read; what is still in flight (bounded
+                # by the socket buffers) is kept for receive().
+                self._paused = False
+                self._transport.resume_reading()
             if self._ws.state is State.OPEN:
                 self._ws.send_close(code, reason)
                 self._flush()
@@ -337,7 +345,7 @@ class WebSocketTransport(asyncio.Protocol):
             waiter = self._waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
-            if self._inbox_bytes >= self.max_buffer and not self._paused:
+            if self._inbox_bytes >= self.max_buffer and not self._paused and not self._closing:
                 transport = self._transport
                 if transport is not None and not self._done.done():
                     self._paused = True

@@ -440,3 +440,31 @@ async def test_permessage_deflate_when_asked() -> None:
         assert "permessage-deflate" in seen[0] and seen[1] == "hi" * 1000
         with pytest.raises(ConfigError):
             await _open(url, compression="brotli")
+
+
+async def test_close_while_reading_is_paused_completes_the_handshake() -> None:
+    """Closing with reading paused (a stalled consumer) still reads the server's close."""
+
+    async def handler(conn: ServerConnection) -> None:
+        try:
+            for i in range(2000):
+                await conn.send(f"{i:06d}" + "x" * 2000)
+        except Exception:
+            pass
+        await conn.wait_closed()
+
+    async for url in _serve(handler):
+        t = await _open(url, max_buffer=16 * 1024, close_timeout=10)
+        await _until_paused(t)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await t.close(1000, "done")
+        assert t.close_code == 1000 and loop.time() - start < 5  # not the close timeout
+
+
+async def _until_paused(t: WebSocketTransport) -> None:
+    for _ in range(500):
+        if t.reading_paused:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("reading never paused")
