@@ -41,12 +41,12 @@ from __future__ import annotations
 import base64
 import itertools
 import secrets
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from .conversation import Conversation, Item
+from .conversation import Conversation
 from .events import (
     BetaConversationItemCreatedEvent,
     BetaConversationItemRetrievedEvent,
@@ -95,6 +95,7 @@ from .exceptions import (
     ServerError,
 )
 from .interruption import Interruption, OutputAudioLog, plan_interruption
+from .reconnect import HistoryRestore
 from .response_state import ResponseTracker
 from .tools import ToolCall, ToolCallCoordinator, ToolRegistry, ToolResult
 
@@ -108,7 +109,6 @@ __all__ = [
     "Dialect",
     "Request",
     "close_error",
-    "heard_text",
 ]
 
 Dialect = Literal["beta", "ga"]
@@ -163,31 +163,6 @@ def close_error(code: int | None, reason: str = "") -> ConnectionClosed:
     if code == 4001:
         return AuthenticationClosed(code, reason or "the server refused the credentials")
     return ConnectionClosed(code, reason)
-
-
-def heard_text(item: Item) -> str:
-    """The text of ``item`` the listener actually got: a truncated part's transcript is cut.
-
-    A part truncated at ``audio_end_ms`` keeps the share of its transcript that matches
-    the share of its audio that was heard, cut back to a word boundary; parts with text
-    (not audio) are kept whole.
-    """
-    texts: list[str] = []
-    for part in item.content:
-        if part.text:
-            texts.append(part.text)
-            continue
-        transcript = part.transcript
-        if part.truncated and part.audio_ms_before_truncation > 0:
-            share = min(1.0, (part.audio_end_ms or 0) / part.audio_ms_before_truncation)
-            cut = int(len(transcript) * share)
-            if cut < len(transcript):
-                space = transcript.rfind(" ", 0, cut + 1)
-                cut = space if space > 0 else 0
-            transcript = transcript[:cut].rstrip()
-        if transcript:
-            texts.append(transcript)
-    return " ".join(texts)
 
 
 @dataclass(eq=False)
@@ -287,7 +262,7 @@ class ClientProtocol:
         self._deliver: list[ServerEvent] = []
         self._lost_responses: list[str] = []
         self._lost_items: list[str] = []
-        self._restoring: deque[str] = deque()
+        self._restore = HistoryRestore()
         self._requeue: list[ClientEvent] = []
         self._special: dict[str, Callable[[ServerEvent], None]] = {
             "input_audio_buffer.speech_started": self._on_speech_started,
@@ -359,7 +334,7 @@ class ClientProtocol:
         response tracker.
         """
         etype = event.type
-        if self._restoring and etype in _ITEM_ACKS:
+        if self._restore and etype in _ITEM_ACKS:
             self._adopt_restored(event)
         self.conversation.apply(event)
         if etype in _STREAM_DELTAS:
@@ -536,7 +511,7 @@ class ClientProtocol:
         """
         for request in list(self._requests.values()):
             self._complete(request, error=error)
-        self._restoring.clear()
+        self._restore.clear()
         # Requests queued behind the lost response wait for the next connection.
         self._requeue.extend(self.responses.clear_queue())
         lost: list[str | None] = [state.id for state in self.responses.active_responses]
@@ -573,7 +548,8 @@ class ClientProtocol:
         if self.config is not None or len(self.tools):
             out.append(self.session_update(self.config))
         if reinject_history:
-            out.extend(self._restore_items())
+            for wire, previous in self._restore.plan(self.conversation, self.dialect):
+                out.append(_item_create(wire, previous))
         self._requeue.extend(old.clear_queue())
         for event in self._requeue:
             out.extend(self.responses.request_create(event))
@@ -731,72 +707,11 @@ class ClientProtocol:
         ga = Response(id=response_id, status="incomplete", status_details=details)
         return ResponseDoneEvent(response=ga)
 
-    def _restore_items(self) -> list[ClientEvent]:
-        out: list[ClientEvent] = []
-        previous: str | None = None
-        for item in self.conversation.items:
-            wire = self._restorable(item)
-            if wire is None:
-                continue
-            out.append(_item_create(wire, previous))
-            self._restoring.append(item.id)
-            previous = item.id
-        return out
-
-    def _restorable(self, item: Item) -> dict[str, Any] | None:
-        if item.type == "message":
-            text = heard_text(item)
-            if not text:
-                return None
-            role = item.role or "user"
-            part = self._assistant_text if role == "assistant" else "input_text"
-            if role == "system":
-                part = "input_text"
-            wire: dict[str, Any] = {
-                "id": item.id,
-                "type": "message",
-                "role": role,
-                "content": [{"type": part, "text": text}],
-            }
-            if item.status == "incomplete":
-                wire["status"] = "incomplete"  # cut short (the spec: no effect on the model)
-            return wire
-        if item.type == "function_call" and item.call_id and item.name:
-            return {
-                "id": item.id,
-                "type": "function_call",
-                "call_id": item.call_id,
-                "name": item.name,
-                "arguments": item.arguments,
-            }
-        if item.type == "function_call_output" and item.call_id and item.output is not None:
-            return {
-                "id": item.id,
-                "type": "function_call_output",
-                "call_id": item.call_id,
-                "output": item.output,
-            }
-        return None
-
     def _adopt_restored(self, event: ServerEvent) -> None:
-        """A restored item came back: under another id when the server chose its own.
-
-        An echo of one of the restored ids (in any order) just ticks it off; an echo of
-        an item this client asked for since is not a restored one; an unknown id takes
-        the place of the oldest restored item not echoed yet.
-        """
-        if not isinstance(event, _ITEM_EVENTS) or not event.item.id:
-            return
-        new_id = event.item.id
-        restoring = self._restoring
-        if new_id in restoring:
-            restoring.remove(new_id)
-            return
-        if new_id in self.conversation or any(
-            r.item_id == new_id for r in self._by_type.get(event.type, ())
-        ):
-            return
-        self.conversation.rename(restoring.popleft(), new_id)
+        if isinstance(event, _ITEM_EVENTS) and event.item.id:
+            item_id = event.item.id
+            requested = any(r.item_id == item_id for r in self._by_type.get(event.type, ()))
+            self._restore.echoed(item_id, self.conversation, requested=requested)
 
 
 class _Raw(ClientEvent):

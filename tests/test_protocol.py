@@ -19,7 +19,8 @@ from realtime.exceptions import (
     ConnectionClosed,
     ServerError,
 )
-from realtime.protocol import LOST_REASON, ClientProtocol, close_error, heard_text
+from realtime.protocol import LOST_REASON, ClientProtocol, close_error
+from realtime.reconnect import heard_text
 from realtime.testing import ServerEvents, session_created
 from realtime.tools import ToolResult
 
