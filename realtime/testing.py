@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import fnmatch
 import itertools
 import json
 import logging
@@ -55,6 +54,7 @@ from websockets.exceptions import ConnectionClosed as WSConnectionClosed
 from websockets.http11 import Request, Response
 
 from .connection import CredentialFilter
+from .matching import match_type
 
 _logger = logging.getLogger("realtime.testing")
 _logger.addFilter(CredentialFilter())
@@ -94,12 +94,13 @@ Handler: TypeAlias = (
 def matches(event: Mapping[str, Any], pattern: ClientMatch) -> bool:
     """Return True when a client event (parsed JSON) matches ``pattern``.
 
-    A ``str`` matches the event's ``type`` (``fnmatch`` globs such as ``"response.*"``);
+    A ``str`` matches the event's ``type`` (globs such as ``"response.*"``, the same
+    matcher as ``Session.on``: :func:`realtime.matching.match_type`);
     a mapping matches when every key it names is present with a matching value (nested
     mappings match recursively, other values by equality); a callable is a predicate.
     """
     if isinstance(pattern, str):
-        return fnmatch.fnmatchcase(str(event.get("type", "")), pattern)
+        return match_type(pattern, str(event.get("type", "")))
     if isinstance(pattern, Mapping):
         return _partial_match(event, pattern)
     return bool(pattern(dict(event)))
