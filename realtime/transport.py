@@ -91,7 +91,11 @@ class FrameTransport(Protocol):
         ...
 
     async def send(self, text: str) -> None:
-        """Send one text message; raises :class:`ConnectionClosed` when closed."""
+        """Send one text message; raises :class:`ConnectionClosed` when closed.
+
+        Waits while the network is slower than the sender (write back-pressure). Text
+        that cannot be encoded as UTF-8 (a lone surrogate) raises :class:`ConfigError`.
+        """
         ...
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -224,7 +228,13 @@ class WebSocketTransport(asyncio.Protocol):
     async def send(self, text: str) -> None:
         if self._ws.state is not State.OPEN or self._done.done():
             raise ConnectionClosed(*self._end_info())
-        self._ws.send_text(text.encode("utf-8"))
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ConfigError(
+                f"cannot send text that is not valid Unicode ({exc.reason} at {exc.start})"
+            ) from None
+        self._ws.send_text(data)
         self._flush()
         if self._write_paused:
             drain = self._drain

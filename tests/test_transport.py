@@ -104,6 +104,23 @@ async def test_messages_in_order_and_send() -> None:
             await t.send("late")
 
 
+async def test_unencodable_text_is_a_config_error_and_the_link_stays_up() -> None:
+    """A lone surrogate cannot go out as UTF-8: ConfigError, and the connection is unharmed."""
+    seen: list[str] = []
+
+    async def handler(conn: ServerConnection) -> None:
+        seen.append(str(await conn.recv()))
+        await conn.close()
+
+    async for url in _serve(handler):
+        t = await _open(url)
+        with pytest.raises(ConfigError, match="Unicode"):
+            await t.send('{"text":"\ud800"}')
+        await t.send('{"text":"fine"}')
+        _, end = await _drain_all(t)
+        assert seen == ['{"text":"fine"}'] and end.code == 1000
+
+
 @pytest.mark.parametrize("fragmented", [False, True])
 async def test_invalid_utf8_fails_with_1007(fragmented: bool) -> None:
     """A text message with invalid UTF-8 fails the connection with close code 1007."""
