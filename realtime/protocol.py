@@ -11,11 +11,14 @@ the I/O:
   :class:`~realtime.response_state.ResponseTracker`, the
   :class:`~realtime.tools.ToolCallCoordinator`, the barge-in policy and the
   acknowledgement table, and returns ``True`` when it produced output;
-* **intents in**: :meth:`request` (session update, commit, clear, item create /
-  truncate / delete / retrieve) returns a :class:`Request` carrying the client events
-  to send and the acknowledgement it waits for; :meth:`create_response`,
-  :meth:`cancel_response`, :meth:`interrupt`, :meth:`tool_result` return the client
-  events to send;
+* **intents in**: :meth:`~ClientProtocol.update`, :meth:`~ClientProtocol.commit`,
+  :meth:`~ClientProtocol.clear_audio`, :meth:`~ClientProtocol.create_item`,
+  :meth:`~ClientProtocol.send_text`, :meth:`~ClientProtocol.truncate`,
+  :meth:`~ClientProtocol.delete_item`, :meth:`~ClientProtocol.retrieve_item` return a
+  :class:`Request` carrying the client events to send and the acknowledgement it waits
+  for (:meth:`~ClientProtocol.forget` drops it); :meth:`~ClientProtocol.create_response`,
+  :meth:`~ClientProtocol.cancel_response`, :meth:`~ClientProtocol.interrupt` and
+  :meth:`~ClientProtocol.tool_result` return the client events to send;
 * **outputs**: :meth:`events_to_send` (client events, in order), :meth:`completions`
   (acknowledged or refused requests), :meth:`tool_calls` (function calls to run),
   :meth:`events_to_deliver` (synthetic events handlers and waiters must see, such as
@@ -30,7 +33,7 @@ Acknowledgements are matched by the ids the protocol gives: an ``error`` by the
 ``event_id`` of the client event it names; ``conversation.item.*`` replies by item id;
 ``input_audio_buffer.committed`` by excluding the items the server's VAD announced
 (``speech_started``/``speech_stopped`` name them), so an automatic commit never
-satisfies :meth:`request` for a manual one; the other replies in the order sent.
+satisfies the request of a manual one; the other replies in the order sent.
 
 This module imports no asyncio, websockets, httpx, sounddevice, numpy, threading or
 socket (``tests/test_protocol_purity.py`` checks it).
@@ -97,7 +100,7 @@ from .exceptions import (
 from .interruption import Interruption, OutputAudioLog, plan_interruption
 from .reconnect import HistoryRestore
 from .response_state import ResponseTracker
-from .tools import ToolCall, ToolCallCoordinator, ToolRegistry, ToolResult
+from .tools import Tool, ToolCall, ToolCallCoordinator, ToolRegistry, ToolResult
 
 if TYPE_CHECKING:
     from audio.playback import HeardPosition
@@ -213,6 +216,9 @@ class ClientProtocol:
         tools: the :class:`~realtime.tools.ToolRegistry`.
         last_interruption: the last barge-in decision, if any.
         expires_at: the server session's ``expires_at`` (Unix seconds), when known.
+        has_tracker: a playback tracker answers barge-ins (the shell passes its
+            ``interrupt()`` answer to :meth:`receive` as ``heard``); without one the
+            clock values stand for what was heard.
     """
 
     def __init__(
@@ -220,10 +226,11 @@ class ClientProtocol:
         *,
         dialect: Dialect = "ga",
         config: SessionConfig | None = None,
-        tools: ToolRegistry | Iterable[Callable[..., Any]] | None = None,
+        tools: ToolRegistry | Iterable[Callable[..., Any] | Tool] | None = None,
         auto_respond_to_tools: bool = True,
         audio_retention_ms: int = 0,
         output_audio_format: str | None = None,
+        has_tracker: bool = False,
     ) -> None:
         if dialect not in ("beta", "ga"):
             raise ConfigError(f"dialect must be 'ga' or 'beta', not {dialect!r}")
@@ -250,7 +257,6 @@ class ClientProtocol:
             tracker=self.responses, auto_respond=auto_respond_to_tools, dialect=dialect
         )
         self.last_interruption: Interruption | None = None
-        self.protocol_errors = 0
         self.error_explained = False
         """Whether the last ``error`` answered a request or a harmless race (no warning)."""
         self._streaming: str | None = None
@@ -279,8 +285,7 @@ class ClientProtocol:
             self._special[etype] = self._on_tool_event
         self._now = 0.0
         self._heard: HeardPosition | None = None
-        self.has_tracker = False
-        """Set by the shell when a playback tracker answers barge-ins (``heard``)."""
+        self.has_tracker = has_tracker
 
     # -- outputs ---------------------------------------------------------------------
 

@@ -127,8 +127,8 @@ class Session(SessionCommands):
             auto_respond_to_tools=opts.auto_respond_to_tools,
             audio_retention_ms=opts.audio_retention_ms,
             output_audio_format=opts.output_audio_format,
+            has_tracker=opts.tracker is not None,
         )
-        self.protocol.has_tracker = opts.tracker is not None
         self.reconnect_policy = opts.reconnect
         self.playback = opts.tracker
         self.dispatcher = opts.dispatcher if opts.dispatcher is not None else Dispatcher()

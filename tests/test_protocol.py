@@ -69,7 +69,7 @@ def test_update_carries_tools_and_is_acknowledged(dialect: str) -> None:
         """Ping."""
         return "pong"
 
-    proto = ClientProtocol(dialect=dialect, tools=[ping])  # type: ignore[arg-type]
+    proto = ClientProtocol(dialect=dialect, tools=[ping])
     request = proto.update(SessionConfig(instructions="Be brief."))
     [event] = [wire(e) for e in request.events]
     assert event["type"] == "session.update" and event["event_id"] == request.event_id
@@ -218,8 +218,7 @@ def test_server_speech_without_tracker_truncates_at_elapsed_time(dialect: str) -
 def test_server_speech_with_tracker_and_no_server_cancel(dialect: str) -> None:
     """With a tracker the heard position is used; interrupt_response off: we cancel."""
     ev = ServerEvents(dialect)
-    proto = ClientProtocol(dialect=dialect)
-    proto.has_tracker = True
+    proto = ClientProtocol(dialect=dialect, has_tracker=True)
     vad = {"type": "server_vad", "interrupt_response": False}
     hello = (
         session_created("ga", audio={"input": {"turn_detection": vad}})
@@ -239,8 +238,7 @@ def test_server_speech_with_tracker_and_no_server_cancel(dialect: str) -> None:
 def test_tracker_heard_nothing_means_no_truncate() -> None:
     """A tracker answering None (nothing playing): no truncate."""
     ev = ServerEvents("ga")
-    proto = ClientProtocol()
-    proto.has_tracker = True
+    proto = ClientProtocol(has_tracker=True)
     feed(proto, *start_reply(ev), ev.audio_delta("resp_1", "item_b", pcm_ms(500)))
     feed(proto, ev.response_done("resp_1"))
     feed(proto, ev.speech_started("item_u"), heard=None)
