@@ -485,3 +485,22 @@ async def _until_paused(t: WebSocketTransport) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("reading never paused")
+
+
+async def test_stalled_consumer_is_not_mistaken_for_a_dead_link() -> None:
+    """Reading paused for longer than the ping timeout: the pong cannot be read, and the
+    connection is not declared dead for it."""
+    n = 500
+
+    async def handler(conn: ServerConnection) -> None:
+        for i in range(n):
+            await conn.send(f"{i:06d}" + "y" * 4000)
+        await conn.close()
+
+    async for url in _serve(handler):
+        t = await _open(url, max_buffer=16 * 1024, ping_interval=0.05, ping_timeout=0.1)
+        await _until_paused(t)
+        await asyncio.sleep(0.6)  # several ping timeouts while paused
+        assert not t.closed
+        got, end = await _drain_all(t)
+        assert [int(m[:6]) for m in got] == list(range(n)) and end.code == 1000
