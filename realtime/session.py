@@ -281,8 +281,10 @@ class Session(SessionCommands):
     async def _stop_tasks(self) -> None:
         """Let handlers finish what was received (up to 1 s), then cancel every task."""
         current = asyncio.current_task()
-        await self._runner.aclose(1.0)
-        self._cancel_tasks()
+        try:
+            await self._runner.aclose(1.0)
+        finally:  # also when this wait is cancelled
+            self._cancel_tasks()
         others = [t for t in self._tasks if t is not current]
         if others:
             await asyncio.wait(others)
