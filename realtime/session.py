@@ -148,6 +148,7 @@ class Session(SessionCommands):
         )
         self._iterators = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._receive_listeners: list[Callable[[ServerEvent], None]] = []
         self._expiry: asyncio.TimerHandle | None = None
 
     # -- state (held by the protocol) --------------------------------------------------
@@ -403,6 +404,11 @@ class Session(SessionCommands):
         self._spawn(self._stop_tasks())
 
     def _deliver(self, event: ServerEvent) -> None:
+        for listener in self._receive_listeners:
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("receive listener failed")
         if self._waiters:
             self._waiters.offer(event)
         self._runner.deliver(event)
@@ -488,18 +494,6 @@ class Session(SessionCommands):
     def _check_open(self) -> None:
         if self._close_error is not None:
             raise self._close_error
-
-    def add_send_listener(self, listener: Callable[[str], None]) -> None:
-        """Call ``listener(frame)`` with every client frame once it has been sent.
-
-        For recording (:class:`realtime.recording.Recorder`); it runs in the writer
-        task, so it must be quick. Exceptions it raises are logged and ignored.
-        """
-        self._outbox.listeners.append(listener)
-
-    def remove_send_listener(self, listener: Callable[[str], None]) -> None:
-        """Stop calling a listener added with :meth:`add_send_listener`."""
-        self._outbox.listeners.remove(listener)
 
     async def _append(self, frame: str) -> None:
         """Queue an encoded frame (waits while the send queue is full)."""
