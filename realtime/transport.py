@@ -467,14 +467,28 @@ class WebSocketTransport(asyncio.Protocol):
 
 
 def _env_proxy(url: str) -> str | None:
-    """The proxy the environment names for ``url`` (``https_proxy``, ``no_proxy``, …)."""
+    """The proxy the environment names for ``url``, chosen as websockets does.
+
+    ``no_proxy`` bypasses; ``wss://`` tries ``wss``, ``socks``, ``https`` proxies and
+    ``ws://`` tries ``ws``, ``socks``, ``https``, ``http`` (RFC 6455, Proxy Usage).
+    """
     parts = urlsplit(url)
+    secure = parts.scheme == "wss"
     host = parts.hostname or ""
-    if urllib.request.proxy_bypass(host):
+    port = parts.port or (443 if secure else 80)
+    if urllib.request.proxy_bypass(f"{host}:{port}"):
         return None
     proxies = urllib.request.getproxies()
-    scheme = "https" if parts.scheme == "wss" else "http"
-    return proxies.get("wss" if scheme == "https" else "ws") or proxies.get(scheme)
+    schemes = ("wss", "socks", "https") if secure else ("ws", "socks", "https", "http")
+    for scheme in schemes:
+        proxy = proxies.get(scheme)
+        if proxy is not None:
+            return (
+                "socks5h://" + proxy[7:]
+                if scheme == "socks" and proxy.startswith("http://")
+                else proxy
+            )
+    return None
 
 
 async def _proxy_socket(proxy: str, host: str, port: int) -> socket.socket:
@@ -482,7 +496,8 @@ async def _proxy_socket(proxy: str, host: str, port: int) -> socket.socket:
     parts = urlsplit(proxy)
     if parts.scheme != "http" or not parts.hostname:
         raise ConnectionError(
-            f"unsupported proxy {parts.scheme}://{parts.hostname or ''} (only http:// proxies)"
+            f"unsupported proxy {parts.scheme}://{parts.hostname or ''}: only HTTP CONNECT "
+            "proxies (http://) are supported; set no_proxy for this host to connect directly"
         )
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(parts.hostname, parts.port or 8080, type=socket.SOCK_STREAM)
