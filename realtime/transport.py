@@ -312,26 +312,30 @@ class WebSocketTransport(asyncio.Protocol):
 
     def _process(self, events: Sequence[object]) -> None:
         inbox = self._inbox
+        append = inbox.append
         added = 0
         message: bytes | bytearray
-        text, binary, cont = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
+        text, binary = Opcode.TEXT, Opcode.BINARY
         for event in events:
             if type(event) is not Frame:
                 if isinstance(event, Response):
                     self._handshake_done(event)
                 continue
             opcode = event.opcode
-            # websockets hands each frame its own buffer: it is passed on, not copied.
-            data = event.data
-            message = bytes(data) if isinstance(data, memoryview) else data
-            if opcode is text or opcode is binary:
+            # websockets gives each received frame its own buffer (never a memoryview):
+            # it is passed on, not copied.
+            message = event.data  # type: ignore[assignment]
+            if opcode is text:
                 if not event.fin:
-                    self._parts = [message]
-                    self._part_text = opcode is text
+                    self._parts, self._part_text = [message], True
                     continue
-                if opcode is text and not message.isascii() and not self._utf8(message):
+                if not message.isascii() and not self._utf8(message):
                     break
-            elif opcode is cont:
+            elif opcode is binary:
+                if not event.fin:
+                    self._parts, self._part_text = [message], False
+                    continue
+            elif opcode is Opcode.CONT:
                 parts = self._parts
                 if parts is None:  # websockets rejects this before it gets here
                     continue
@@ -348,7 +352,7 @@ class WebSocketTransport(asyncio.Protocol):
                 continue
             else:  # ping (answered by websockets) or close (handled by websockets)
                 continue
-            inbox.append(message)
+            append(message)
             added += len(message)
         if added:
             self._inbox_bytes += added
