@@ -91,8 +91,14 @@ _CREATES = (ResponseCreateEvent, BetaResponseCreateEvent)
 
 @dataclass
 class UsageTotals:
-    """Token counts summed over responses (each ``response.done`` adds its usage) and input
-    transcriptions (each ``conversation.item.input_audio_transcription.completed``)."""
+    """Token counts summed over the session.
+
+    Each ``response.done`` adds its usage; each input transcription that reports usage
+    (GA ``conversation.item.input_audio_transcription.completed``) adds its tokens to the
+    totals too and counts in the ``transcription_*`` fields (a transcription billed by
+    duration adds ``transcription_seconds``), so a transcription-only session does not
+    report 0 tokens.
+    """
 
     responses: int = 0
     total_tokens: int = 0
@@ -111,21 +117,19 @@ class UsageTotals:
     transcription_seconds: float = 0.0
 
     def add_transcription(self, usage: TranscriptionUsage | None) -> None:
-        """Add the usage of one input transcription (``...input_audio_transcription.completed``).
-
-        Token usage adds to ``transcription_*_tokens`` and to ``total_tokens`` (so a
-        transcription-only session reports what it used); duration usage to
-        ``transcription_seconds``.
-        """
+        """Add one input transcription's usage (``tokens`` or ``duration``)."""
         if usage is None:
             return
         self.transcriptions += 1
-        total = usage.total_tokens or 0
-        self.transcription_input_tokens += usage.input_tokens or 0
-        self.transcription_output_tokens += usage.output_tokens or 0
-        self.transcription_tokens += total
-        self.total_tokens += total
-        self.transcription_seconds += float(usage.seconds or 0.0)
+        if usage.seconds is not None:
+            self.transcription_seconds += usage.seconds
+        inputs, outputs = usage.input_tokens or 0, usage.output_tokens or 0
+        self.transcription_input_tokens += inputs
+        self.transcription_output_tokens += outputs
+        self.transcription_tokens += usage.total_tokens or inputs + outputs
+        self.input_tokens += inputs
+        self.output_tokens += outputs
+        self.total_tokens += usage.total_tokens or inputs + outputs
 
     def add(self, usage: Usage | Mapping[str, Any] | None) -> None:
         """Add one response's ``usage`` (the typed model, or its wire dict; missing counts
@@ -323,11 +327,11 @@ class ResponseTracker:
                 state.output_item_ids = [x.id for x in response.output or () if x.id]
             self.usage.add(response.usage)
             return self._release()
-        if isinstance(event, ErrorEvent):
-            return self._on_error(event)
         if isinstance(event, ConversationItemInputAudioTranscriptionCompletedEvent):
             self.usage.add_transcription(event.usage)
             return []
+        if isinstance(event, ErrorEvent):
+            return self._on_error(event)
         if isinstance(event, ResponseRefEvent):
             rid = event.response_id
             if rid:
