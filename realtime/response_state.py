@@ -116,10 +116,13 @@ class UsageTotals:
     transcription_tokens: int = 0
     transcription_seconds: float = 0.0
 
-    def add_transcription(self, usage: TranscriptionUsage | None) -> None:
-        """Add one input transcription's usage (``tokens`` or ``duration``)."""
+    def add_transcription(self, usage: TranscriptionUsage | Mapping[str, Any] | None) -> None:
+        """Add one input transcription's usage (``tokens`` or ``duration``; the typed model
+        or its wire dict, validated first)."""
         if usage is None:
             return
+        if not isinstance(usage, TranscriptionUsage):
+            usage = TranscriptionUsage.model_validate(usage)
         self.transcriptions += 1
         if usage.seconds is not None:
             self.transcription_seconds += usage.seconds

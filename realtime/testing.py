@@ -226,7 +226,9 @@ def recording_scripts(path: str | Path, *, timeout: float = 5.0) -> list[list[St
     for 1006, else :func:`close` with the recorded code); events the client synthesised
     are left out.
     """
-    records = [json.loads(line) for line in Path(path).read_text("utf-8").splitlines() if line]
+    from .replay_server import load_recording  # bounded, typed errors for bad lines
+
+    records = load_recording(path)
     ids: dict[str, str] = {}
     scripts: list[list[Step]] = [[]]
     pending: list[dict[str, Any]] = []
@@ -631,11 +633,16 @@ class FakeServer:
         self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
-    def from_recording(cls, path: str, **options: Any) -> FakeServer:
-        """A server answering as in a recording; see :mod:`realtime.replay_server`."""
-        from .replay_server import server_from_recording
+    def from_recording(
+        cls, path: str | Path, *, timeout: float = 5.0, handler: Handler | None = None
+    ) -> FakeServer:
+        """A server answering a client as the server of a recording did.
 
-        return server_from_recording(path, **options)
+        Turns a bug report's ``--record`` file into a regression test: see
+        :func:`recording_scripts`. The recorded ``session.created`` is replayed (no
+        generated hello).
+        """
+        return cls(scripts=recording_scripts(path, timeout=timeout), handler=handler, hello=False)
 
     # lifecycle
 
