@@ -46,6 +46,7 @@ from audio import pcm as pcm_mod
 
 from ..exceptions import ConfigError
 from .auth import EphemeralKey, credential_from
+from .calls import hangup as sip_hangup
 from .playout import OutputAudioBuffer
 from .session import ServerSession
 from .store import StoreError
@@ -494,14 +495,14 @@ async def beta_sdp(request: Request) -> Response:
 
 
 async def hangup(request: Request) -> Response:
-    """``POST /v1/realtime/calls/{call_id}/hangup``."""
+    """``POST /v1/realtime/calls/{call_id}/hangup``: a WebRTC call here, else a SIP call."""
     state: ServerState = request.app.state.server
     ok, _ = _check(request, state)
     if not ok:
         return _error("Incorrect API key provided.", "invalid_api_key", 401)
     call = _calls(state).get(request.path_params["call_id"])
-    if call is None:
-        return _error("No call with that id.", "call_not_found", 404)
+    if call is None:  # not a WebRTC call: a SIP call's control (see .calls)
+        return await sip_hangup(request)
     await call.close()
     return JSONResponse({}, status_code=200)
 
