@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from .base import *  # noqa: F403
 from .base import __all__ as _base_all
+from .calls import *  # noqa: F403
+from .calls import __all__ as _calls_all
 from .codec import *  # noqa: F403
 from .codec import __all__ as _codec_all
 from .common import *  # noqa: F403
@@ -51,6 +53,7 @@ from .translation import __all__ as _translation_all
 
 __all__ = [
     *_base_all,
+    *_calls_all,
     *_codec_all,
     *_common_all,
     *_config_all,

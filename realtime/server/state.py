@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .auth import EphemeralKey, KeyStore, credential_from
-from .calls import CallRegistry
+from .call_registry import CallRegistry
 from .engine_set import EngineSet
 from .exceptions import ClientInputError, LimitExceeded
 from .limits import AudioBudget, Limits

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..events import (
     TranslationInputAudioBufferAppendEvent,
@@ -57,6 +57,7 @@ from .stt import IncrementalTranscriber
 from .translators import TRANSLATOR_HELP, Translator
 from .tts import SentenceBuffer, TtsEngine, load_tts
 from .wire import error_event, new_id, now_s
+from .ws import finish_connection
 
 if TYPE_CHECKING:
     from .state import ServerState
@@ -493,7 +494,10 @@ async def translation_socket(ws: WebSocket) -> None:
 
     async def writer() -> None:
         while (text := await queue.get()) is not None:
-            await ws.send_text(text)
+            try:
+                await ws.send_text(text)
+            except (WebSocketDisconnect, OSError):  # the client is gone (uvicorn: OSError)
+                return
 
     model = ws.query_params.get("model") or DEFAULT_MODEL
     session = TranslationServerSession(
@@ -510,10 +514,7 @@ async def translation_socket(ws: WebSocket) -> None:
         await asyncio.sleep(state.limits.session_seconds)
         message = f"the session reached its time limit ({state.limits.session_seconds:g} s)"
         await emit(error_event(message, code="session_expired"))
-        await queue.put(None)
-        await writer_task
-        with contextlib.suppress(Exception):
-            await ws.close(1001, "session_expired")
+        await finish_connection(ws, queue, writer_task, 1001, "session_expired")
 
     expiry = asyncio.create_task(expire())
     try:
@@ -527,19 +528,12 @@ async def translation_socket(ws: WebSocket) -> None:
                 frame = msg["bytes"].decode("utf-8", "replace")
             if frame is not None and await session.handle(frame):
                 break
-    except (WebSocketDisconnect, RuntimeError):
-        pass
+    except WebSocketDisconnect:
+        log.debug("the translation client left")
     finally:
         expiry.cancel()
         await session.close()
-        with contextlib.suppress(asyncio.QueueFull):
-            queue.put_nowait(None)
-        with contextlib.suppress(Exception, asyncio.TimeoutError):
-            await asyncio.wait_for(writer_task, 5.0)
-        writer_task.cancel()
-        if ws.application_state == WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
-                await ws.close(1000)
+        await finish_connection(ws, queue, writer_task, 1000, "")
 
 
 async def translation_client_secrets(request: Request) -> Response:

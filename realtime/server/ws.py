@@ -18,12 +18,12 @@ from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from .auth import credential_from
-from .calls import CallLeg
+from .call_registry import CallLeg
 from .session import ServerSession
 from .state import ServerState, error_body, frame_text
 from .wire import ServerDialect
 
-__all__ = ["realtime_endpoint"]
+__all__ = ["deny", "finish_connection", "realtime_endpoint"]
 
 log = logging.getLogger("realtime.server")
 
@@ -127,7 +127,7 @@ async def _serve(
     async def expire() -> None:
         await asyncio.sleep(state.limits.session_seconds)
         await session.expire()
-        await _finish(ws, queue, writer_task, 1001, "session_expired")
+        await finish_connection(ws, queue, writer_task, 1001, "session_expired")
 
     expiry = asyncio.create_task(expire())
     try:
@@ -153,7 +153,7 @@ async def _serve(
         if leg is not None:
             await leg.detach()
         await session.close()
-        await _finish(ws, queue, writer_task, 1000, "")
+        await finish_connection(ws, queue, writer_task, 1000, "")
 
 
 def _minted_session(ws: WebSocket, state: ServerState) -> dict[str, object] | None:
@@ -162,7 +162,7 @@ def _minted_session(ws: WebSocket, state: ServerState) -> dict[str, object] | No
     return dict(eph.session) if eph is not None and eph.session else None
 
 
-async def _finish(
+async def finish_connection(
     ws: WebSocket,
     queue: asyncio.Queue[str | None],
     writer_task: asyncio.Task[None],
