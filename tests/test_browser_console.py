@@ -20,8 +20,8 @@ from realtime.server import LocalServer, ScriptResponder
 from realtime.server.console import Upstream
 from tests.browser_kit import chromium, make_cert, mic_file
 from tests.server_kit import shared_engines
+from tests.webrtc_kit import aiortc  # noqa: F401  (skips or fails like the browser)
 
-pytest.importorskip("aiortc", reason="the console needs the server's 'webrtc' extra (aiortc)")
 pytestmark = pytest.mark.slow
 
 WAIT_MS = 60_000
