@@ -45,6 +45,8 @@ from .media import OutgoingAudio, read_audio
 from .signaling import answer_from, call_id_from, offer_request
 
 if TYPE_CHECKING:
+    from audio.speaker import Speaker
+
     from ..connection import Endpoint, SessionOptions
     from ..transport import FrameTransport
 
@@ -67,6 +69,15 @@ class AudioSink(Protocol):
     def clear(self) -> None:
         """Drop everything queued (barge-in)."""
         ...
+
+
+if TYPE_CHECKING:
+
+    def _speaker_is_a_sink(speaker: Speaker) -> AudioSink:  # checked by mypy
+        return speaker
+
+    def _transport_is_a_frame_transport(transport: WebRTCTransport) -> FrameTransport:
+        return transport
 
 
 @dataclass
