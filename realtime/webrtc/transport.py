@@ -330,8 +330,11 @@ async def open_webrtc(endpoint: Endpoint, options: SessionOptions, rtc: WebRTC) 
         opened = asyncio.Event()
         channel.on("open", opened.set)
         await pc.setLocalDescription(await pc.createOffer())
-        request = offer_request(endpoint.url, endpoint.dialect, pc.localDescription.sdp)
         headers = [h for h in await endpoint.headers() if h[0].lower() != "openai-beta"]
+        ephemeral = any(v.startswith("Bearer ek_") for k, v in headers if k == "Authorization")
+        request = offer_request(
+            endpoint.url, endpoint.dialect, pc.localDescription.sdp, ephemeral=ephemeral
+        )
         headers.append(("Content-Type", request.content_type))
         try:
             async with httpx.AsyncClient(timeout=options.connect_timeout) as http:
