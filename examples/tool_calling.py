@@ -81,20 +81,22 @@ async def main(args: argparse.Namespace) -> None:
         instructions="Use the tools to answer questions about weather and time.",
         output_modalities=["text"],
     )
-    answers: asyncio.Queue[str] = asyncio.Queue()
     async with (
         server_url(args.url) as url,
         realtime.connect(url=url, config=config, tools=[get_weather, get_time]) as session,
     ):
-        # a tool call ends one response; the answer comes in the next one
-        session.on("response.done", lambda e: answers.put_nowait(spoken_text(e.response)))
+
+        def answered(event: realtime.ServerEvent) -> bool:
+            # a tool call ends one response; the spoken answer comes in the next one
+            return event.type == "response.done" and bool(spoken_text(event.response))  # type: ignore[attr-defined]
+
         for question in args.questions:
             print(f"you: {question}")
-            await session.send_text(question)
-            answer = ""
-            while not answer:
-                answer = await asyncio.wait_for(answers.get(), 60)
-            print(f"assistant: {answer}")
+            # expect() starts waiting before the question goes out: a fast reply is not missed
+            async with session.expect(answered, timeout=60) as reply:
+                await session.send_text(question)
+            assert reply.event is not None
+            print(f"assistant: {spoken_text(reply.event.response)}")  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

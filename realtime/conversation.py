@@ -26,16 +26,62 @@ items are found through a dict and linked in a doubly linked list.
 from __future__ import annotations
 
 import binascii
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal, NamedTuple, Union
 
 from realtime.events import (
+    BetaConversationItem,
+    BetaConversationItemCreatedEvent,
     BetaConversationItemCreateEvent,
+    BetaConversationItemInputAudioTranscriptionCompletedEvent,
+    BetaConversationItemRetrievedEvent,
+    BetaResponseDoneEvent,
+    BetaResponseFunctionCallArgumentsDoneEvent,
+    BetaResponseOutputItemAddedEvent,
+    BetaResponseOutputItemDoneEvent,
     ClientEvent,
+    ConversationItemAddedEvent,
+    ConversationItemCreatedEvent,
     ConversationItemCreateEvent,
+    ConversationItemDeletedEvent,
+    ConversationItemDoneEvent,
+    ConversationItemInputAudioTranscriptionCompletedEvent,
+    ConversationItemInputAudioTranscriptionDeltaEvent,
+    ConversationItemInputAudioTranscriptionFailedEvent,
+    ConversationItemRetrievedEvent,
+    ConversationItemTruncatedEvent,
+    FunctionCallItem,
+    FunctionCallOutputItem,
+    GenericItem,
+    InputAudioBufferSpeechStartedEvent,
+    InvalidServerEvent,
+    McpApprovalRequestItem,
+    McpApprovalResponseItem,
+    McpCallItem,
+    McpListToolsItem,
+    MessageItem,
+    ResponseAudioDeltaEvent,
+    ResponseAudioTranscriptDeltaEvent,
+    ResponseAudioTranscriptDoneEvent,
+    ResponseContentPartAddedEvent,
+    ResponseContentPartDoneEvent,
+    ResponseDoneEvent,
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
+    ResponseOutputAudioDeltaEvent,
+    ResponseOutputAudioTranscriptDeltaEvent,
+    ResponseOutputAudioTranscriptDoneEvent,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseOutputTextDeltaEvent,
+    ResponseOutputTextDoneEvent,
+    ResponseTextDeltaEvent,
+    ResponseTextDoneEvent,
+    ServerEvent,
     UnknownServerEvent,
 )
+from realtime.events import ContentPart as WireContentPart
 
 __all__ = [
     "Change",
@@ -85,10 +131,78 @@ def b64_decoded_len(data: str) -> int:
     return (n * 3) // 4 - pad
 
 
-def _get(obj: Any, name: str, default: Any = None) -> Any:
-    if isinstance(obj, Mapping):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
+class _Wire(NamedTuple):
+    """The fields of a wire item the conversation keeps, whichever model carried them."""
+
+    id: str | None
+    type: str | None
+    role: str | None = None
+    status: str | None = None
+    call_id: str | None = None
+    name: str | None = None
+    output: str | None = None
+    arguments: str | None = None
+    content: tuple[WireContentPart, ...] = ()
+
+
+def _wire(item: object) -> _Wire:
+    """Read a wire item (GA union member or beta item) with typed field access."""
+    if isinstance(item, MessageItem):
+        return _Wire(item.id, item.type, item.role, item.status, content=tuple(item.content))
+    if isinstance(item, FunctionCallItem):
+        return _Wire(
+            item.id, item.type, None, item.status, item.call_id, item.name, None, item.arguments
+        )
+    if isinstance(item, FunctionCallOutputItem):
+        return _Wire(item.id, item.type, None, item.status, item.call_id, output=item.output)
+    if isinstance(item, BetaConversationItem):
+        return _Wire(
+            item.id,
+            item.type,
+            item.role,
+            item.status,
+            item.call_id,
+            item.name,
+            item.output,
+            item.arguments,
+            tuple(item.content or ()),
+        )
+    if isinstance(item, (McpCallItem, McpApprovalRequestItem)):
+        return _Wire(item.id, item.type, name=item.name, arguments=item.arguments)
+    if isinstance(item, (McpApprovalResponseItem, McpListToolsItem, GenericItem)):
+        return _Wire(item.id, item.type)
+    return _Wire(None, None)
+
+
+_OutputRef = (
+    ResponseOutputTextDeltaEvent
+    | ResponseTextDeltaEvent
+    | ResponseOutputTextDoneEvent
+    | ResponseTextDoneEvent
+    | ResponseOutputAudioTranscriptDeltaEvent
+    | ResponseAudioTranscriptDeltaEvent
+    | ResponseOutputAudioTranscriptDoneEvent
+    | ResponseAudioTranscriptDoneEvent
+    | ResponseOutputAudioDeltaEvent
+    | ResponseAudioDeltaEvent
+    | ResponseContentPartAddedEvent
+    | ResponseContentPartDoneEvent
+)
+_ItemAddedEvent = (
+    ConversationItemAddedEvent | ConversationItemCreatedEvent | BetaConversationItemCreatedEvent
+)
+_OutputItemEvent = (
+    ResponseOutputItemAddedEvent
+    | ResponseOutputItemDoneEvent
+    | BetaResponseOutputItemAddedEvent
+    | BetaResponseOutputItemDoneEvent
+)
+_InputTranscriptEvent = (
+    ConversationItemInputAudioTranscriptionDeltaEvent
+    | ConversationItemInputAudioTranscriptionCompletedEvent
+    | BetaConversationItemInputAudioTranscriptionCompletedEvent
+    | ConversationItemInputAudioTranscriptionFailedEvent
+)
 
 
 def _join(chunks: list[str]) -> str:
@@ -405,7 +519,7 @@ class Conversation:
 
     # -- feeding -----------------------------------------------------------------
 
-    def apply(self, event: Any) -> list[Change]:
+    def apply(self, event: ServerEvent) -> list[Change]:
         """Update the state from one server event; returns the changes it caused.
 
         Events that do not concern the conversation return ``[]``, and so do events the
@@ -413,7 +527,7 @@ class Conversation:
         other dialect's name for an event): their fields were never validated.
         """
         handler = self._handlers.get(event.type)
-        if handler is None or isinstance(event, UnknownServerEvent):
+        if handler is None or isinstance(event, (UnknownServerEvent, InvalidServerEvent)):
             return []
         return handler(event)
 
@@ -523,37 +637,50 @@ class Conversation:
             changes.append(ItemAdded(item))
         return item
 
-    def _merge(self, item: Item, wire: Any, final: bool) -> None:
+    def _merge(self, item: Item, wire: _Wire, final: bool) -> None:
         """Copy a wire item's fields; ``final`` ones overwrite accumulated text."""
-        for attr in ("type", "role", "status", "call_id", "name", "output"):
-            value = _get(wire, attr)
-            if value is not None:
-                setattr(item, attr, value)
-        arguments = _get(wire, "arguments")
+        if wire.type is not None:
+            item.type = wire.type
+        if wire.role is not None:
+            item.role = wire.role
+        if wire.status is not None:
+            item.status = wire.status
+        if wire.call_id is not None:
+            item.call_id = wire.call_id
+        if wire.name is not None:
+            item.name = wire.name
+        if wire.output is not None:
+            item.output = wire.output
+        arguments = wire.arguments
         if arguments and (final or not item._arguments):
             item._arguments[:] = [arguments]
-        for index, wpart in enumerate(_get(wire, "content") or ()):
-            part = item.part(index, _get(wpart, "type"))
-            text = _get(wpart, "text")
-            if text and (final or not part._text):
-                part._text[:] = [text]
-            transcript = _get(wpart, "transcript")
-            if transcript and (final or not part._transcript) and not part.truncated:
-                part._transcript[:] = [transcript]
-            audio = _get(wpart, "audio")
+        for index, wpart in enumerate(wire.content):
+            part = item.part(index, wpart.type)
+            self._merge_part(part, wpart, final)
+            audio = wpart.audio
             if audio and part.audio_bytes_received == 0 and not part.truncated:
                 part._add_audio(audio)
 
+    @staticmethod
+    def _merge_part(part: ContentPart, wire: WireContentPart, final: bool) -> None:
+        text = wire.text
+        if text and (final or not part._text):
+            part._text[:] = [text]
+        transcript = wire.transcript
+        if transcript and (final or not part._transcript) and not part.truncated:
+            part._transcript[:] = [transcript]
+
     def _upsert(
-        self, wire: Any, previous_item_id: str | None, has_previous: bool, final: bool
+        self, item_model: object, previous_item_id: str | None, has_previous: bool, final: bool
     ) -> tuple[Item | None, list[Change]]:
-        item_id = _get(wire, "id")
+        wire = _wire(item_model)
+        item_id = wire.id
         if not item_id:
             return None, []
         changes: list[Change] = []
         item = self._items.get(item_id)
         if item is None:
-            item = self._new_item(item_id, _get(wire, "type"))
+            item = self._new_item(item_id, wire.type)
             self._merge(item, wire, final)
             if has_previous:
                 self._place(item, previous_item_id, changes, report=False)
@@ -572,57 +699,55 @@ class Conversation:
         if self._generating is item:
             self._generating = None
 
-    def _on_item_added(self, event: Any) -> list[Change]:
-        item, changes = self._upsert(
-            _get(event, "item"), _get(event, "previous_item_id"), True, final=False
-        )
+    def _on_item_added(self, event: _ItemAddedEvent) -> list[Change]:
+        item, changes = self._upsert(event.item, event.previous_item_id, True, final=False)
         if item is not None and item.status in _FINAL_STATUSES and item.role != "assistant":
             self._finish(item, changes)
         return changes
 
-    def _on_item_done(self, event: Any) -> list[Change]:
-        item, changes = self._upsert(
-            _get(event, "item"), _get(event, "previous_item_id"), True, final=True
-        )
+    def _on_item_done(self, event: ConversationItemDoneEvent) -> list[Change]:
+        item, changes = self._upsert(event.item, event.previous_item_id, True, final=True)
         if item is not None:
             self._finish(item, changes)
         return changes
 
-    def _on_item_retrieved(self, event: Any) -> list[Change]:
-        return self._upsert(_get(event, "item"), None, False, final=True)[1]
+    def _on_item_retrieved(
+        self, event: ConversationItemRetrievedEvent | BetaConversationItemRetrievedEvent
+    ) -> list[Change]:
+        return self._upsert(event.item, None, False, final=True)[1]
 
-    def _on_output_item_added(self, event: Any) -> list[Change]:
-        item, changes = self._upsert(_get(event, "item"), None, False, final=False)
+    def _on_output_item_added(self, event: _OutputItemEvent) -> list[Change]:
+        item, changes = self._upsert(event.item, None, False, final=False)
         if item is not None:
-            item.response_id = _get(event, "response_id")
+            item.response_id = event.response_id
             if item.type == "message" and item.role in (None, "assistant"):
                 self._generating = item
         return changes
 
-    def _on_output_item_done(self, event: Any) -> list[Change]:
-        item, changes = self._upsert(_get(event, "item"), None, False, final=True)
+    def _on_output_item_done(self, event: _OutputItemEvent) -> list[Change]:
+        item, changes = self._upsert(event.item, None, False, final=True)
         if item is not None:
             if item.response_id is None:
-                item.response_id = _get(event, "response_id")
+                item.response_id = event.response_id
             self._finish(item, changes)
         return changes
 
-    def _on_response_done(self, event: Any) -> list[Change]:
-        response = _get(event, "response")
+    def _on_response_done(self, event: ResponseDoneEvent | BetaResponseDoneEvent) -> list[Change]:
+        response = event.response
         changes: list[Change] = []
-        for wire in _get(response, "output") or ():
+        for wire in response.output or ():
             item, more = self._upsert(wire, None, False, final=True)
             changes.extend(more)
             if item is not None:
                 self._finish(item, changes)
         gen = self._generating
-        if gen is not None and gen.response_id == _get(response, "id"):
+        if gen is not None and gen.response_id == response.id:
             self._generating = None
         return changes
 
     # -- content -----------------------------------------------------------------
 
-    def _output_part(self, event: Any, changes: list[Change]) -> tuple[Item, ContentPart]:
+    def _output_part(self, event: _OutputRef, changes: list[Change]) -> tuple[Item, ContentPart]:
         item = self._items.get(event.item_id)
         if item is None:
             item = self._ensure(event.item_id, "message", "assistant", changes)
@@ -632,22 +757,20 @@ class Conversation:
             return item, content[index]
         return item, item.part(index)
 
-    def _on_part(self, event: Any) -> list[Change]:
+    def _on_part(
+        self, event: ResponseContentPartAddedEvent | ResponseContentPartDoneEvent
+    ) -> list[Change]:
         changes: list[Change] = []
         _, part = self._output_part(event, changes)
-        wire = _get(event, "part")
+        wire = event.part
         if part.type is None:
-            part.type = _get(wire, "type")
-        final = event.type.endswith(".done")
-        text = _get(wire, "text")
-        if text and (final or not part._text):
-            part._text[:] = [text]
-        transcript = _get(wire, "transcript")
-        if transcript and (final or not part._transcript) and not part.truncated:
-            part._transcript[:] = [transcript]
+            part.type = wire.type
+        self._merge_part(part, wire, event.type.endswith(".done"))
         return changes
 
-    def _on_text_delta(self, event: Any) -> list[Change]:
+    def _on_text_delta(
+        self, event: ResponseOutputTextDeltaEvent | ResponseTextDeltaEvent
+    ) -> list[Change]:
         changes: list[Change] = []
         item, part = self._output_part(event, changes)
         delta = event.delta
@@ -655,15 +778,17 @@ class Conversation:
         changes.append(ItemUpdated(item, "text", delta, part.index))
         return changes
 
-    def _on_text_done(self, event: Any) -> list[Change]:
+    def _on_text_done(
+        self, event: ResponseOutputTextDoneEvent | ResponseTextDoneEvent
+    ) -> list[Change]:
         changes: list[Change] = []
         _, part = self._output_part(event, changes)
-        text = _get(event, "text")
-        if text is not None:
-            part._text[:] = [text]
+        part._text[:] = [event.text]
         return changes
 
-    def _on_transcript_delta(self, event: Any) -> list[Change]:
+    def _on_transcript_delta(
+        self, event: ResponseOutputAudioTranscriptDeltaEvent | ResponseAudioTranscriptDeltaEvent
+    ) -> list[Change]:
         changes: list[Change] = []
         item, part = self._output_part(event, changes)
         delta = event.delta
@@ -671,15 +796,18 @@ class Conversation:
         changes.append(ItemUpdated(item, "transcript", delta, part.index))
         return changes
 
-    def _on_transcript_done(self, event: Any) -> list[Change]:
+    def _on_transcript_done(
+        self, event: ResponseOutputAudioTranscriptDoneEvent | ResponseAudioTranscriptDoneEvent
+    ) -> list[Change]:
         changes: list[Change] = []
         _, part = self._output_part(event, changes)
-        transcript = _get(event, "transcript")
-        if transcript is not None and not part.truncated:
-            part._transcript[:] = [transcript]
+        if not part.truncated:
+            part._transcript[:] = [event.transcript]
         return changes
 
-    def _on_audio_delta(self, event: Any) -> list[Change]:
+    def _on_audio_delta(
+        self, event: ResponseOutputAudioDeltaEvent | ResponseAudioDeltaEvent
+    ) -> list[Change]:
         changes: list[Change] = []
         item, part = self._output_part(event, changes)
         delta = event.delta
@@ -687,70 +815,79 @@ class Conversation:
         changes.append(ItemUpdated(item, "audio", delta, part.index))
         return changes
 
-    def _on_arguments_delta(self, event: Any) -> list[Change]:
+    def _on_arguments_delta(self, event: ResponseFunctionCallArgumentsDeltaEvent) -> list[Change]:
         changes: list[Change] = []
         item = self._ensure(event.item_id, "function_call", None, changes)
         if item.call_id is None:
-            item.call_id = _get(event, "call_id")
+            item.call_id = event.call_id
         delta = event.delta
         item._arguments.append(delta)
         changes.append(ItemUpdated(item, "arguments", delta))
         return changes
 
-    def _on_arguments_done(self, event: Any) -> list[Change]:
+    def _on_arguments_done(
+        self,
+        event: ResponseFunctionCallArgumentsDoneEvent | BetaResponseFunctionCallArgumentsDoneEvent,
+    ) -> list[Change]:
         changes: list[Change] = []
         item = self._ensure(event.item_id, "function_call", None, changes)
-        for attr in ("call_id", "name"):
-            value = _get(event, attr)
-            if value is not None:
-                setattr(item, attr, value)
-        arguments = _get(event, "arguments")
-        if arguments is not None:
-            item._arguments[:] = [arguments]
+        item.call_id = event.call_id
+        if isinstance(event, ResponseFunctionCallArgumentsDoneEvent):
+            item.name = event.name  # the beta event has no name
+        item._arguments[:] = [event.arguments]
         return changes
 
-    def _input_part(self, event: Any, changes: list[Change]) -> tuple[Item, ContentPart]:
+    def _input_part(
+        self, event: _InputTranscriptEvent, changes: list[Change]
+    ) -> tuple[Item, ContentPart]:
         item = self._ensure(event.item_id, "message", "user", changes)
-        return item, item.part(_get(event, "content_index", 0) or 0, "input_audio")
+        return item, item.part(event.content_index or 0, "input_audio")
 
-    def _on_input_transcript_delta(self, event: Any) -> list[Change]:
+    def _on_input_transcript_delta(
+        self, event: ConversationItemInputAudioTranscriptionDeltaEvent
+    ) -> list[Change]:
         changes: list[Change] = []
         item, part = self._input_part(event, changes)
-        delta = _get(event, "delta") or ""
+        delta = event.delta or ""
         part._transcript.append(delta)
         part.transcription_status = "in_progress"
         changes.append(ItemUpdated(item, "input_transcript", delta, part.index))
         return changes
 
-    def _on_input_transcript_completed(self, event: Any) -> list[Change]:
+    def _on_input_transcript_completed(
+        self,
+        event: ConversationItemInputAudioTranscriptionCompletedEvent
+        | BetaConversationItemInputAudioTranscriptionCompletedEvent,
+    ) -> list[Change]:
         changes: list[Change] = []
         item, part = self._input_part(event, changes)
-        transcript = _get(event, "transcript") or ""
+        transcript = event.transcript
         part._transcript[:] = [transcript]
         part.transcription_status = "completed"
         changes.append(ItemUpdated(item, "input_transcript_completed", transcript, part.index))
         return changes
 
-    def _on_input_transcript_failed(self, event: Any) -> list[Change]:
+    def _on_input_transcript_failed(
+        self, event: ConversationItemInputAudioTranscriptionFailedEvent
+    ) -> list[Change]:
         changes: list[Change] = []
         item, part = self._input_part(event, changes)
-        error = _get(event, "error")
+        error = event.error
         part.transcription_status = "failed"
         part.transcription_error = error
-        message = _get(error, "message") or "transcription failed"
+        message = error.message or "transcription failed"
         changes.append(ItemUpdated(item, "input_transcript_failed", message, part.index))
         return changes
 
-    def _on_truncated(self, event: Any) -> list[Change]:
+    def _on_truncated(self, event: ConversationItemTruncatedEvent) -> list[Change]:
         item = self._items.get(event.item_id)
         if item is None:
             return []
-        index = _get(event, "content_index", 0) or 0
-        end = _get(event, "audio_end_ms", 0) or 0
+        index, end = event.content_index, event.audio_end_ms
         item.part(index)._truncate(end)
         return [ItemTruncated(item, index, end)]
 
-    def _on_deleted(self, event: Any) -> list[Change]:
+    def _on_deleted(self, event: ConversationItemDeletedEvent) -> list[Change]:
         item = self._items.pop(event.item_id, None)
         if item is None:
             return [ItemDeleted(event.item_id)]
@@ -767,11 +904,11 @@ class Conversation:
             self._generating = None
         return [ItemDeleted(item.id, item)]
 
-    def _on_speech_started(self, event: Any) -> list[Change]:
+    def _on_speech_started(self, event: InputAudioBufferSpeechStartedEvent) -> list[Change]:
         gen = self._generating
         if gen is None or gen.done:
             return []
-        return [ConversationInterrupted(gen, _get(event, "audio_start_ms"), _get(event, "item_id"))]
+        return [ConversationInterrupted(gen, event.audio_start_ms, event.item_id)]
 
     # -- ordering (a doubly linked list kept in previous_item_id order) ----------
 

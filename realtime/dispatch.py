@@ -18,22 +18,26 @@ own lane, a FIFO of events and one task calling the handler, so
   stops reading from the socket. Nothing is dropped; memory stays bounded.
 
 Sync handlers run inline in their lane's task, on the event loop: one that blocks the
-loop for more than ``slow_handler`` seconds (5 ms) is named in a warning (once per
-handler). Subscribe with ``thread=True`` to run a sync handler in a worker thread
-instead (still in order for that subscription). A handler awaiting a server reply
-(``wait_for``, a request) while ``queue_size`` more events for its own subscription
-arrive holds up receiving until it returns: such handlers should be short, or spawn a
-task.
+loop for more than ``slow_handler`` seconds (5 ms) on three calls, or for more than 20
+times that (100 ms) once, is named in a warning (once per handler; a single slow call
+may just be the process being descheduled). Subscribe with ``thread=True`` to run a
+sync handler in a worker thread instead (still in order for that subscription).
+
+A handler awaiting a server reply (``wait_for``, a request) would hold up receiving
+once ``queue_size`` more events arrive for its own subscription, and the reply could
+never arrive: the session wraps such awaits in :meth:`HandlerRunner.awaiting_server`,
+which lets that one lane grow past the limit until the await ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import count
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
@@ -64,6 +68,9 @@ T = TypeVar("T")
 
 DEFAULT_QUEUE_SIZE = 1024
 """Events a subscription's lane holds before receiving pauses."""
+
+_STRIKES = 3  # slow calls of a sync handler before it is named in a warning
+_VERY_SLOW = 20  # ... or one call this many times over the limit
 
 
 def _name(handler: Callable[..., Any]) -> str:
@@ -305,11 +312,12 @@ def _loop_running() -> bool:
 
 
 class _Lane:
-    __slots__ = ("busy", "items", "sub", "task", "waiter")
+    __slots__ = ("busy", "exempt", "items", "sub", "task", "waiter")
 
     def __init__(self, sub: Subscription) -> None:
         self.sub = sub
         self.busy = False
+        self.exempt = 0
         self.items: deque[ServerEvent] = deque()
         self.waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
@@ -336,10 +344,12 @@ class HandlerRunner:
         self.queue_size = queue_size
         self.slow_handler = slow_handler
         self._lanes: dict[Subscription, _Lane] = {}
+        self._task_lanes: dict[asyncio.Task[Any], _Lane] = {}
         self._full: set[_Lane] = set()
         self._space: asyncio.Future[None] | None = None
         self._closed = False
         self._warned: set[int] = set()
+        self._strikes: dict[int, int] = {}
         dispatcher.add_removal_listener(self._removed)
 
     def __repr__(self) -> str:
@@ -380,7 +390,29 @@ class HandlerRunner:
                 lane.waiter = None
                 if not waiter.done():
                     waiter.set_result(None)
-            if len(items) >= limit:
+            if len(items) >= limit and not lane.exempt:
+                self._full.add(lane)
+
+    @contextlib.contextmanager
+    def awaiting_server(self) -> Iterator[None]:
+        """Wrap an await for a server reply made from inside a handler.
+
+        Meanwhile the handler's own lane does not hold up receiving (the reply could
+        not arrive otherwise): it may grow past ``queue_size`` until the await ends.
+        Outside a handler it does nothing.
+        """
+        task = asyncio.current_task()
+        lane = self._task_lanes.get(task) if task is not None else None
+        if lane is None:
+            yield
+            return
+        lane.exempt += 1
+        self._drained(lane)
+        try:
+            yield
+        finally:
+            lane.exempt -= 1
+            if not lane.exempt and len(lane.items) >= self.queue_size and not self._closed:
                 self._full.add(lane)
 
     async def wait_uncongested(self) -> None:
@@ -453,9 +485,11 @@ class HandlerRunner:
 
     def _start(self, sub: Subscription) -> _Lane:
         lane = self._lanes[sub] = _Lane(sub)
-        lane.task = asyncio.get_running_loop().create_task(
+        lane.busy = True  # created for an event about to be queued
+        task = lane.task = asyncio.get_running_loop().create_task(
             self._run(lane), name=f"realtime handler {_name(sub.handler)} ({sub.pattern})"
         )
+        self._task_lanes[task] = lane
         return lane
 
     def _wake(self, lane: _Lane) -> None:
@@ -489,45 +523,57 @@ class HandlerRunner:
         items = lane.items
         sub = lane.sub
         handler = sub.handler
+        thread = sub.thread
         loop = asyncio.get_running_loop()
         limit = self.queue_size
+        full = self._full
+        slow = self.slow_handler
         perf = time.perf_counter
         try:
             while True:
                 if not items:
                     if not sub.active or self._closed:
                         return
+                    lane.busy = False  # idle: everything delivered so far was handled
                     waiter = lane.waiter = loop.create_future()
                     await waiter
+                    lane.busy = True
                     continue
                 event = items.popleft()
-                if len(items) < limit and lane in self._full:
+                if full and lane in full and len(items) < limit:
                     self._drained(lane)
-                lane.busy = True
                 try:
-                    if sub.thread:
+                    if thread:
                         await asyncio.to_thread(handler, event)
                         continue
                     start = perf()
                     result = handler(event)
                     if result is not None and inspect.isawaitable(result):
                         await result
-                    elif perf() - start > self.slow_handler:
-                        self._slow(handler, perf() - start, event.type)
+                    else:
+                        spent = perf() - start
+                        if spent > slow:
+                            self._slow(handler, spent, event.type)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     logger.exception("handler %s for %s raised", _name(handler), event.type)
-                finally:
-                    lane.busy = False
         finally:
+            lane.busy = False
             if self._lanes.get(sub) is lane:
                 del self._lanes[sub]
+            if lane.task is not None:
+                self._task_lanes.pop(lane.task, None)
             self._drained(lane)
 
     def _slow(self, handler: Callable[..., Any], seconds: float, event_type: str) -> None:
+        # One slow call may be the process being descheduled (a loaded machine) rather
+        # than the handler: warn on the third slow call, or at once when it is very slow.
         key = id(handler)
         if key in self._warned:
+            return
+        strikes = self._strikes[key] = self._strikes.get(key, 0) + 1
+        if strikes < _STRIKES and seconds < _VERY_SLOW * self.slow_handler:
             return
         self._warned.add(key)
         logger.warning(

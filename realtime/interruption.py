@@ -21,11 +21,17 @@ No clock is read here: the caller passes ``now`` (``time.monotonic()``).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from realtime.events import ClientEvent, ConversationItemTruncateEvent, ResponseCancelEvent
+from realtime.events import (
+    ClientEvent,
+    ConversationItemTruncateEvent,
+    ResponseAudioDeltaEvent,
+    ResponseCancelEvent,
+    ResponseOutputAudioDeltaEvent,
+    ServerEvent,
+)
 
 if TYPE_CHECKING:
     from audio.playback import HeardPosition
@@ -43,12 +49,6 @@ def _b64_len(data: str) -> int:
         return 0
     pad = 2 if data.endswith("==") else 1 if data.endswith("=") else 0
     return (n * 3) // 4 - pad
-
-
-def _get(obj: Any, name: str, default: Any = None) -> Any:
-    if isinstance(obj, Mapping):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
 
 
 @dataclass
@@ -175,20 +175,16 @@ class OutputAudioLog:
         """The (item, part) that received audio last, or ``None``."""
         return self._current
 
-    def apply(self, event: Any, now: float) -> None:
+    def apply(self, event: ServerEvent, now: float) -> None:
         """Account for an audio delta (beta ``response.audio.delta`` or GA equivalent)."""
-        if event.type not in _AUDIO_DELTAS:
+        if not isinstance(event, (ResponseAudioDeltaEvent, ResponseOutputAudioDeltaEvent)):
+            return  # not an audio delta, or an untyped one (no validated fields)
+        item_id, delta, index = event.item_id, event.delta, event.content_index
+        if item_id in self._ignored:
             return
-        item_id = _get(event, "item_id")
-        delta = _get(event, "delta")
-        if not isinstance(item_id, str) or not isinstance(delta, str) or item_id in self._ignored:
-            return  # an untyped event (UnknownServerEvent) carries no validated fields
-        index = _get(event, "content_index", 0) or 0
         cur = self._current
         if cur is None or cur.item_id != item_id or cur.content_index != index:
-            cur = self._current = AudioProgress(
-                item_id, index, 0.0, now, _get(event, "response_id")
-            )
+            cur = self._current = AudioProgress(item_id, index, 0.0, now, event.response_id)
             self._bytes = 0
         self._bytes += _b64_len(delta)
         cur.received_ms = self._bytes / self._bytes_per_ms

@@ -31,11 +31,20 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from realtime.events import (
+    BetaResponseCreatedEvent,
     BetaResponseCreateEvent,
+    BetaResponseDoneEvent,
     ClientEvent,
+    ConversationItemInputAudioTranscriptionCompletedEvent,
+    ErrorEvent,
     ResponseCancelEvent,
+    ResponseCreatedEvent,
     ResponseCreateEvent,
+    ResponseDoneEvent,
+    ResponseRefEvent,
     ServerEvent,
+    TranscriptionUsage,
+    Usage,
     new_event_id,
 )
 from realtime.exceptions import ProtocolError, ResponseError
@@ -75,15 +84,21 @@ _HISTORY_LIMIT = 256
 _SENT_LIMIT = 16
 
 
-def _get(obj: Any, name: str, default: Any = None) -> Any:
-    if isinstance(obj, Mapping):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
+_DONE = (ResponseDoneEvent, BetaResponseDoneEvent)
+_CREATED = (ResponseCreatedEvent, BetaResponseCreatedEvent)
+_CREATES = (ResponseCreateEvent, BetaResponseCreateEvent)
 
 
 @dataclass
 class UsageTotals:
-    """Token counts summed over responses (each ``response.done`` adds its usage)."""
+    """Token counts summed over the session.
+
+    Each ``response.done`` adds its usage; each input transcription that reports usage
+    (GA ``conversation.item.input_audio_transcription.completed``) adds its tokens to the
+    totals too and counts in the ``transcription_*`` fields (a transcription billed by
+    duration adds ``transcription_seconds``), so a transcription-only session does not
+    report 0 tokens.
+    """
 
     responses: int = 0
     total_tokens: int = 0
@@ -95,25 +110,46 @@ class UsageTotals:
     input_cached_tokens: int = 0
     output_text_tokens: int = 0
     output_audio_tokens: int = 0
+    transcriptions: int = 0
+    transcription_input_tokens: int = 0
+    transcription_output_tokens: int = 0
+    transcription_seconds: float = 0.0
 
-    def add(self, usage: Any) -> None:
-        """Add one response's ``usage`` object (model or dict; missing counts are 0)."""
+    def add_transcription(self, usage: TranscriptionUsage | None) -> None:
+        """Add one input transcription's usage (``tokens`` or ``duration``)."""
         if usage is None:
             return
+        self.transcriptions += 1
+        if usage.seconds is not None:
+            self.transcription_seconds += usage.seconds
+        inputs, outputs = usage.input_tokens or 0, usage.output_tokens or 0
+        self.transcription_input_tokens += inputs
+        self.transcription_output_tokens += outputs
+        self.input_tokens += inputs
+        self.output_tokens += outputs
+        self.total_tokens += usage.total_tokens or inputs + outputs
+
+    def add(self, usage: Usage | Mapping[str, Any] | None) -> None:
+        """Add one response's ``usage`` (the typed model, or its wire dict; missing counts
+        are 0). A dict is validated into :class:`~realtime.events.Usage` first."""
+        if usage is None:
+            return
+        if not isinstance(usage, Usage):
+            usage = Usage.model_validate(usage)
         self.responses += 1
-        self.total_tokens += _get(usage, "total_tokens") or 0
-        self.input_tokens += _get(usage, "input_tokens") or 0
-        self.output_tokens += _get(usage, "output_tokens") or 0
-        details = _get(usage, "input_token_details")
-        if details is not None:
-            self.input_text_tokens += _get(details, "text_tokens") or 0
-            self.input_audio_tokens += _get(details, "audio_tokens") or 0
-            self.input_image_tokens += _get(details, "image_tokens") or 0
-            self.input_cached_tokens += _get(details, "cached_tokens") or 0
-        details = _get(usage, "output_token_details")
-        if details is not None:
-            self.output_text_tokens += _get(details, "text_tokens") or 0
-            self.output_audio_tokens += _get(details, "audio_tokens") or 0
+        self.total_tokens += usage.total_tokens or 0
+        self.input_tokens += usage.input_tokens or 0
+        self.output_tokens += usage.output_tokens or 0
+        into = usage.input_token_details
+        if into is not None:
+            self.input_text_tokens += into.text_tokens or 0
+            self.input_audio_tokens += into.audio_tokens or 0
+            self.input_image_tokens += into.image_tokens or 0
+            self.input_cached_tokens += into.cached_tokens or 0
+        out = usage.output_token_details
+        if out is not None:
+            self.output_text_tokens += out.text_tokens or 0
+            self.output_audio_tokens += out.audio_tokens or 0
 
 
 @dataclass
@@ -204,7 +240,8 @@ class ResponseTracker:
             raise ResponseError(f"request_create needs a response.create, got {event.type!r}")
         if event.event_id is None:
             event = event.model_copy(update={"event_id": new_event_id()})
-        if _get(_get(event, "response"), "conversation") == "none":
+        params = event.response if isinstance(event, _CREATES) else None
+        if params is not None and params.conversation == "none":
             return [event]  # out of band: runs beside the conversation's response
         if self.busy:
             if not self.queue_enabled:
@@ -248,16 +285,14 @@ class ResponseTracker:
         against :data:`HARMLESS_ERRORS` (a ``response.create`` refused because a
         response is active only counts when requests are queued: it is re-queued).
         """
-        error = _get(event, "error")
-        event_id = _get(error, "event_id")
-        if not event_id:
+        if not isinstance(event, ErrorEvent) or not event.error.event_id:
             return False
-        sent_type = self._expected.get(event_id)
+        sent_type = self._expected.get(event.error.event_id)
         if sent_type is None:
             return False
         if sent_type == "response.create" and not self.queue_enabled:
             return False
-        return _get(error, "code") in HARMLESS_ERRORS.get(sent_type, frozenset())
+        return event.error.code in HARMLESS_ERRORS.get(sent_type, frozenset())
 
     # -- events ------------------------------------------------------------------
 
@@ -269,34 +304,34 @@ class ResponseTracker:
         illegal transition only when ``strict``.
         """
         etype = event.type
-        if etype == "response.created":
-            response = _get(event, "response")
-            rid = _get(response, "id")
+        if isinstance(event, _CREATED):
+            rid = event.response.id
             self._pending = None
             if rid:
                 self._transition(rid, "created", etype)
             return []
-        if etype == "response.done":
-            response = _get(event, "response")
-            rid = _get(response, "id")
-            status = _get(response, "status") or "completed"
+        if isinstance(event, _DONE):
+            response = event.response
+            rid = response.id
+            status = response.status or "completed"
             if status not in TERMINAL_STATUSES:
                 message = f"response.done with non-final status {status!r}"
                 self._record(ProtocolError(message, event_type=etype))
                 status = "incomplete"
             if rid:
                 state = self._transition(rid, status, etype)
-                state.status_details = _get(response, "status_details")
-                state.usage = _get(response, "usage")
-                state.output_item_ids = [
-                    i for i in (_get(x, "id") for x in _get(response, "output") or ()) if i
-                ]
-            self.usage.add(_get(response, "usage"))
+                state.status_details = response.status_details
+                state.usage = response.usage
+                state.output_item_ids = [x.id for x in response.output or () if x.id]
+            self.usage.add(response.usage)
             return self._release()
-        if etype == "error":
+        if isinstance(event, ConversationItemInputAudioTranscriptionCompletedEvent):
+            self.usage.add_transcription(event.usage)
+            return []
+        if isinstance(event, ErrorEvent):
             return self._on_error(event)
-        if etype.startswith("response."):
-            rid = _get(event, "response_id")
+        if isinstance(event, ResponseRefEvent):
+            rid = event.response_id
             if rid:
                 known = self._responses.get(rid)
                 if known is None or known.status != "in_progress":
@@ -326,15 +361,15 @@ class ResponseTracker:
             return []
         return self._send_create(self._queue.popleft())
 
-    def _on_error(self, event: ServerEvent) -> list[ClientEvent]:
-        error = _get(event, "error")
-        event_id = _get(error, "event_id")
+    def _on_error(self, event: ErrorEvent) -> list[ClientEvent]:
+        error = event.error
+        event_id = error.event_id
         sent = self._sent_creates.pop(event_id, None) if event_id else None
         if sent is None:
             return []
         if self._pending is sent:
             self._pending = None
-        if _get(error, "code") == "conversation_already_has_active_response" and self.queue_enabled:
+        if error.code == "conversation_already_has_active_response" and self.queue_enabled:
             # The server had started a response of its own (server VAD), possibly the
             # response.created taken for ours: ours waits for that one to finish.
             self._queue.appendleft(sent)

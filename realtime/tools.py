@@ -46,10 +46,20 @@ from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
 
 from realtime.events import (
+    BetaConversationItem,
     BetaConversationItemCreateEvent,
     BetaResponseCreateEvent,
+    BetaResponseDoneEvent,
+    BetaResponseFunctionCallArgumentsDoneEvent,
+    BetaResponseOutputItemAddedEvent,
+    BetaResponseOutputItemDoneEvent,
     ConversationItemCreateEvent,
+    FunctionCallItem,
     ResponseCreateEvent,
+    ResponseDoneEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
 )
 from realtime.exceptions import ToolError
 
@@ -568,10 +578,23 @@ class ToolRegistry:
         return ToolResult(call.call_id, call.name, output, duration=time.perf_counter() - start)
 
 
-def _get(obj: Any, name: str, default: Any = None) -> Any:
-    if isinstance(obj, Mapping):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
+_ARGS_DONE = (ResponseFunctionCallArgumentsDoneEvent, BetaResponseFunctionCallArgumentsDoneEvent)
+_ITEM_EVENTS = (
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
+    BetaResponseOutputItemAddedEvent,
+    BetaResponseOutputItemDoneEvent,
+)
+_DONE = (ResponseDoneEvent, BetaResponseDoneEvent)
+
+
+def _call_fields(item: object) -> tuple[str | None, str | None, str | None, str]:
+    """(id, call_id, name, arguments) of a function call item of either dialect, or Nones."""
+    if isinstance(item, FunctionCallItem):
+        return item.id, item.call_id, item.name, item.arguments
+    if isinstance(item, BetaConversationItem) and item.type == "function_call":
+        return item.id, item.call_id, item.name, item.arguments or ""
+    return None, None, None, ""
 
 
 @dataclass
@@ -617,40 +640,36 @@ class ToolCallCoordinator:
 
     def apply(self, event: ServerEvent) -> list[ClientEvent]:
         """Feed a server event; returns the client events to send now (often none)."""
-        etype = event.type
-        if etype == "response.function_call_arguments.done":
-            name = _get(event, "name") or self._names.get(_get(event, "item_id") or "")
+        if isinstance(event, _ARGS_DONE):
+            name = getattr(event, "name", None) or self._names.get(event.item_id)
             if name:
                 self._add_call(
-                    call_id=_get(event, "call_id"),
+                    call_id=event.call_id,
                     name=name,
-                    arguments=_get(event, "arguments") or "",
-                    item_id=_get(event, "item_id"),
-                    response_id=_get(event, "response_id"),
+                    arguments=event.arguments,
+                    item_id=event.item_id,
+                    response_id=event.response_id,
                 )
             return []
-        if etype in ("response.output_item.added", "response.output_item.done"):
-            item = _get(event, "item")
-            if _get(item, "type") == "function_call":
-                item_id = _get(item, "id")
-                if item_id and _get(item, "name"):
-                    self._names[item_id] = _get(item, "name")
-                if etype == "response.output_item.done":
-                    self._add_from_item(item, _get(event, "response_id"))
+        if isinstance(event, _ITEM_EVENTS):
+            item_id, _, item_name, _ = _call_fields(event.item)
+            if item_id and item_name:
+                self._names[item_id] = item_name
+            if event.type == "response.output_item.done":
+                self._add_from_item(event.item, event.response_id)
             return []
-        if etype == "response.done":
-            response = _get(event, "response")
-            response_id = _get(response, "id")
-            for item in _get(response, "output") or ():
-                if _get(item, "type") == "function_call":
-                    self._add_from_item(item, response_id)
+        if isinstance(event, _DONE):
+            response = event.response
+            response_id = response.id
+            for item in response.output or ():
+                self._add_from_item(item, response_id)
             if response_id is None:
                 return []
             rc = self._responses.setdefault(response_id, _ResponseCalls())
             rc.done = True
             # A cancelled or failed response gets its outputs but no automatic follow-up:
             # the user interrupted, or the server gave up.
-            rc.respond = _get(response, "status") not in ("cancelled", "failed")
+            rc.respond = response.status not in ("cancelled", "failed")
             return self._follow_up(response_id)
         return []
 
@@ -698,15 +717,14 @@ class ToolCallCoordinator:
         """Calls known but still without an output."""
         return [c for cid, c in self._calls.items() if cid not in self._results]
 
-    def _add_from_item(self, item: Any, response_id: str | None) -> None:
-        call_id = _get(item, "call_id")
-        name = _get(item, "name")
+    def _add_from_item(self, item: object, response_id: str | None) -> None:
+        item_id, call_id, name, arguments = _call_fields(item)
         if call_id and name:
             self._add_call(
                 call_id=call_id,
                 name=name,
-                arguments=_get(item, "arguments") or "",
-                item_id=_get(item, "id"),
+                arguments=arguments,
+                item_id=item_id,
                 response_id=response_id,
             )
 

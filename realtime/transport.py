@@ -13,7 +13,8 @@ handshake; we own the socket):
   takes them; once ``max_buffer`` bytes are waiting, reading from the socket stops
   (TCP then pushes back on the server) and resumes at the next ``receive()``. Nothing
   is dropped. Memory held: at most ``max_buffer`` + one socket read (256 KiB) + one
-  message being assembled (``max_size``).
+  message being assembled (``max_size``). Once :meth:`~FrameTransport.close` is called
+  reading goes on (the server's close frame must be read); what was in flight is kept.
 * **UTF-8.** A text message that is not valid UTF-8 fails the connection with close
   code 1007 (RFC 6455 section 8.1).
 * **Keepalive.** A ping every ``ping_interval`` seconds (5 s); when neither its pong nor
@@ -36,7 +37,7 @@ import socket
 import ssl
 import urllib.request
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeAlias, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 from websockets.client import ClientProtocol
@@ -53,6 +54,7 @@ from .exceptions import AuthenticationError, ConfigError, ConnectionClosed, Conn
 __all__ = [
     "DEFAULT_MAX_BUFFER",
     "FrameTransport",
+    "Message",
     "WebSocketTransport",
     "open_connection",
     "ws_logger",
@@ -62,6 +64,9 @@ ws_logger = logging.getLogger("realtime.websockets")
 """The logger handed to websockets (its handshake debug lines have credentials redacted)."""
 ws_logger.addFilter(CredentialFilter())
 
+Message: TypeAlias = "str | bytes | bytearray"
+"""An inbound message: text, or bytes-like (a ``bytearray`` is handed over, never reused)."""
+
 DEFAULT_MAX_BUFFER = 4 * 1024 * 1024
 """Bytes of received messages buffered before reading from the socket stops."""
 
@@ -70,8 +75,13 @@ DEFAULT_MAX_BUFFER = 4 * 1024 * 1024
 class FrameTransport(Protocol):
     """A message transport a realtime session runs on (WebSocket, WebRTC data channel)."""
 
-    async def receive(self) -> list[str | bytes]:
+    async def receive(self) -> list[Message]:
         """Wait for inbound messages; return every buffered one, in order (never empty).
+
+        One consumer at a time (the session's reader).
+
+        A message is ``str`` or bytes-like (``bytes`` or a ``bytearray`` the transport
+        hands over and never touches again): pass it straight to the JSON parser.
 
         Messages are buffered (up to a stated limit) only between calls: a consumer
         that falls behind simply calls this later, and the transport stops reading
@@ -81,7 +91,11 @@ class FrameTransport(Protocol):
         ...
 
     async def send(self, text: str) -> None:
-        """Send one text message; raises :class:`ConnectionClosed` when closed."""
+        """Send one text message; raises :class:`ConnectionClosed` when closed.
+
+        Waits while the network is slower than the sender (write back-pressure). Text
+        that cannot be encoded as UTF-8 (a lone surrogate) raises :class:`ConfigError`.
+        """
         ...
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -143,12 +157,13 @@ class WebSocketTransport(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._handshake: asyncio.Future[None] = self._loop.create_future()
         self._done: asyncio.Future[None] = self._loop.create_future()
-        self._inbox: list[str | bytes] = []
+        self._inbox: list[Message] = []
         self._inbox_bytes = 0
-        self._parts: list[bytes] | None = None
+        self._parts: list[bytes | bytearray] | None = None
         self._part_text = False
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False  # reading paused by us (back-pressure)
+        self._closing = False  # close() called: read on, to see the server's close frame
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self._code: int | None = None
@@ -192,7 +207,7 @@ class WebSocketTransport(asyncio.Protocol):
         """Bytes of received messages waiting for :meth:`receive`."""
         return self._inbox_bytes
 
-    async def receive(self) -> list[str | bytes]:
+    async def receive(self) -> list[Message]:
         while not self._inbox:
             if self._done.done():
                 raise ConnectionClosed(self._code, self._reason)
@@ -213,7 +228,13 @@ class WebSocketTransport(asyncio.Protocol):
     async def send(self, text: str) -> None:
         if self._ws.state is not State.OPEN or self._done.done():
             raise ConnectionClosed(*self._end_info())
-        self._ws.send_text(text.encode("utf-8"))
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ConfigError(
+                f"cannot send text that is not valid Unicode ({exc.reason} at {exc.start})"
+            ) from None
+        self._ws.send_text(data)
         self._flush()
         if self._write_paused:
             drain = self._drain
@@ -222,7 +243,13 @@ class WebSocketTransport(asyncio.Protocol):
             await asyncio.shield(drain)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
+        self._closing = True
         if not self._done.done():
+            if self._paused and self._transport is not None:
+                # The server's close frame must be read; what is still in flight (bounded
+                # by the socket buffers) is kept for receive().
+                self._paused = False
+                self._transport.resume_reading()
             if self._ws.state is State.OPEN:
                 self._ws.send_close(code, reason)
                 self._flush()
@@ -286,26 +313,29 @@ class WebSocketTransport(asyncio.Protocol):
     def _process(self, events: Sequence[object]) -> None:
         inbox = self._inbox
         added = 0
+        message: bytes | bytearray
+        text, binary, cont = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
         for event in events:
             if type(event) is not Frame:
                 if isinstance(event, Response):
                     self._handshake_done(event)
                 continue
             opcode = event.opcode
+            # websockets hands each frame its own buffer: it is passed on, not copied.
             data = event.data
-            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            message = bytes(data) if isinstance(data, memoryview) else data
+            if opcode is text or opcode is binary:
                 if not event.fin:
-                    self._parts = [bytes(data)]
-                    self._part_text = opcode is Opcode.TEXT
+                    self._parts = [message]
+                    self._part_text = opcode is text
                     continue
-                message = bytes(data)
-                if opcode is Opcode.TEXT and not message.isascii() and not self._utf8(message):
+                if opcode is text and not message.isascii() and not self._utf8(message):
                     break
-            elif opcode is Opcode.CONT:
+            elif opcode is cont:
                 parts = self._parts
                 if parts is None:  # websockets rejects this before it gets here
                     continue
-                parts.append(bytes(data))
+                parts.append(message)
                 if not event.fin:
                     continue
                 message = b"".join(parts)
@@ -313,7 +343,7 @@ class WebSocketTransport(asyncio.Protocol):
                 if self._part_text and not message.isascii() and not self._utf8(message):
                     break
             elif opcode is Opcode.PONG:
-                if self._ping_payload is not None and data == self._ping_payload:
+                if self._ping_payload is not None and message == self._ping_payload:
                     self._pong()
                 continue
             else:  # ping (answered by websockets) or close (handled by websockets)
@@ -325,14 +355,14 @@ class WebSocketTransport(asyncio.Protocol):
             waiter = self._waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
-            if self._inbox_bytes >= self.max_buffer and not self._paused:
+            if self._inbox_bytes >= self.max_buffer and not self._paused and not self._closing:
                 transport = self._transport
                 if transport is not None and not self._done.done():
                     self._paused = True
                     self.pauses += 1
                     transport.pause_reading()
 
-    def _utf8(self, message: bytes) -> bool:
+    def _utf8(self, message: bytes | bytearray) -> bool:
         """Check a non-ASCII text message; fail the connection with 1007 when invalid."""
         try:
             message.decode("utf-8")

@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
 from typing import Generic, TypeVar
 
@@ -44,10 +45,15 @@ class _Waiter:
 
 
 class Waiters:
-    """The pending waiters of a session."""
+    """The pending waiters of a session.
 
-    def __init__(self) -> None:
+    ``guard`` wraps every wait (the session passes
+    :meth:`~realtime.dispatch.HandlerRunner.awaiting_server`).
+    """
+
+    def __init__(self, guard: Callable[[], AbstractContextManager[None]] | None = None) -> None:
         self._waiters: list[_Waiter] = []
+        self._guard = guard if guard is not None else nullcontext
 
     def __bool__(self) -> bool:
         return bool(self._waiters)
@@ -72,7 +78,8 @@ class Waiters:
     async def wait(self, waiter: _Waiter, timeout: float | None) -> ServerEvent:
         """Await ``waiter``; :class:`RequestTimeout` after ``timeout`` seconds."""
         try:
-            return await asyncio.wait_for(waiter.future, timeout)
+            with self._guard():  # a handler awaiting this must not hold up receiving
+                return await asyncio.wait_for(waiter.future, timeout)
         except asyncio.TimeoutError:
             raise RequestTimeout(
                 f"no event matching {waiter.match!r} within {timeout:g} s"

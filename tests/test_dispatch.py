@@ -563,3 +563,91 @@ async def test_abort_cancels_every_lane_at_once() -> None:
     await asyncio.sleep(0.01)
     assert runner.closed and not runner.congested and runner.pending == 0
     assert not runner._lanes  # every lane task ended
+
+
+async def test_one_slow_call_is_not_blamed_on_the_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A single call over the limit (a descheduled process) is not named; 100 ms once is."""
+    d = Dispatcher()
+    runner = HandlerRunner(d, slow_handler=0.005)
+    first = True
+
+    def once_slow(event: ServerEvent) -> None:
+        nonlocal first
+        if first:
+            first = False
+            time.sleep(0.02)
+
+    def very_slow(event: ServerEvent) -> None:
+        time.sleep(0.12)
+
+    d.on("x", once_slow)
+    d.on("y", very_slow)
+    with caplog.at_level(logging.WARNING, logger="realtime.dispatch"):
+        for i in range(5):
+            runner.deliver(_ev("x", i))
+        runner.deliver(_ev("y"))
+        await runner.join()
+    named = " ".join(r.getMessage() for r in caplog.records)
+    assert "once_slow" not in named and "very_slow" in named
+    await runner.aclose()
+
+
+async def test_handler_awaiting_the_server_does_not_hold_up_receiving() -> None:
+    """A handler waiting for a server reply inside awaiting_server(): its full lane does
+    not congest the runner (the reply could never be read otherwise); after, it does."""
+    d = Dispatcher()
+    runner = HandlerRunner(d, queue_size=4)
+    reply = asyncio.Event()
+    inside = asyncio.Event()
+    got: list[int] = []
+
+    async def handler(event: ServerEvent) -> None:
+        if _n(event) == 0:
+            with runner.awaiting_server():
+                inside.set()
+                await reply.wait()
+        got.append(_n(event))
+
+    d.on("x", handler)
+    runner.deliver(_ev("x", 0))
+    await inside.wait()
+    for i in range(1, 10):
+        runner.deliver(_ev("x", i))
+    assert not runner.congested and runner.pending == 9
+    with runner.awaiting_server():  # outside a handler: nothing happens
+        assert not runner.congested
+    reply.set()
+    await runner.join()
+    assert got == list(range(10))
+    await runner.aclose()
+
+
+async def test_lane_over_limit_congests_again_when_the_await_ends() -> None:
+    """Leaving awaiting_server() with a lane still over the limit congests the runner."""
+    d = Dispatcher()
+    runner = HandlerRunner(d, queue_size=2)
+    reply = asyncio.Event()
+    left = asyncio.Event()
+    hold = asyncio.Event()
+
+    async def handler(event: ServerEvent) -> None:
+        if _n(event) == 0:
+            with runner.awaiting_server():
+                await reply.wait()
+            left.set()
+            await hold.wait()
+
+    d.on("x", handler)
+    for i in range(5):
+        runner.deliver(_ev("x", i))
+    await asyncio.sleep(0.01)
+    assert not runner.congested
+    reply.set()
+    await left.wait()
+    assert runner.congested
+    hold.set()
+    await runner.join()
+    assert not runner.congested
+    await runner.aclose()

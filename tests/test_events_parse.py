@@ -564,3 +564,33 @@ def test_client_required_fields_are_enforced(dialect: str) -> None:
             assert info.value.event_type == wire_type, (wire_type, name)
             checked += 1
     assert checked >= 5
+
+
+# -- invalid known events (issue 12): delivered as InvalidServerEvent unless strict --------
+
+
+@pytest.mark.parametrize("dialect", ["beta", "ga"])
+def test_known_type_with_bad_fields_becomes_invalid_event(dialect: str) -> None:
+    """strict=False: a known type with a missing/mistyped field keeps its raw frame and error."""
+    frame = b'{"type":"response.done","event_id":"evt_9","response":"not an object"}'
+    event = ev.parse_server_event(frame, dialect, strict=False)  # type: ignore[arg-type]
+    assert isinstance(event, ev.InvalidServerEvent)
+    assert (event.type, event.event_id) == ("response.done", "evt_9")
+    assert event.raw == json.loads(frame)
+    assert "response" in event.error
+    assert json.loads(ev.encode_server_event(event)) == event.raw  # re-encodes to the frame
+    with pytest.raises(ProtocolError) as info:  # strict (the default) raises
+        ev.parse_server_event(frame, dialect)  # type: ignore[arg-type]
+    assert info.value.event_type == "response.done"
+
+
+def test_lenient_parse_still_rejects_what_is_not_an_event() -> None:
+    """strict=False changes nothing for malformed JSON, non-objects or a missing type;
+    unknown types stay UnknownServerEvent."""
+    for bad in (b"{nope", b"[1, 2]", b'{"event_id": "e"}'):
+        with pytest.raises(ProtocolError):
+            ev.parse_server_event(bad, strict=False)
+    unknown = ev.parse_server_event(b'{"type":"future.thing","x":1}', strict=False)
+    assert isinstance(unknown, ev.UnknownServerEvent)
+    good = ev.parse_server_event(bytearray(b'{"type":"input_audio_buffer.cleared"}'), strict=False)
+    assert good.type == "input_audio_buffer.cleared"

@@ -78,7 +78,7 @@ async def test_blocking_sync_handler_is_named(caplog: pytest.LogCaptureFixture) 
             got.append(_num(event))
 
         session.on("rate_limits.updated", blocking_handler)
-        session.dispatcher.on("rate_limits.updated", threaded_handler, thread=True)
+        session.on("rate_limits.updated", threaded_handler, thread=True)
         with caplog.at_level(logging.WARNING, logger="realtime.dispatch"):
             await server.send(*[_rate(i) for i in range(3)])
             await _until(lambda: len(got) == 3)
@@ -146,4 +146,26 @@ async def test_slow_consumer_pushes_back_on_a_fast_server(consumer: str) -> None
         if consumer_task is not None:
             await asyncio.wait_for(consumer_task, 60)
         await _until(lambda: len(got) == n, timeout=60)
+        assert got == list(range(n))
+
+
+async def test_handler_awaiting_a_reply_under_a_burst_does_not_deadlock() -> None:
+    """A handler awaiting wait_for() while more than a lane's worth of events arrive for it
+    still gets its reply: receiving is not held up behind its own full lane."""
+    n = 3000  # more than the 1024 events a lane holds
+    results: list[str] = []
+    got: list[int] = []
+    async with FakeServer() as server, realtime.connect(url=server.url) as session:
+
+        async def handler(event: ServerEvent) -> None:
+            if _num(event) == 0:
+                reply = await session.wait_for("test.reply", timeout=20)
+                results.append(reply.type)
+            got.append(_num(event))
+
+        session.on("rate_limits.updated", handler)
+        await server.send(*[_rate(i) for i in range(n)])
+        await server.send({"type": "test.reply", "event_id": "r"})
+        await _until(lambda: len(got) == n, timeout=30)
+        assert results == ["test.reply"]
         assert got == list(range(n))

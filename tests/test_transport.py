@@ -19,9 +19,10 @@ from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
 from realtime.connection import resolve_endpoint
-from realtime.exceptions import AuthenticationError, ConnectionClosed, ConnectionError
+from realtime.exceptions import AuthenticationError, ConfigError, ConnectionClosed, ConnectionError
 from realtime.transport import (
     FrameTransport,
+    Message,
     WebSocketTransport,
     open_connection,
 )
@@ -68,8 +69,8 @@ class Silent(asyncio.Protocol):
                 self.transport.write(chunk)
 
 
-async def _drain_all(t: WebSocketTransport) -> tuple[list[str | bytes], ConnectionClosed]:
-    got: list[str | bytes] = []
+async def _drain_all(t: WebSocketTransport) -> tuple[list[Message], ConnectionClosed]:
+    got: list[Message] = []
     while True:
         try:
             got.extend(await asyncio.wait_for(t.receive(), 5))
@@ -91,6 +92,7 @@ async def test_messages_in_order_and_send() -> None:
     async for url in _serve(handler):
         t = await _open(url)
         assert isinstance(t, FrameTransport)
+        assert KEY not in repr(t) and "model=m" not in repr(t) and "open" in repr(t)
         await t.send('{"type":"hello"}')
         got, end = await _drain_all(t)
         assert got[:50] == [f'{{"type":"x","n":{i}}}'.encode() for i in range(50)]
@@ -100,6 +102,23 @@ async def test_messages_in_order_and_send() -> None:
         assert seen == ['{"type":"hello"}']
         with pytest.raises(ConnectionClosed):
             await t.send("late")
+
+
+async def test_unencodable_text_is_a_config_error_and_the_link_stays_up() -> None:
+    """A lone surrogate cannot go out as UTF-8: ConfigError, and the connection is unharmed."""
+    seen: list[str] = []
+
+    async def handler(conn: ServerConnection) -> None:
+        seen.append(str(await conn.recv()))
+        await conn.close()
+
+    async for url in _serve(handler):
+        t = await _open(url)
+        with pytest.raises(ConfigError, match="Unicode"):
+            await t.send('{"text":"\ud800"}')
+        await t.send('{"text":"fine"}')
+        _, end = await _drain_all(t)
+        assert seen == ['{"text":"fine"}'] and end.code == 1000
 
 
 @pytest.mark.parametrize("fragmented", [False, True])
@@ -305,3 +324,183 @@ async def test_message_over_max_size_fails_with_1009() -> None:
         t = await _open(url, max_size=1000)
         got, end = await _drain_all(t)
         assert got == [b"small"] and end.code == 1009
+
+
+async def _proxy(target_port: int, seen: list[bytes], status: int = 200) -> asyncio.Server:
+    """A minimal HTTP CONNECT proxy tunnelling every request to ``target_port``."""
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        if status != 200:
+            writer.write(f"HTTP/1.1 {status} Nope\r\nContent-Length: 0\r\n\r\n".encode())
+            await writer.drain()
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+async def test_http_connect_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A non-local URL goes through the environment's HTTP proxy (CONNECT, basic auth)."""
+
+    async def handler(conn: ServerConnection) -> None:
+        await conn.send('{"type":"through"}')
+        await conn.close()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        seen: list[bytes] = []
+        proxy = await _proxy(port, seen)
+        pport = proxy.sockets[0].getsockname()[1]
+        for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("http_proxy", f"http://user:pa%3Ass@127.0.0.1:{pport}")
+        try:
+            t = await _open("ws://realtime.example.test/v1/realtime?model=m")
+            got, end = await _drain_all(t)
+            assert got == [b'{"type":"through"}'] and end.code == 1000
+            assert seen[0].startswith(b"CONNECT realtime.example.test:80 HTTP/1.1\r\n")
+            assert b"Proxy-Authorization: Basic dXNlcjpwYTpzcw==" in seen[0]  # user:pa:ss
+            # a proxy refusing CONNECT: ConnectionError naming the proxy, not its password
+            refusing = await _proxy(port, seen, status=407)
+            rport = refusing.sockets[0].getsockname()[1]
+            monkeypatch.setenv("http_proxy", f"http://user:secretpw@127.0.0.1:{rport}")
+            with pytest.raises(ConnectionError, match="407") as info:
+                await _open("ws://realtime.example.test/v1/realtime")
+            assert "secretpw" not in str(info.value)
+            refusing.close()
+        finally:
+            proxy.close()
+
+
+async def test_wss_with_tls_verification() -> None:
+    """wss:// verifies the server certificate (trusted CA passes, the default store refuses)."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+
+    async def handler(conn: ServerConnection) -> None:
+        await conn.send('{"type":"secure"}')
+        await conn.close()
+
+    async with serve(handler, "localhost", 0, ssl=server_ctx) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        url = f"wss://localhost:{port}/v1/realtime?model=m"
+        t = await _open(url, ssl_context=client_ctx)
+        got, end = await _drain_all(t)
+        assert got == [b'{"type":"secure"}'] and end.code == 1000
+        with pytest.raises(ConnectionError) as info:
+            await _open(url)  # an unknown CA
+        assert "localhost" in str(info.value) and KEY not in str(info.value)
+
+
+async def test_session_fails_on_invalid_utf8_with_1007() -> None:
+    """Defect #6 through a Session: the frame is not taken for malformed JSON and ignored;
+    the connection is failed with 1007 and pending awaits get ConnectionClosed(1007)."""
+    import realtime
+    from realtime.testing import FakeServer
+
+    async with FakeServer() as server, realtime.connect(url=server.url) as session:
+        conn = server.connection
+        waiter = asyncio.ensure_future(session.wait_for("never.sent"))
+        await asyncio.sleep(0.01)
+        assert conn.ws is not None
+        _raw(
+            conn.ws, Opcode.TEXT, b'{"type":"rate_limits.updated","rate_limits":[],"x":"\xc3\x28"}'
+        )
+        with pytest.raises(ConnectionClosed) as info:
+            await asyncio.wait_for(waiter, 5)
+        assert info.value.code == 1007
+        await asyncio.wait_for(conn.closed.wait(), 5)
+        assert conn.ws.protocol.close_code == 1007
+        assert not session.is_open
+
+
+async def test_permessage_deflate_when_asked() -> None:
+    """compression="deflate" negotiates permessage-deflate; messages round-trip."""
+    seen: list[str] = []
+
+    async def handler(conn: ServerConnection) -> None:
+        seen.append(
+            conn.request.headers.get("Sec-WebSocket-Extensions", "") if conn.request else ""
+        )
+        await conn.send('{"type":"' + "z" * 5000 + '"}')
+        seen.append(str(await conn.recv()))
+        await conn.close()
+
+    async for url in _serve(handler, compression="deflate"):
+        t = await _open(url, compression="deflate")
+        assert t.response is not None
+        assert "permessage-deflate" in t.response.headers.get("Sec-WebSocket-Extensions", "")
+        await t.send("hi" * 1000)
+        got, end = await _drain_all(t)
+        assert got == [('{"type":"' + "z" * 5000 + '"}').encode()] and end.code == 1000
+        assert "permessage-deflate" in seen[0] and seen[1] == "hi" * 1000
+        with pytest.raises(ConfigError):
+            await _open(url, compression="brotli")
+
+
+async def test_close_while_reading_is_paused_completes_the_handshake() -> None:
+    """Closing with reading paused (a stalled consumer) still reads the server's close."""
+
+    async def handler(conn: ServerConnection) -> None:
+        try:
+            for i in range(2000):
+                await conn.send(f"{i:06d}" + "x" * 2000)
+        except Exception:
+            pass
+        await conn.wait_closed()
+
+    async for url in _serve(handler):
+        t = await _open(url, max_buffer=16 * 1024, close_timeout=10)
+        await _until_paused(t)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await t.close(1000, "done")
+        assert t.close_code == 1000 and loop.time() - start < 5  # not the close timeout
+
+
+async def _until_paused(t: WebSocketTransport) -> None:
+    for _ in range(500):
+        if t.reading_paused:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("reading never paused")
+
+
+async def test_stalled_consumer_is_not_mistaken_for_a_dead_link() -> None:
+    """Reading paused for longer than the ping timeout: the pong cannot be read, and the
+    connection is not declared dead for it."""
+    n = 500
+
+    async def handler(conn: ServerConnection) -> None:
+        for i in range(n):
+            await conn.send(f"{i:06d}" + "y" * 4000)
+        await conn.close()
+
+    async for url in _serve(handler):
+        t = await _open(url, max_buffer=16 * 1024, ping_interval=0.05, ping_timeout=0.1)
+        await _until_paused(t)
+        await asyncio.sleep(0.6)  # several ping timeouts while paused
+        assert not t.closed
+        got, end = await _drain_all(t)
+        assert [int(m[:6]) for m in got] == list(range(n)) and end.code == 1000

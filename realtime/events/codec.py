@@ -37,6 +37,7 @@ __all__ = [
 EXCERPT_CHARS = 200
 
 _server_adapters: dict[str, TypeAdapter[Any]] = {}
+_server_validators: dict[str, Any] = {}
 _client_adapters: dict[str, TypeAdapter[Any]] = {}
 
 
@@ -101,7 +102,7 @@ _MESSAGES = {
 
 
 def parse_server_event(
-    data: bytes | str, dialect: Dialect = "ga", *, strict: bool = True
+    data: bytes | bytearray | str, dialect: Dialect = "ga", *, strict: bool = True
 ) -> ServerEvent:
     """Parse one server frame of ``dialect`` into its event model.
 
@@ -112,9 +113,12 @@ def parse_server_event(
     when ``strict``; with ``strict=False`` it gives an :class:`InvalidServerEvent`
     carrying the decoded frame and the error (what a session delivers).
     """
-    adapter = _server_adapter(dialect)
+    validator = _server_validators.get(dialect)
+    if validator is None:
+        validator = _server_validators[dialect] = _server_adapter(dialect).validator
     try:
-        event: ServerEvent = adapter.validate_json(data)
+        # The adapter's validator directly: the TypeAdapter wrapper costs ~0.5 us a frame.
+        event: ServerEvent = validator.validate_json(data)
         return event
     except ValidationError as exc:
         kind, event_type = _failure(exc)
@@ -136,7 +140,7 @@ def parse_server_event(
     )
 
 
-def _invalid(data: bytes | str, error: str) -> InvalidServerEvent:
+def _invalid(data: bytes | bytearray | str, error: str) -> InvalidServerEvent:
     raw = json.loads(data)  # valid JSON: the parser got as far as the fields
     event_id = raw.get("event_id")
     return InvalidServerEvent.model_construct(
