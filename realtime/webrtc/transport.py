@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from audio.speaker import Speaker
 
     from ..connection import Endpoint, SessionOptions
-    from ..transport import FrameTransport
+    from ..transport import FrameTransport, Message
 
 __all__ = ["AudioSink", "WebRTC", "WebRTCTransport", "open_webrtc"]
 
@@ -124,7 +124,7 @@ class WebRTCTransport:
         self.call_id: str | None = None
         self.max_buffer = max_buffer
         self.audio_frames = 0
-        self._inbox: deque[str | bytes] = deque()
+        self._inbox: deque[Message] = deque()
         self._buffered = 0
         self._arrived = asyncio.Event()
         self._ended = asyncio.Event()
@@ -139,7 +139,7 @@ class WebRTCTransport:
         pc.on("track", self._on_track)
 
     # -- FrameTransport ---------------------------------------------------------------------
-    async def receive(self) -> list[str | bytes]:
+    async def receive(self) -> list[Message]:
         """Every buffered message (waits for one); ConnectionClosed once ended and drained."""
         while not self._inbox:
             if self._code is not None:
