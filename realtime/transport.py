@@ -312,26 +312,30 @@ class WebSocketTransport(asyncio.Protocol):
 
     def _process(self, events: Sequence[object]) -> None:
         inbox = self._inbox
+        append = inbox.append
         added = 0
         message: bytes | bytearray
-        text, binary, cont = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
+        text, binary = Opcode.TEXT, Opcode.BINARY
         for event in events:
             if type(event) is not Frame:
                 if isinstance(event, Response):
                     self._handshake_done(event)
                 continue
             opcode = event.opcode
-            # websockets hands each frame its own buffer: it is passed on, not copied.
-            data = event.data
-            message = bytes(data) if isinstance(data, memoryview) else data
-            if opcode is text or opcode is binary:
+            # websockets gives each received frame its own buffer (never a memoryview):
+            # it is passed on, not copied.
+            message = event.data  # type: ignore[assignment]
+            if opcode is text:
                 if not event.fin:
-                    self._parts = [message]
-                    self._part_text = opcode is text
+                    self._parts, self._part_text = [message], True
                     continue
-                if opcode is text and not message.isascii() and not self._utf8(message):
+                if not message.isascii() and not self._utf8(message):
                     break
-            elif opcode is cont:
+            elif opcode is binary:
+                if not event.fin:
+                    self._parts, self._part_text = [message], False
+                    continue
+            elif opcode is Opcode.CONT:
                 parts = self._parts
                 if parts is None:  # websockets rejects this before it gets here
                     continue
@@ -348,7 +352,7 @@ class WebSocketTransport(asyncio.Protocol):
                 continue
             else:  # ping (answered by websockets) or close (handled by websockets)
                 continue
-            inbox.append(message)
+            append(message)
             added += len(message)
         if added:
             self._inbox_bytes += added
@@ -467,14 +471,28 @@ class WebSocketTransport(asyncio.Protocol):
 
 
 def _env_proxy(url: str) -> str | None:
-    """The proxy the environment names for ``url`` (``https_proxy``, ``no_proxy``, …)."""
+    """The proxy the environment names for ``url``, chosen as websockets does.
+
+    ``no_proxy`` bypasses; ``wss://`` tries ``wss``, ``socks``, ``https`` proxies and
+    ``ws://`` tries ``ws``, ``socks``, ``https``, ``http`` (RFC 6455, Proxy Usage).
+    """
     parts = urlsplit(url)
+    secure = parts.scheme == "wss"
     host = parts.hostname or ""
-    if urllib.request.proxy_bypass(host):
+    port = parts.port or (443 if secure else 80)
+    if urllib.request.proxy_bypass(f"{host}:{port}"):
         return None
     proxies = urllib.request.getproxies()
-    scheme = "https" if parts.scheme == "wss" else "http"
-    return proxies.get("wss" if scheme == "https" else "ws") or proxies.get(scheme)
+    schemes = ("wss", "socks", "https") if secure else ("ws", "socks", "https", "http")
+    for scheme in schemes:
+        proxy = proxies.get(scheme)
+        if proxy is not None:
+            return (
+                "socks5h://" + proxy[7:]
+                if scheme == "socks" and proxy.startswith("http://")
+                else proxy
+            )
+    return None
 
 
 async def _proxy_socket(proxy: str, host: str, port: int) -> socket.socket:
@@ -482,7 +500,8 @@ async def _proxy_socket(proxy: str, host: str, port: int) -> socket.socket:
     parts = urlsplit(proxy)
     if parts.scheme != "http" or not parts.hostname:
         raise ConnectionError(
-            f"unsupported proxy {parts.scheme}://{parts.hostname or ''} (only http:// proxies)"
+            f"unsupported proxy {parts.scheme}://{parts.hostname or ''}: only HTTP CONNECT "
+            "proxies (http://) are supported; set no_proxy for this host to connect directly"
         )
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(parts.hostname, parts.port or 8080, type=socket.SOCK_STREAM)

@@ -365,8 +365,9 @@ async def test_http_connect_proxy_from_the_environment(monkeypatch: pytest.Monke
         seen: list[bytes] = []
         proxy = await _proxy(port, seen)
         pport = proxy.sockets[0].getsockname()[1]
-        for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
-            monkeypatch.delenv(name, raising=False)
+        for scheme in ("no", "all", "ws", "wss", "socks", "https", "http"):
+            monkeypatch.delenv(f"{scheme}_proxy", raising=False)
+            monkeypatch.delenv(f"{scheme.upper()}_PROXY", raising=False)
         monkeypatch.setenv("http_proxy", f"http://user:pa%3Ass@127.0.0.1:{pport}")
         try:
             t = await _open("ws://realtime.example.test/v1/realtime?model=m")
@@ -382,6 +383,14 @@ async def test_http_connect_proxy_from_the_environment(monkeypatch: pytest.Monke
                 await _open("ws://realtime.example.test/v1/realtime")
             assert "secretpw" not in str(info.value)
             refusing.close()
+            # a SOCKS proxy is named as unsupported; no_proxy bypasses every proxy
+            monkeypatch.setenv("socks_proxy", "socks5://user:secretpw@127.0.0.1:1")
+            with pytest.raises(ConnectionError, match="unsupported proxy socks5") as info:
+                await _open("ws://realtime.example.test/v1/realtime")
+            assert "secretpw" not in str(info.value)
+            monkeypatch.setenv("no_proxy", "realtime.example.test")
+            with pytest.raises(ConnectionError, match="cannot connect") as info:
+                await _open("ws://realtime.example.test/v1/realtime", connect_timeout=2)
         finally:
             proxy.close()
 
