@@ -105,6 +105,22 @@ async def test_unreachable_upstream_is_a_502() -> None:
         assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_unreachable"
 
 
+def test_minting_on_a_keyed_server_needs_loopback_or_the_key() -> None:
+    from realtime.server.app import ServerState
+    from realtime.server.auth import KeyStore
+    from realtime.server.console import may_mint
+
+    open_state = ServerState(keys=KeyStore(None))
+    assert may_mint("192.0.2.7", None, open_state)
+    keyed = ServerState(keys=KeyStore("sk-k"))
+    assert may_mint("127.0.0.1", None, keyed) and may_mint("::1", None, keyed)
+    assert not may_mint("192.0.2.7", None, keyed)
+    assert not may_mint("192.0.2.7", "sk-wrong", keyed)
+    assert may_mint("192.0.2.7", "sk-k", keyed)
+    secret = keyed.keys.mint(60).value
+    assert not may_mint("192.0.2.7", secret, keyed)  # an ephemeral key mints no more
+
+
 def test_upstream_option(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
     up = Upstream.from_option("openai")

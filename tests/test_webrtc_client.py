@@ -97,6 +97,32 @@ def test_ga_offer_is_multipart_to_calls() -> None:
     assert fields["session"] == b'{"type": "realtime", "model": "gpt-realtime"}'
 
 
+def test_ga_offer_with_an_ephemeral_key_is_bare_sdp() -> None:
+    req = offer_request("wss://h/v1/realtime?model=m", "ga", "v=0\r\n", ephemeral=True)
+    assert req.url == "https://h/v1/realtime/calls"
+    assert req.content_type == "application/sdp" and req.body == b"v=0\r\n"
+
+
+async def test_connect_with_an_ephemeral_key() -> None:
+    """The service's browser flow from Python: mint a client secret, call with it."""
+    import httpx
+
+    async with LocalServer(port=0, engines=shared_engines(), api_key="sk-real") as srv:
+        async with httpx.AsyncClient() as http:
+            minted = await http.post(
+                srv.http_url + "/realtime/client_secrets",
+                headers={"Authorization": "Bearer sk-real"},
+                json={"session": {"type": "realtime", "instructions": "Be brief."}},
+            )
+        secret = minted.json()["value"]
+        async with realtime.connect(url=srv.url, api_key=secret, transport="webrtc") as s:
+            for _ in range(100):
+                if s.server_session is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert getattr(s.server_session, "instructions", None) == "Be brief."
+
+
 def test_beta_offer_is_sdp_to_the_realtime_url() -> None:
     req = offer_request("ws://127.0.0.1:9/v1/realtime?model=m1", "beta", "v=0\r\n")
     assert req.url == "http://127.0.0.1:9/v1/realtime?model=m1"

@@ -299,3 +299,34 @@ async def test_keys_and_ephemeral_session() -> None:
             assert created["session"]["instructions"] == "Be brief."
         finally:
             await peer.close()
+
+
+async def test_a_call_without_data_channel_is_ended(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bounded: an offer that never opens ``oai-events`` does not hold a call forever."""
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    import realtime.server.webrtc as server_webrtc
+    from tests.webrtc_kit import PcmTrack
+
+    monkeypatch.setattr(server_webrtc, "SETUP_TIMEOUT_S", 0.5)
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTrack(PcmTrack())
+    await pc.setLocalDescription(await pc.createOffer())
+    try:
+        async with httpx.AsyncClient() as http:
+            r = await http.post(
+                server.http_url + "/realtime/calls",
+                content=pc.localDescription.sdp,
+                headers={"Content-Type": "application/sdp"},
+            )
+        assert r.status_code == 201
+        assert len(server_webrtc.active_calls(server.state)) == 1
+        for _ in range(40):
+            if not server_webrtc.active_calls(server.state):
+                break
+            await asyncio.sleep(0.1)
+        assert not server_webrtc.active_calls(server.state)
+    finally:
+        await pc.close()

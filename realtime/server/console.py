@@ -27,10 +27,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from .auth import credential_from
+
 if TYPE_CHECKING:
     from .state import ServerState
 
-__all__ = ["OPENAI_BASE_URL", "Upstream", "console_routes", "set_upstream"]
+__all__ = ["OPENAI_BASE_URL", "Upstream", "console_routes", "may_mint", "set_upstream"]
 
 log = logging.getLogger("realtime.server.console")
 
@@ -100,8 +102,28 @@ async def asset(request: Request) -> Response:
     return Response(_asset(name), media_type=media, headers={"Cache-Control": "no-store"})
 
 
+def may_mint(client_host: str | None, credential: str | None, state: ServerState) -> bool:
+    """Who may get a console secret: anyone when the server has no API key (it binds
+    127.0.0.1 by default); with ``--api-key``, a loopback client or a request carrying the
+    key, so that the console does not open a keyed server to its whole network."""
+    if state.keys.open:
+        return True
+    if client_host in ("127.0.0.1", "::1", "localhost"):
+        return True
+    ok, eph = state.keys.check(credential)
+    return ok and eph is None
+
+
 async def mint(request: Request) -> Response:
     """``POST /console/session``: an ephemeral client secret for the page (never a real key)."""
+    state: ServerState = request.app.state.server
+    host = request.client.host if request.client is not None else None
+    if not may_mint(host, credential_from(request.headers), state):
+        return _error(
+            "This server needs its API key: open the console from the server's machine.",
+            "invalid_api_key",
+            401,
+        )
     raw = await request.body()
     if len(raw) > MAX_SESSION_BODY:
         return _error("The body is too large.", "invalid_body", 413)
@@ -115,7 +137,6 @@ async def mint(request: Request) -> Response:
     session.setdefault("type", "realtime")
     upstream = _upstream(request)
     if upstream is None:
-        state: ServerState = request.app.state.server
         key = state.keys.mint(600, session=session, dialect="ga")
         return JSONResponse(
             {

@@ -20,7 +20,8 @@ resampled to 24 kHz PCM16 and fed to the session as if appended.
 
 Bounds: at most :data:`MAX_CALLS` calls at a time (``429`` beyond), an input queue of
 :data:`INBOX_SIZE` entries (audio frames are dropped when it is full, events get an error),
-SDP offers of at most 64 KiB. Needs the ``webrtc`` extra (``aiortc``); without it the
+SDP offers of at most 64 KiB, and a call whose data channel has not opened after
+:data:`SETUP_TIMEOUT_S` is ended. Needs the ``webrtc`` extra (``aiortc``); without it the
 routes answer ``501`` naming the extra.
 """
 
@@ -65,6 +66,7 @@ log = logging.getLogger("realtime.server.webrtc")
 MAX_CALLS = 32
 INBOX_SIZE = 1024
 MAX_SDP_BYTES = 64 * 1024
+SETUP_TIMEOUT_S = 30.0
 FRAME_MS = 20
 SAMPLE_RATE = 24000
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
@@ -176,6 +178,7 @@ class WebRTCCall:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
+        self._spawn(self._watch_setup())
         return str(self.pc.localDescription.sdp)
 
     def _spawn(self, coro: Any) -> None:
@@ -254,14 +257,30 @@ class WebRTCCall:
                 kind, payload = await self._inbox.get()
                 if s.expired:
                     continue
-                if kind == "audio":
-                    fmt = s.config.input_format
-                    data = payload if fmt == "pcm16" else pcm_mod.encode(payload, fmt)  # type: ignore[arg-type]
-                    await s.on_append({"audio": base64.b64encode(data).decode("ascii")}, None)
-                else:
-                    await self._on_client_event(payload)
+                try:
+                    if kind == "audio":
+                        await self._append(payload)
+                    else:
+                        await self._on_client_event(payload)
+                except Exception:  # a bug must not stall the call: log it, go on
+                    log.exception("call %s: %s input failed", self.call_id, kind)
         finally:
             self.state.sessions.discard(s)
+
+    async def _append(self, pcm: bytes) -> None:
+        s = self.session
+        fmt = s.config.input_format
+        data = pcm if fmt == "pcm16" else pcm_mod.encode(pcm, fmt)  # type: ignore[arg-type]
+        await s.on_append({"audio": base64.b64encode(data).decode("ascii")}, None)
+
+    async def _watch_setup(self) -> None:
+        """A call whose data channel does not open within the timeout is ended."""
+        await asyncio.sleep(SETUP_TIMEOUT_S)
+        if self.channel is None:
+            log.info(
+                "call %s: no data channel within %g s, ending it", self.call_id, SETUP_TIMEOUT_S
+            )
+            await self.close()
 
     async def _held_open(self) -> None:
         """A session-owned task: when the session is closed (server stop), so is the call."""

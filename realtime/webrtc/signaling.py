@@ -2,8 +2,9 @@
 in which shape, and what the answer means.
 
 - GA: ``POST {base}/realtime/calls`` — ``multipart/form-data`` with ``sdp`` (the offer) and
-  ``session`` (JSON: ``type`` and ``model``); ``201`` with the answer, the ``Location``
-  header names the call (``/v1/realtime/calls/{call_id}``).
+  ``session`` (JSON: ``type`` and ``model``), or, authenticated with an ephemeral key (whose
+  session configuration applies), the bare offer as ``application/sdp``; ``201`` with the
+  answer, the ``Location`` header names the call (``/v1/realtime/calls/{call_id}``).
 - Beta: ``POST {base}/realtime?model=…`` with the offer as ``application/sdp``.
 
 ``base`` is derived from the session's WebSocket URL (``wss://host/v1/realtime?model=m`` ->
@@ -52,9 +53,11 @@ def offer_request(
     dialect: Literal["beta", "ga"],
     sdp: str,
     *,
+    ephemeral: bool = False,
     boundary: str = "realtime-voice-webrtc-offer",
 ) -> OfferRequest:
-    """The request that sends ``sdp`` for a session whose WebSocket URL is ``ws_url``."""
+    """The request that sends ``sdp`` for a session whose WebSocket URL is ``ws_url``
+    (``ephemeral``: the key is an ephemeral client secret)."""
     scheme, netloc, base, query = _split(ws_url)
     if dialect == "beta":
         url = urlunsplit((scheme, netloc, base + "/realtime", urlencode(query), ""))
@@ -62,6 +65,8 @@ def offer_request(
     params = dict(query)
     session = {"type": "realtime", "model": params.pop("model", "gpt-realtime")}
     url = urlunsplit((scheme, netloc, base + "/realtime/calls", urlencode(params), ""))
+    if ephemeral:
+        return OfferRequest(url, "application/sdp", sdp.encode("utf-8"))
     parts = [
         ("sdp", "application/sdp", sdp),
         ("session", "application/json", json.dumps(session)),

@@ -45,8 +45,10 @@ from .media import OutgoingAudio, read_audio
 from .signaling import answer_from, call_id_from, offer_request
 
 if TYPE_CHECKING:
+    from audio.speaker import Speaker
+
     from ..connection import Endpoint, SessionOptions
-    from ..transport import FrameTransport
+    from ..transport import FrameTransport, Message
 
 __all__ = ["AudioSink", "WebRTC", "WebRTCTransport", "open_webrtc"]
 
@@ -67,6 +69,15 @@ class AudioSink(Protocol):
     def clear(self) -> None:
         """Drop everything queued (barge-in)."""
         ...
+
+
+if TYPE_CHECKING:
+
+    def _speaker_is_a_sink(speaker: Speaker) -> AudioSink:  # checked by mypy
+        return speaker
+
+    def _transport_is_a_frame_transport(transport: WebRTCTransport) -> FrameTransport:
+        return transport
 
 
 @dataclass
@@ -113,7 +124,7 @@ class WebRTCTransport:
         self.call_id: str | None = None
         self.max_buffer = max_buffer
         self.audio_frames = 0
-        self._inbox: deque[str | bytes] = deque()
+        self._inbox: deque[Message] = deque()
         self._buffered = 0
         self._arrived = asyncio.Event()
         self._ended = asyncio.Event()
@@ -128,7 +139,7 @@ class WebRTCTransport:
         pc.on("track", self._on_track)
 
     # -- FrameTransport ---------------------------------------------------------------------
-    async def receive(self) -> list[str | bytes]:
+    async def receive(self) -> list[Message]:
         """Every buffered message (waits for one); ConnectionClosed once ended and drained."""
         while not self._inbox:
             if self._code is not None:
@@ -319,8 +330,11 @@ async def open_webrtc(endpoint: Endpoint, options: SessionOptions, rtc: WebRTC) 
         opened = asyncio.Event()
         channel.on("open", opened.set)
         await pc.setLocalDescription(await pc.createOffer())
-        request = offer_request(endpoint.url, endpoint.dialect, pc.localDescription.sdp)
         headers = [h for h in await endpoint.headers() if h[0].lower() != "openai-beta"]
+        ephemeral = any(v.startswith("Bearer ek_") for k, v in headers if k == "Authorization")
+        request = offer_request(
+            endpoint.url, endpoint.dialect, pc.localDescription.sdp, ephemeral=ephemeral
+        )
         headers.append(("Content-Type", request.content_type))
         try:
             async with httpx.AsyncClient(timeout=options.connect_timeout) as http:
