@@ -3,7 +3,7 @@
 Every command picks its backend the same way (see :mod:`realtime.cli.backend`): ``--url``, else
 Azure, else OpenAI when ``OPENAI_API_KEY`` is set, else the embedded local server. Errors are one
 line on stderr (exit status 2); ``--debug`` shows the traceback. Ctrl-C ends a command with
-status 130 (``serve``: 0, as that is how a server is stopped).
+status 130 (``serve``, ``phone``: 0, as that is how a server is stopped).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = asyncio.run(args.handler(args))
         return status
     except KeyboardInterrupt:
-        if args.command == "serve":  # Ctrl-C is how a server is stopped
+        if args.command in ("serve", "phone"):  # Ctrl-C is how a server is stopped
             print("stopped", file=sys.stderr)
             return 0
         print("interrupted", file=sys.stderr)

@@ -304,6 +304,7 @@ class MediaStreamBridge:
             except asyncio.TimeoutError:
                 return None
             if text is None:
+                call.ended_by = "caller"
                 return None
             try:
                 msg = parse_message(text)
@@ -314,6 +315,7 @@ class MediaStreamBridge:
             if isinstance(msg, StartMessage):
                 return msg
             if isinstance(msg, StopMessage):
+                call.ended_by = "caller"
                 return None
 
     async def _run(self, phone: PhoneSocket, call: PhoneCall) -> None:
