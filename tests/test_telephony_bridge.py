@@ -178,3 +178,15 @@ async def test_dtmf_handlers_errors_do_not_end_the_call(digits: str) -> None:
         await asyncio.sleep(0.05)
         assert call.digits == list(digits) and seen == list(digits)
         assert call.ended_by == "caller"
+
+
+async def test_a_failing_configure_hook_ends_only_that_call() -> None:
+    def configure(info: CallInfo, config: SessionConfig) -> SessionConfig:
+        raise KeyError("tier")
+
+    bridge = MediaStreamBridge(connect={"url": "ws://127.0.0.1:9/v1"}, configure=configure)
+    phone = MemoryPhone()
+    phone.put(start())
+    call = await asyncio.wait_for(bridge.handle(phone), 10)
+    assert call.ended_by == "bridge" and call.error is not None and "KeyError" in call.error
+    assert phone.closed is not None and not bridge.active

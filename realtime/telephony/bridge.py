@@ -285,6 +285,11 @@ class MediaStreamBridge:
         self.active.add(call)
         try:
             await self._run(phone, call)
+        except Exception as exc:  # a bug must end this call, not the server
+            logger.exception("call failed")
+            call.ended_by = call.ended_by or "bridge"
+            call.error = call.error or f"internal error: {type(exc).__name__}: {exc}"
+            await phone.close(1011, "internal error")
         finally:
             call.ended_at = time.monotonic()
             self.active.discard(call)
