@@ -441,7 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"bridge CPU: {per_call_s * 1000:.2f} ms per call-second "
-        f"-> {1 / per_call_s:.0f} real-time calls per core (target >= 200)"
+        f"-> {1 / per_call_s:.0f} real-time calls per core "
+        f"(target >= 200: {_verdict(1 / per_call_s >= 200)})"
     )
     for name, peer_l, bridge_l in (
         ("backend -> phone", peer["outbound"], run["outbound"]),
@@ -457,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(
         f"barge-ins (clears seen by callers): {run['clears']}; stale audio heard after "
-        f"clear: {run['stale_ms']:.0f} ms (target 0)"
+        f"clear: {run['stale_ms']:.0f} ms (target 0: {_verdict(run['stale_ms'] == 0)})"
     )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
