@@ -18,6 +18,7 @@ from .dispatch import Dispatcher
 from .events import ClientEvent, ServerEvent
 from .exceptions import ConfigError
 from .interruption import Interruption
+from .outbox import Outbox
 from .protocol import ClientProtocol, Request
 from .tools import Tool, ToolRegistry
 from .waiting import EventMatch, Expectation
@@ -40,6 +41,9 @@ class SessionCommands:
     playback: PlaybackTracker | None
     config: SessionConfig | None
     dispatcher: Dispatcher
+
+    _outbox: Outbox
+    _receive_listeners: list[Callable[[ServerEvent], None]]
 
     if TYPE_CHECKING:  # provided by Session
 
@@ -159,16 +163,17 @@ class SessionCommands:
     ) -> ServerEvent:
         """Add a text message (and, by default, ask for a response right behind it).
 
-        Returns the item's acknowledgement; with ``wait=True`` the ``response.done`` of
-        the reply instead, awaited from before sending so a fast reply is never missed
-        (``timeout`` then bounds the wait for it). A reply lost to a dropped connection
-        ends with a ``response.done`` of status ``incomplete``.
+        Returns the item's acknowledgement (``timeout`` bounds it); with ``wait=True``
+        the ``response.done`` of the reply instead, awaited from before sending so a fast
+        reply is never missed (``timeout`` then bounds the wait for the reply). A reply
+        lost to a dropped connection ends with a ``response.done`` of status ``incomplete``.
         """
         if wait and not respond:
             raise ConfigError("send_text(wait=True) needs respond=True")
         expectation = self.expect("response.done", timeout, any_dialect=True) if wait else None
+        request = self.protocol.send_text(text, role=role, respond=respond)
         try:
-            ack = await self._request(self.protocol.send_text(text, role=role, respond=respond))
+            ack = await self._request(request, timeout=None if wait else timeout)
         except BaseException:
             if expectation is not None:
                 expectation.cancel()
@@ -333,3 +338,29 @@ class SessionCommands:
     def off(self, pattern: str, handler: Callable[..., Any] | None = None) -> int:
         """Remove subscriptions of ``pattern`` (only ``handler``'s if given); returns the count."""
         return self.dispatcher.off(pattern, handler)
+
+    def add_send_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(frame)`` with every client frame once it has been sent.
+
+        For recording (:class:`realtime.recording.Recorder`); it runs in the writer
+        task, so it must be quick. Exceptions it raises are logged and ignored.
+        """
+        self._outbox.listeners.append(listener)
+
+    def remove_send_listener(self, listener: Callable[[str], None]) -> None:
+        """Stop calling a listener added with :meth:`add_send_listener`."""
+        self._outbox.listeners.remove(listener)
+
+    def add_receive_listener(self, listener: Callable[[ServerEvent], None]) -> None:
+        """Call ``listener(event)`` with every event (received or synthetic) at once.
+
+        Unlike a handler it runs in the reader, before the event is delivered, so with
+        :meth:`add_send_listener` it sees both directions in causal order (a recording
+        that :meth:`realtime.testing.FakeServer.from_recording` can replay). It must be
+        quick; exceptions it raises are logged and ignored.
+        """
+        self._receive_listeners.append(listener)
+
+    def remove_receive_listener(self, listener: Callable[[ServerEvent], None]) -> None:
+        """Stop calling a listener added with :meth:`add_receive_listener`."""
+        self._receive_listeners.remove(listener)

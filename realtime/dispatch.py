@@ -18,10 +18,11 @@ own lane, a FIFO of events and one task calling the handler, so
   stops reading from the socket. Nothing is dropped; memory stays bounded.
 
 Sync handlers run inline in their lane's task, on the event loop: one that blocks the
-loop for more than ``slow_handler`` seconds (5 ms) on three calls, or for more than 20
-times that (100 ms) once, is named in a warning (once per handler; a single slow call
-may just be the process being descheduled). Subscribe with ``thread=True`` to run a
-sync handler in a worker thread instead (still in order for that subscription).
+loop for more than ``slow_handler`` seconds (5 ms) on three calls and at least 1% of its
+calls, or for more than 20 times that (100 ms) once, is named in a warning (once per
+handler; a rare slow call may just be the process being descheduled). Subscribe with
+``thread=True`` to run a sync handler in a worker thread instead (still in order for
+that subscription).
 
 A handler awaiting a server reply (``wait_for``, a request) would hold up receiving
 once ``queue_size`` more events arrive for its own subscription, and the reply could
@@ -69,7 +70,8 @@ T = TypeVar("T")
 DEFAULT_QUEUE_SIZE = 1024
 """Events a subscription's lane holds before receiving pauses."""
 
-_STRIKES = 3  # slow calls of a sync handler before it is named in a warning
+_STRIKES = 3  # slow calls of a sync handler before it is named in a warning ...
+_STRIKE_SHARE = 0.01  # ... when they are at least this share of its calls
 _VERY_SLOW = 20  # ... or one call this many times over the limit
 
 
@@ -312,12 +314,14 @@ def _loop_running() -> bool:
 
 
 class _Lane:
-    __slots__ = ("busy", "exempt", "items", "sub", "task", "waiter")
+    __slots__ = ("busy", "calls", "exempt", "items", "strikes", "sub", "task", "waiter")
 
     def __init__(self, sub: Subscription) -> None:
         self.sub = sub
         self.busy = False
         self.exempt = 0
+        self.calls = 0  # sync calls made (counted when one is slow)
+        self.strikes = 0  # sync calls over the slow_handler limit
         self.items: deque[ServerEvent] = deque()
         self.waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
@@ -349,7 +353,6 @@ class HandlerRunner:
         self._space: asyncio.Future[None] | None = None
         self._closed = False
         self._warned: set[int] = set()
-        self._strikes: dict[int, int] = {}
         dispatcher.add_removal_listener(self._removed)
 
     def __repr__(self) -> str:
@@ -374,7 +377,14 @@ class HandlerRunner:
         """Queue ``event`` for every subscription it matches (never blocks or raises)."""
         if self._closed:
             return
-        subs = self.dispatcher.subscriptions_for(event)
+        dispatcher = self.dispatcher
+        # The common case inline (a cached type, no once-subscription, a valid event):
+        # one dict lookup, no call.
+        subs = None
+        if not dispatcher._has_once and type(event) is not InvalidServerEvent:
+            subs = dispatcher._cache.get(event.type)
+        if subs is None:
+            subs = dispatcher.subscriptions_for(event)
         if not subs:
             return
         lanes = self._lanes
@@ -529,6 +539,7 @@ class HandlerRunner:
         full = self._full
         slow = self.slow_handler
         perf = time.perf_counter
+        calls = 0
         try:
             while True:
                 if not items:
@@ -546,6 +557,7 @@ class HandlerRunner:
                     if thread:
                         await asyncio.to_thread(handler, event)
                         continue
+                    calls += 1
                     start = perf()
                     result = handler(event)
                     if result is not None and inspect.isawaitable(result):
@@ -553,7 +565,8 @@ class HandlerRunner:
                     else:
                         spent = perf() - start
                         if spent > slow:
-                            self._slow(handler, spent, event.type)
+                            lane.calls = calls
+                            self._slow(lane, spent, event.type)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -566,14 +579,17 @@ class HandlerRunner:
                 self._task_lanes.pop(lane.task, None)
             self._drained(lane)
 
-    def _slow(self, handler: Callable[..., Any], seconds: float, event_type: str) -> None:
-        # One slow call may be the process being descheduled (a loaded machine) rather
-        # than the handler: warn on the third slow call, or at once when it is very slow.
+    def _slow(self, lane: _Lane, seconds: float, event_type: str) -> None:
+        # A slow call may be the process being descheduled (a loaded machine) rather
+        # than the handler: name it once its slow calls are 3 and at least 1% of its
+        # calls, or at once when one call is very slow.
+        handler = lane.sub.handler
         key = id(handler)
         if key in self._warned:
             return
-        strikes = self._strikes[key] = self._strikes.get(key, 0) + 1
-        if strikes < _STRIKES and seconds < _VERY_SLOW * self.slow_handler:
+        lane.strikes += 1
+        repeated = lane.strikes >= _STRIKES and lane.strikes >= _STRIKE_SHARE * lane.calls
+        if not repeated and seconds < _VERY_SLOW * self.slow_handler:
             return
         self._warned.add(key)
         logger.warning(

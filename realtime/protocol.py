@@ -11,11 +11,14 @@ the I/O:
   :class:`~realtime.response_state.ResponseTracker`, the
   :class:`~realtime.tools.ToolCallCoordinator`, the barge-in policy and the
   acknowledgement table, and returns ``True`` when it produced output;
-* **intents in**: :meth:`request` (session update, commit, clear, item create /
-  truncate / delete / retrieve) returns a :class:`Request` carrying the client events
-  to send and the acknowledgement it waits for; :meth:`create_response`,
-  :meth:`cancel_response`, :meth:`interrupt`, :meth:`tool_result` return the client
-  events to send;
+* **intents in**: :meth:`~ClientProtocol.update`, :meth:`~ClientProtocol.commit`,
+  :meth:`~ClientProtocol.clear_audio`, :meth:`~ClientProtocol.create_item`,
+  :meth:`~ClientProtocol.send_text`, :meth:`~ClientProtocol.truncate`,
+  :meth:`~ClientProtocol.delete_item`, :meth:`~ClientProtocol.retrieve_item` return a
+  :class:`Request` carrying the client events to send and the acknowledgement it waits
+  for (:meth:`~ClientProtocol.forget` drops it); :meth:`~ClientProtocol.create_response`,
+  :meth:`~ClientProtocol.cancel_response`, :meth:`~ClientProtocol.interrupt` and
+  :meth:`~ClientProtocol.tool_result` return the client events to send;
 * **outputs**: :meth:`events_to_send` (client events, in order), :meth:`completions`
   (acknowledged or refused requests), :meth:`tool_calls` (function calls to run),
   :meth:`events_to_deliver` (synthetic events handlers and waiters must see, such as
@@ -30,7 +33,7 @@ Acknowledgements are matched by the ids the protocol gives: an ``error`` by the
 ``event_id`` of the client event it names; ``conversation.item.*`` replies by item id;
 ``input_audio_buffer.committed`` by excluding the items the server's VAD announced
 (``speech_started``/``speech_stopped`` name them), so an automatic commit never
-satisfies :meth:`request` for a manual one; the other replies in the order sent.
+satisfies the request of a manual one; the other replies in the order sent.
 
 This module imports no asyncio, websockets, httpx, sounddevice, numpy, threading or
 socket (``tests/test_protocol_purity.py`` checks it).
@@ -41,12 +44,12 @@ from __future__ import annotations
 import base64
 import itertools
 import secrets
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from .conversation import Conversation, Item
+from .conversation import Conversation
 from .events import (
     BetaConversationItemCreatedEvent,
     BetaConversationItemRetrievedEvent,
@@ -95,8 +98,9 @@ from .exceptions import (
     ServerError,
 )
 from .interruption import Interruption, OutputAudioLog, plan_interruption
+from .reconnect import HistoryRestore
 from .response_state import ResponseTracker
-from .tools import ToolCall, ToolCallCoordinator, ToolRegistry, ToolResult
+from .tools import Tool, ToolCall, ToolCallCoordinator, ToolRegistry, ToolResult
 
 if TYPE_CHECKING:
     from audio.playback import HeardPosition
@@ -108,7 +112,6 @@ __all__ = [
     "Dialect",
     "Request",
     "close_error",
-    "heard_text",
 ]
 
 Dialect = Literal["beta", "ga"]
@@ -165,31 +168,6 @@ def close_error(code: int | None, reason: str = "") -> ConnectionClosed:
     return ConnectionClosed(code, reason)
 
 
-def heard_text(item: Item) -> str:
-    """The text of ``item`` the listener actually got: a truncated part's transcript is cut.
-
-    A part truncated at ``audio_end_ms`` keeps the share of its transcript that matches
-    the share of its audio that was heard, cut back to a word boundary; parts with text
-    (not audio) are kept whole.
-    """
-    texts: list[str] = []
-    for part in item.content:
-        if part.text:
-            texts.append(part.text)
-            continue
-        transcript = part.transcript
-        if part.truncated and part.audio_ms_before_truncation > 0:
-            share = min(1.0, (part.audio_end_ms or 0) / part.audio_ms_before_truncation)
-            cut = int(len(transcript) * share)
-            if cut < len(transcript):
-                space = transcript.rfind(" ", 0, cut + 1)
-                cut = space if space > 0 else 0
-            transcript = transcript[:cut].rstrip()
-        if transcript:
-            texts.append(transcript)
-    return " ".join(texts)
-
-
 @dataclass(eq=False)
 class Request:
     """An intent waiting for its acknowledgement.
@@ -238,6 +216,9 @@ class ClientProtocol:
         tools: the :class:`~realtime.tools.ToolRegistry`.
         last_interruption: the last barge-in decision, if any.
         expires_at: the server session's ``expires_at`` (Unix seconds), when known.
+        has_tracker: a playback tracker answers barge-ins (the shell passes its
+            ``interrupt()`` answer to :meth:`receive` as ``heard``); without one the
+            clock values stand for what was heard.
     """
 
     def __init__(
@@ -245,10 +226,11 @@ class ClientProtocol:
         *,
         dialect: Dialect = "ga",
         config: SessionConfig | None = None,
-        tools: ToolRegistry | Iterable[Callable[..., Any]] | None = None,
+        tools: ToolRegistry | Iterable[Callable[..., Any] | Tool] | None = None,
         auto_respond_to_tools: bool = True,
         audio_retention_ms: int = 0,
         output_audio_format: str | None = None,
+        has_tracker: bool = False,
     ) -> None:
         if dialect not in ("beta", "ga"):
             raise ConfigError(f"dialect must be 'ga' or 'beta', not {dialect!r}")
@@ -275,7 +257,6 @@ class ClientProtocol:
             tracker=self.responses, auto_respond=auto_respond_to_tools, dialect=dialect
         )
         self.last_interruption: Interruption | None = None
-        self.protocol_errors = 0
         self.error_explained = False
         """Whether the last ``error`` answered a request or a harmless race (no warning)."""
         self._streaming: str | None = None
@@ -287,7 +268,7 @@ class ClientProtocol:
         self._deliver: list[ServerEvent] = []
         self._lost_responses: list[str] = []
         self._lost_items: list[str] = []
-        self._restoring: deque[str] = deque()
+        self._restore = HistoryRestore()
         self._requeue: list[ClientEvent] = []
         self._special: dict[str, Callable[[ServerEvent], None]] = {
             "input_audio_buffer.speech_started": self._on_speech_started,
@@ -304,8 +285,7 @@ class ClientProtocol:
             self._special[etype] = self._on_tool_event
         self._now = 0.0
         self._heard: HeardPosition | None = None
-        self.has_tracker = False
-        """Set by the shell when a playback tracker answers barge-ins (``heard``)."""
+        self.has_tracker = has_tracker
 
     # -- outputs ---------------------------------------------------------------------
 
@@ -359,7 +339,7 @@ class ClientProtocol:
         response tracker.
         """
         etype = event.type
-        if self._restoring and etype in _ITEM_ACKS:
+        if self._restore and etype in _ITEM_ACKS:
             self._adopt_restored(event)
         self.conversation.apply(event)
         if etype in _STREAM_DELTAS:
@@ -536,7 +516,7 @@ class ClientProtocol:
         """
         for request in list(self._requests.values()):
             self._complete(request, error=error)
-        self._restoring.clear()
+        self._restore.clear()
         # Requests queued behind the lost response wait for the next connection.
         self._requeue.extend(self.responses.clear_queue())
         lost: list[str | None] = [state.id for state in self.responses.active_responses]
@@ -573,7 +553,8 @@ class ClientProtocol:
         if self.config is not None or len(self.tools):
             out.append(self.session_update(self.config))
         if reinject_history:
-            out.extend(self._restore_items())
+            for wire, previous in self._restore.plan(self.conversation, self.dialect):
+                out.append(_item_create(wire, previous))
         self._requeue.extend(old.clear_queue())
         for event in self._requeue:
             out.extend(self.responses.request_create(event))
@@ -731,72 +712,11 @@ class ClientProtocol:
         ga = Response(id=response_id, status="incomplete", status_details=details)
         return ResponseDoneEvent(response=ga)
 
-    def _restore_items(self) -> list[ClientEvent]:
-        out: list[ClientEvent] = []
-        previous: str | None = None
-        for item in self.conversation.items:
-            wire = self._restorable(item)
-            if wire is None:
-                continue
-            out.append(_item_create(wire, previous))
-            self._restoring.append(item.id)
-            previous = item.id
-        return out
-
-    def _restorable(self, item: Item) -> dict[str, Any] | None:
-        if item.type == "message":
-            text = heard_text(item)
-            if not text:
-                return None
-            role = item.role or "user"
-            part = self._assistant_text if role == "assistant" else "input_text"
-            if role == "system":
-                part = "input_text"
-            wire: dict[str, Any] = {
-                "id": item.id,
-                "type": "message",
-                "role": role,
-                "content": [{"type": part, "text": text}],
-            }
-            if item.status == "incomplete":
-                wire["status"] = "incomplete"  # cut short (the spec: no effect on the model)
-            return wire
-        if item.type == "function_call" and item.call_id and item.name:
-            return {
-                "id": item.id,
-                "type": "function_call",
-                "call_id": item.call_id,
-                "name": item.name,
-                "arguments": item.arguments,
-            }
-        if item.type == "function_call_output" and item.call_id and item.output is not None:
-            return {
-                "id": item.id,
-                "type": "function_call_output",
-                "call_id": item.call_id,
-                "output": item.output,
-            }
-        return None
-
     def _adopt_restored(self, event: ServerEvent) -> None:
-        """A restored item came back: under another id when the server chose its own.
-
-        An echo of one of the restored ids (in any order) just ticks it off; an echo of
-        an item this client asked for since is not a restored one; an unknown id takes
-        the place of the oldest restored item not echoed yet.
-        """
-        if not isinstance(event, _ITEM_EVENTS) or not event.item.id:
-            return
-        new_id = event.item.id
-        restoring = self._restoring
-        if new_id in restoring:
-            restoring.remove(new_id)
-            return
-        if new_id in self.conversation or any(
-            r.item_id == new_id for r in self._by_type.get(event.type, ())
-        ):
-            return
-        self.conversation.rename(restoring.popleft(), new_id)
+        if isinstance(event, _ITEM_EVENTS) and event.item.id:
+            item_id = event.item.id
+            requested = any(r.item_id == item_id for r in self._by_type.get(event.type, ()))
+            self._restore.echoed(item_id, self.conversation, requested=requested)
 
 
 class _Raw(ClientEvent):

@@ -28,12 +28,14 @@ wire; they subclass :class:`realtime.events.ServerEvent`):
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field
 
+from .conversation import Conversation, Item
 from .events import ServerEvent
 from .exceptions import ConfigError
 
@@ -43,7 +45,9 @@ __all__ = [
     "ConnectionLostEvent",
     "ConnectionRestoredEvent",
     "ReconnectPolicy",
+    "HistoryRestore",
     "SessionExpiringEvent",
+    "heard_text",
     "history_items",
 ]
 
@@ -180,3 +184,98 @@ def history_items(items: Iterable[Mapping[str, Any]], dialect: str = "ga") -> li
                 output = item.get("output") or ""
                 out.append({"type": "function_call_output", "call_id": call_id, "output": output})
     return out
+
+
+def heard_text(item: Item) -> str:
+    """The text of ``item`` the listener actually got: a truncated part's transcript is cut.
+
+    A part truncated at ``audio_end_ms`` keeps the share of its transcript that matches
+    the share of its audio that was heard, cut back to a word boundary; parts with text
+    (not audio) are kept whole.
+    """
+    texts: list[str] = []
+    for part in item.content:
+        if part.text:
+            texts.append(part.text)
+            continue
+        transcript = part.transcript
+        if part.truncated and part.audio_ms_before_truncation > 0:
+            share = min(1.0, (part.audio_end_ms or 0) / part.audio_ms_before_truncation)
+            cut = int(len(transcript) * share)
+            if cut < len(transcript):
+                space = transcript.rfind(" ", 0, cut + 1)
+                cut = space if space > 0 else 0
+            transcript = transcript[:cut].rstrip()
+        if transcript:
+            texts.append(transcript)
+    return " ".join(texts)
+
+
+def restorable(item: Item, dialect: str = "ga") -> dict[str, Any] | None:
+    """The wire item re-creating ``item`` (with its id) as text, or ``None`` when it has
+    nothing to restore. Messages keep what was heard; cut-short ones say ``incomplete``."""
+    if item.type == "message":
+        text = heard_text(item)
+        if not text:
+            return None
+        role = item.role or "user"
+        part = ("text" if dialect == "beta" else "output_text") if role == "assistant" else None
+        wire: dict[str, Any] = {
+            "id": item.id,
+            "type": "message",
+            "role": role,
+            "content": [{"type": part or "input_text", "text": text}],
+        }
+        if item.status == "incomplete":
+            wire["status"] = "incomplete"  # cut short (the spec: no effect on the model)
+        return wire
+    if item.type == "function_call" and item.call_id and item.name:
+        call = {"id": item.id, "type": "function_call", "call_id": item.call_id}
+        return {**call, "name": item.name, "arguments": item.arguments}
+    if item.type == "function_call_output" and item.call_id and item.output is not None:
+        output = {"id": item.id, "type": "function_call_output", "call_id": item.call_id}
+        return {**output, "output": item.output}
+    return None
+
+
+class HistoryRestore:
+    """The history part of a reconnect's restore plan, and the echoes still expected.
+
+    :meth:`plan` lists the items to re-create (each chained to the previous one by
+    ``previous_item_id``, under its original id); :meth:`echoed` ticks off each
+    ``conversation.item.added``/``created`` the server answers with, in any order, and
+    renames the local item when the server chose its own id, so nothing is duplicated.
+    """
+
+    def __init__(self) -> None:
+        self._pending: deque[str] = deque()
+
+    def __bool__(self) -> bool:
+        return bool(self._pending)
+
+    def plan(
+        self, conversation: Conversation, dialect: str = "ga"
+    ) -> list[tuple[dict[str, Any], str | None]]:
+        """``(wire item, previous_item_id)`` pairs re-creating ``conversation``, in order."""
+        out: list[tuple[dict[str, Any], str | None]] = []
+        previous: str | None = None
+        for item in conversation.items:
+            wire = restorable(item, dialect)
+            if wire is not None:
+                out.append((wire, previous))
+                self._pending.append(item.id)
+                previous = item.id
+        return out
+
+    def echoed(self, item_id: str, conversation: Conversation, *, requested: bool) -> None:
+        """The server announced item ``item_id``; ``requested``: the application asked for
+        an item of that id meanwhile (not a restored one)."""
+        pending = self._pending
+        if item_id in pending:
+            pending.remove(item_id)
+        elif pending and not requested and item_id not in conversation:
+            conversation.rename(pending.popleft(), item_id)
+
+    def clear(self) -> None:
+        """Forget the echoes still expected (the connection dropped again)."""
+        self._pending.clear()

@@ -35,6 +35,7 @@ from realtime.events import (
     BetaResponseCreateEvent,
     BetaResponseDoneEvent,
     ClientEvent,
+    ConversationItemInputAudioTranscriptionCompletedEvent,
     ErrorEvent,
     ResponseCancelEvent,
     ResponseCreatedEvent,
@@ -42,6 +43,7 @@ from realtime.events import (
     ResponseDoneEvent,
     ResponseRefEvent,
     ServerEvent,
+    TranscriptionUsage,
     Usage,
     new_event_id,
 )
@@ -89,7 +91,14 @@ _CREATES = (ResponseCreateEvent, BetaResponseCreateEvent)
 
 @dataclass
 class UsageTotals:
-    """Token counts summed over responses (each ``response.done`` adds its usage)."""
+    """Token counts summed over the session.
+
+    Each ``response.done`` adds its usage; each input transcription that reports usage
+    (GA ``conversation.item.input_audio_transcription.completed``) adds its tokens to the
+    totals too and counts in the ``transcription_*`` fields (a transcription billed by
+    duration adds ``transcription_seconds``), so a transcription-only session does not
+    report 0 tokens.
+    """
 
     responses: int = 0
     total_tokens: int = 0
@@ -101,6 +110,24 @@ class UsageTotals:
     input_cached_tokens: int = 0
     output_text_tokens: int = 0
     output_audio_tokens: int = 0
+    transcriptions: int = 0
+    transcription_input_tokens: int = 0
+    transcription_output_tokens: int = 0
+    transcription_seconds: float = 0.0
+
+    def add_transcription(self, usage: TranscriptionUsage | None) -> None:
+        """Add one input transcription's usage (``tokens`` or ``duration``)."""
+        if usage is None:
+            return
+        self.transcriptions += 1
+        if usage.seconds is not None:
+            self.transcription_seconds += usage.seconds
+        inputs, outputs = usage.input_tokens or 0, usage.output_tokens or 0
+        self.transcription_input_tokens += inputs
+        self.transcription_output_tokens += outputs
+        self.input_tokens += inputs
+        self.output_tokens += outputs
+        self.total_tokens += usage.total_tokens or inputs + outputs
 
     def add(self, usage: Usage | Mapping[str, Any] | None) -> None:
         """Add one response's ``usage`` (the typed model, or its wire dict; missing counts
@@ -298,6 +325,9 @@ class ResponseTracker:
                 state.output_item_ids = [x.id for x in response.output or () if x.id]
             self.usage.add(response.usage)
             return self._release()
+        if isinstance(event, ConversationItemInputAudioTranscriptionCompletedEvent):
+            self.usage.add_transcription(event.usage)
+            return []
         if isinstance(event, ErrorEvent):
             return self._on_error(event)
         if isinstance(event, ResponseRefEvent):

@@ -127,8 +127,8 @@ class Session(SessionCommands):
             auto_respond_to_tools=opts.auto_respond_to_tools,
             audio_retention_ms=opts.audio_retention_ms,
             output_audio_format=opts.output_audio_format,
+            has_tracker=opts.tracker is not None,
         )
-        self.protocol.has_tracker = opts.tracker is not None
         self.reconnect_policy = opts.reconnect
         self.playback = opts.tracker
         self.dispatcher = opts.dispatcher if opts.dispatcher is not None else Dispatcher()
@@ -148,6 +148,7 @@ class Session(SessionCommands):
         )
         self._iterators = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._receive_listeners: list[Callable[[ServerEvent], None]] = []
         self._expiry: asyncio.TimerHandle | None = None
 
     # -- state (held by the protocol) --------------------------------------------------
@@ -281,8 +282,10 @@ class Session(SessionCommands):
     async def _stop_tasks(self) -> None:
         """Let handlers finish what was received (up to 1 s), then cancel every task."""
         current = asyncio.current_task()
-        await self._runner.aclose(1.0)
-        self._cancel_tasks()
+        try:
+            await self._runner.aclose(1.0)
+        finally:  # also when this wait is cancelled
+            self._cancel_tasks()
         others = [t for t in self._tasks if t is not current]
         if others:
             await asyncio.wait(others)
@@ -401,6 +404,11 @@ class Session(SessionCommands):
         self._spawn(self._stop_tasks())
 
     def _deliver(self, event: ServerEvent) -> None:
+        for listener in self._receive_listeners:
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("receive listener failed")
         if self._waiters:
             self._waiters.offer(event)
         self._runner.deliver(event)
@@ -486,18 +494,6 @@ class Session(SessionCommands):
     def _check_open(self) -> None:
         if self._close_error is not None:
             raise self._close_error
-
-    def add_send_listener(self, listener: Callable[[str], None]) -> None:
-        """Call ``listener(frame)`` with every client frame once it has been sent.
-
-        For recording (:class:`realtime.recording.Recorder`); it runs in the writer
-        task, so it must be quick. Exceptions it raises are logged and ignored.
-        """
-        self._outbox.listeners.append(listener)
-
-    def remove_send_listener(self, listener: Callable[[str], None]) -> None:
-        """Stop calling a listener added with :meth:`add_send_listener`."""
-        self._outbox.listeners.remove(listener)
 
     async def _append(self, frame: str) -> None:
         """Queue an encoded frame (waits while the send queue is full)."""

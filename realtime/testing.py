@@ -39,13 +39,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import fnmatch
 import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TypeAlias
 
@@ -55,6 +55,7 @@ from websockets.exceptions import ConnectionClosed as WSConnectionClosed
 from websockets.http11 import Request, Response
 
 from .connection import CredentialFilter
+from .matching import match_type
 from .telephony.simulator import PhoneSimulator
 
 _logger = logging.getLogger("realtime.testing")
@@ -76,6 +77,7 @@ __all__ = [
     "expect",
     "matches",
     "reply",
+    "recording_scripts",
     "acknowledge",
     "session_created",
 ]
@@ -96,12 +98,13 @@ Handler: TypeAlias = (
 def matches(event: Mapping[str, Any], pattern: ClientMatch) -> bool:
     """Return True when a client event (parsed JSON) matches ``pattern``.
 
-    A ``str`` matches the event's ``type`` (``fnmatch`` globs such as ``"response.*"``);
+    A ``str`` matches the event's ``type`` (globs such as ``"response.*"``, the same
+    matcher as ``Session.on``: :func:`realtime.matching.match_type`);
     a mapping matches when every key it names is present with a matching value (nested
     mappings match recursively, other values by equality); a callable is a predicate.
     """
     if isinstance(pattern, str):
-        return fnmatch.fnmatchcase(str(event.get("type", "")), pattern)
+        return match_type(pattern, str(event.get("type", "")))
     if isinstance(pattern, Mapping):
         return _partial_match(event, pattern)
     return bool(pattern(dict(event)))
@@ -165,6 +168,98 @@ def close(code: int = 1000, reason: str = "") -> Step:
 def drop() -> Step:
     """Abort the TCP connection without a closing handshake (the client sees 1006)."""
     return Step("drop")
+
+
+_SYNTHETIC = frozenset(
+    {"connection.lost", "connection.restored", "connection.failed", "session.expiring"}
+)
+_UNANSWERED = frozenset({"input_audio_buffer.append"})
+
+
+def _substitute(value: Any, ids: Mapping[str, str]) -> Any:
+    """``value`` with every string equal to a key of ``ids`` replaced (recursively)."""
+    if isinstance(value, str):
+        return ids.get(value, value)
+    if isinstance(value, list):
+        return [_substitute(v, ids) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, ids) for k, v in value.items()}
+    return value
+
+
+def _is_synthetic(event: Mapping[str, Any]) -> bool:
+    """Events the client made up itself (connection life, a response lost to a drop)."""
+    if event.get("type") in _SYNTHETIC:
+        return True
+    response = event.get("response")
+    details = response.get("status_details") if isinstance(response, dict) else None
+    return isinstance(details, dict) and details.get("reason") == "connection_lost"
+
+
+def _capture_ids(
+    recorded: Mapping[str, Any], ids: dict[str, str]
+) -> Callable[[dict[str, Any]], list[Frame]]:
+    """A reply step's function noting which ids the live client used for the recorded ones."""
+
+    def capture(live: dict[str, Any]) -> list[Frame]:
+        old_item, new_item = recorded.get("item"), live.get("item")
+        pairs = [(recorded.get("event_id"), live.get("event_id"))]
+        if isinstance(old_item, dict) and isinstance(new_item, dict):
+            pairs.append((old_item.get("id"), new_item.get("id")))
+        for old, new in pairs:
+            if isinstance(old, str) and isinstance(new, str):
+                ids[old] = new
+        return []
+
+    return capture
+
+
+def recording_scripts(path: str | Path, *, timeout: float = 5.0) -> list[list[Step]]:
+    """Scripts answering a client the way the server of a recording did (one per connection).
+
+    ``path`` is a JSONL recording (:class:`realtime.recording.Recorder`, ``--record``).
+    Each client event of the recording becomes an :func:`expect` of its type (appends
+    excepted: they get no answer), followed by the server events recorded after it. The
+    ids the live client makes up (``event_id``, the ids of items it creates) replace the
+    recorded ones in those events, so acknowledgements and errors still match. A
+    ``connection.lost`` the client saw ends that connection's script (with :func:`drop`
+    for 1006, else :func:`close` with the recorded code); events the client synthesised
+    are left out.
+    """
+    records = [json.loads(line) for line in Path(path).read_text("utf-8").splitlines() if line]
+    ids: dict[str, str] = {}
+    scripts: list[list[Step]] = [[]]
+    pending: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        frames = list(pending)
+        pending.clear()
+        scripts[-1].append(reply(lambda live: [_substitute(f, ids) for f in frames]))
+
+    for record in records:
+        event = record.get("event") if isinstance(record, dict) else None
+        if not isinstance(event, dict):
+            continue
+        if record.get("direction") == "client":
+            if event.get("type") in _UNANSWERED:
+                continue
+            flush()
+            scripts[-1].append(expect(str(event.get("type")), timeout=timeout))
+            scripts[-1].append(reply(_capture_ids(event, ids)))
+        elif event.get("type") == "connection.lost":
+            flush()
+            code = event.get("code")
+            if code in (None, 1006):
+                scripts[-1].append(drop())
+            else:
+                scripts[-1].append(close(int(code), str(event.get("reason") or "")))
+            scripts.append([])
+        elif not _is_synthetic(event):
+            pending.append(event)
+    flush()
+    return scripts
 
 
 def session_created(dialect: str = "ga", **session: Any) -> dict[str, Any]:
@@ -534,6 +629,18 @@ class FakeServer:
         self.refused = 0
         self._changed = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def from_recording(
+        cls, path: str | Path, *, timeout: float = 5.0, handler: Handler | None = None
+    ) -> FakeServer:
+        """A server answering a client as the server of a recording did.
+
+        Turns a bug report's ``--record`` file into a regression test: see
+        :func:`recording_scripts`. The recorded ``session.created`` is replayed (no
+        generated hello).
+        """
+        return cls(scripts=recording_scripts(path, timeout=timeout), handler=handler, hello=False)
 
     # lifecycle
 

@@ -13,7 +13,8 @@ handshake; we own the socket):
   takes them; once ``max_buffer`` bytes are waiting, reading from the socket stops
   (TCP then pushes back on the server) and resumes at the next ``receive()``. Nothing
   is dropped. Memory held: at most ``max_buffer`` + one socket read (256 KiB) + one
-  message being assembled (``max_size``).
+  message being assembled (``max_size``). Once :meth:`~FrameTransport.close` is called
+  reading goes on (the server's close frame must be read); what was in flight is kept.
 * **UTF-8.** A text message that is not valid UTF-8 fails the connection with close
   code 1007 (RFC 6455 section 8.1).
 * **Keepalive.** A ping every ``ping_interval`` seconds (5 s); when neither its pong nor
@@ -77,6 +78,8 @@ class FrameTransport(Protocol):
     async def receive(self) -> list[Message]:
         """Wait for inbound messages; return every buffered one, in order (never empty).
 
+        One consumer at a time (the session's reader).
+
         A message is ``str`` or bytes-like (``bytes`` or a ``bytearray`` the transport
         hands over and never touches again): pass it straight to the JSON parser.
 
@@ -88,7 +91,11 @@ class FrameTransport(Protocol):
         ...
 
     async def send(self, text: str) -> None:
-        """Send one text message; raises :class:`ConnectionClosed` when closed."""
+        """Send one text message; raises :class:`ConnectionClosed` when closed.
+
+        Waits while the network is slower than the sender (write back-pressure). Text
+        that cannot be encoded as UTF-8 (a lone surrogate) raises :class:`ConfigError`.
+        """
         ...
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -156,6 +163,7 @@ class WebSocketTransport(asyncio.Protocol):
         self._part_text = False
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False  # reading paused by us (back-pressure)
+        self._closing = False  # close() called: read on, to see the server's close frame
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self._code: int | None = None
@@ -220,7 +228,13 @@ class WebSocketTransport(asyncio.Protocol):
     async def send(self, text: str) -> None:
         if self._ws.state is not State.OPEN or self._done.done():
             raise ConnectionClosed(*self._end_info())
-        self._ws.send_text(text.encode("utf-8"))
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ConfigError(
+                f"cannot send text that is not valid Unicode ({exc.reason} at {exc.start})"
+            ) from None
+        self._ws.send_text(data)
         self._flush()
         if self._write_paused:
             drain = self._drain
@@ -229,7 +243,13 @@ class WebSocketTransport(asyncio.Protocol):
             await asyncio.shield(drain)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
+        self._closing = True
         if not self._done.done():
+            if self._paused and self._transport is not None:
+                # The server's close frame must be read; what is still in flight (bounded
+                # by the socket buffers) is kept for receive().
+                self._paused = False
+                self._transport.resume_reading()
             if self._ws.state is State.OPEN:
                 self._ws.send_close(code, reason)
                 self._flush()
@@ -292,26 +312,30 @@ class WebSocketTransport(asyncio.Protocol):
 
     def _process(self, events: Sequence[object]) -> None:
         inbox = self._inbox
+        append = inbox.append
         added = 0
         message: bytes | bytearray
-        text, binary, cont = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
+        text, binary = Opcode.TEXT, Opcode.BINARY
         for event in events:
             if type(event) is not Frame:
                 if isinstance(event, Response):
                     self._handshake_done(event)
                 continue
             opcode = event.opcode
-            # websockets hands each frame its own buffer: it is passed on, not copied.
-            data = event.data
-            message = bytes(data) if isinstance(data, memoryview) else data
-            if opcode is text or opcode is binary:
+            # websockets gives each received frame its own buffer (never a memoryview):
+            # it is passed on, not copied.
+            message = event.data  # type: ignore[assignment]
+            if opcode is text:
                 if not event.fin:
-                    self._parts = [message]
-                    self._part_text = opcode is text
+                    self._parts, self._part_text = [message], True
                     continue
-                if opcode is text and not message.isascii() and not self._utf8(message):
+                if not message.isascii() and not self._utf8(message):
                     break
-            elif opcode is cont:
+            elif opcode is binary:
+                if not event.fin:
+                    self._parts, self._part_text = [message], False
+                    continue
+            elif opcode is Opcode.CONT:
                 parts = self._parts
                 if parts is None:  # websockets rejects this before it gets here
                     continue
@@ -328,14 +352,14 @@ class WebSocketTransport(asyncio.Protocol):
                 continue
             else:  # ping (answered by websockets) or close (handled by websockets)
                 continue
-            inbox.append(message)
+            append(message)
             added += len(message)
         if added:
             self._inbox_bytes += added
             waiter = self._waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
-            if self._inbox_bytes >= self.max_buffer and not self._paused:
+            if self._inbox_bytes >= self.max_buffer and not self._paused and not self._closing:
                 transport = self._transport
                 if transport is not None and not self._done.done():
                     self._paused = True
@@ -447,14 +471,28 @@ class WebSocketTransport(asyncio.Protocol):
 
 
 def _env_proxy(url: str) -> str | None:
-    """The proxy the environment names for ``url`` (``https_proxy``, ``no_proxy``, …)."""
+    """The proxy the environment names for ``url``, chosen as websockets does.
+
+    ``no_proxy`` bypasses; ``wss://`` tries ``wss``, ``socks``, ``https`` proxies and
+    ``ws://`` tries ``ws``, ``socks``, ``https``, ``http`` (RFC 6455, Proxy Usage).
+    """
     parts = urlsplit(url)
+    secure = parts.scheme == "wss"
     host = parts.hostname or ""
-    if urllib.request.proxy_bypass(host):
+    port = parts.port or (443 if secure else 80)
+    if urllib.request.proxy_bypass(f"{host}:{port}"):
         return None
     proxies = urllib.request.getproxies()
-    scheme = "https" if parts.scheme == "wss" else "http"
-    return proxies.get("wss" if scheme == "https" else "ws") or proxies.get(scheme)
+    schemes = ("wss", "socks", "https") if secure else ("ws", "socks", "https", "http")
+    for scheme in schemes:
+        proxy = proxies.get(scheme)
+        if proxy is not None:
+            return (
+                "socks5h://" + proxy[7:]
+                if scheme == "socks" and proxy.startswith("http://")
+                else proxy
+            )
+    return None
 
 
 async def _proxy_socket(proxy: str, host: str, port: int) -> socket.socket:
@@ -462,7 +500,8 @@ async def _proxy_socket(proxy: str, host: str, port: int) -> socket.socket:
     parts = urlsplit(proxy)
     if parts.scheme != "http" or not parts.hostname:
         raise ConnectionError(
-            f"unsupported proxy {parts.scheme}://{parts.hostname or ''} (only http:// proxies)"
+            f"unsupported proxy {parts.scheme}://{parts.hostname or ''}: only HTTP CONNECT "
+            "proxies (http://) are supported; set no_proxy for this host to connect directly"
         )
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(parts.hostname, parts.port or 8080, type=socket.SOCK_STREAM)

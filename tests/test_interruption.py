@@ -16,6 +16,8 @@ from realtime.interruption import AudioProgress, OutputAudioLog, plan_interrupti
 AUDIO_DELTA = {"beta": "response.audio.delta", "ga": "response.output_audio.delta"}
 DIALECTS = ["beta", "ga"]
 REPO = Path(__file__).resolve().parents[1]
+
+
 def ev(dialect: str, **fields: Any) -> ServerEvent:
     """Parse a server event of ``dialect`` from keyword fields."""
     fields.setdefault("event_id", "evt_s")

@@ -19,7 +19,8 @@ from realtime.exceptions import (
     ConnectionClosed,
     ServerError,
 )
-from realtime.protocol import LOST_REASON, ClientProtocol, close_error, heard_text
+from realtime.protocol import LOST_REASON, ClientProtocol, close_error
+from realtime.reconnect import heard_text
 from realtime.testing import ServerEvents, session_created
 from realtime.tools import ToolResult
 
@@ -68,7 +69,7 @@ def test_update_carries_tools_and_is_acknowledged(dialect: str) -> None:
         """Ping."""
         return "pong"
 
-    proto = ClientProtocol(dialect=dialect, tools=[ping])  # type: ignore[arg-type]
+    proto = ClientProtocol(dialect=dialect, tools=[ping])
     request = proto.update(SessionConfig(instructions="Be brief."))
     [event] = [wire(e) for e in request.events]
     assert event["type"] == "session.update" and event["event_id"] == request.event_id
@@ -217,8 +218,7 @@ def test_server_speech_without_tracker_truncates_at_elapsed_time(dialect: str) -
 def test_server_speech_with_tracker_and_no_server_cancel(dialect: str) -> None:
     """With a tracker the heard position is used; interrupt_response off: we cancel."""
     ev = ServerEvents(dialect)
-    proto = ClientProtocol(dialect=dialect)
-    proto.has_tracker = True
+    proto = ClientProtocol(dialect=dialect, has_tracker=True)
     vad = {"type": "server_vad", "interrupt_response": False}
     hello = (
         session_created("ga", audio={"input": {"turn_detection": vad}})
@@ -238,8 +238,7 @@ def test_server_speech_with_tracker_and_no_server_cancel(dialect: str) -> None:
 def test_tracker_heard_nothing_means_no_truncate() -> None:
     """A tracker answering None (nothing playing): no truncate."""
     ev = ServerEvents("ga")
-    proto = ClientProtocol()
-    proto.has_tracker = True
+    proto = ClientProtocol(has_tracker=True)
     feed(proto, *start_reply(ev), ev.audio_delta("resp_1", "item_b", pcm_ms(500)))
     feed(proto, ev.response_done("resp_1"))
     feed(proto, ev.speech_started("item_u"), heard=None)
@@ -442,3 +441,66 @@ def test_restore_is_not_confused_by_items_created_meanwhile() -> None:
     feed(proto, ev.item_added(creates[0]["item"]))
     assert [i.id for i in proto.conversation.items] == ["item_1", "item_2", mine_item["id"]]
     assert proto.completions()[0].request is mine
+
+
+@DIALECTS
+def test_speech_without_assistant_audio_sends_nothing(dialect: str) -> None:
+    """speech_started with no reply playing and none active: no truncate, no cancel."""
+    ev = ServerEvents(dialect)
+    proto = ClientProtocol(dialect=dialect)
+    speech = parsed(proto, ev.speech_started("item_u"))
+    assert not proto.wants_heard_position(speech)
+    proto.receive(speech, 5.0)
+    assert proto.events_to_send() == [] and proto.last_interruption is None
+
+
+@DIALECTS
+def test_parallel_calls_get_one_follow_up_and_cancelled_none(dialect: str) -> None:
+    """Two calls of one response: one response.create after both outputs; a cancelled
+    response's calls get outputs but no follow-up."""
+    ev = ServerEvents(dialect)
+    proto = ClientProtocol(dialect=dialect)
+    calls = [ev.function_call_item(f"item_{c}", c, "ping", "{}") for c in ("c1", "c2")]
+    feed(proto, ev.response_created("resp_1"))
+    feed(proto, *(ev.output_item_done("resp_1", c, i) for i, c in enumerate(calls)))
+    feed(proto, ev.response_done("resp_1", output=calls))
+    assert [c.call_id for c in proto.tool_calls()] == ["c1", "c2"]
+    first = [wire(e)["type"] for e in proto.tool_result(ToolResult("c1", "ping", "1"))]
+    assert first == ["conversation.item.create"]
+    second = [wire(e)["type"] for e in proto.tool_result(ToolResult("c2", "ping", "2"))]
+    assert second == ["conversation.item.create", "response.create"]
+
+    call = ev.function_call_item("item_c3", "c3", "ping", "{}")
+    feed(proto, ev.response_created("resp_2"), ev.output_item_done("resp_2", call))
+    feed(proto, ev.response_done("resp_2", status="cancelled", output=[call]))
+    [late] = proto.tool_calls()
+    out = [wire(e)["type"] for e in proto.tool_result(ToolResult(late.call_id, "ping", "3"))]
+    assert out == ["conversation.item.create"]
+
+
+def test_harmless_cancel_race_is_explained_and_refused_create_requeued() -> None:
+    """A cancel that crossed response.done earns a harmless error (no warning); a create
+    refused because the server started its own response waits for that one."""
+    ev = ServerEvents("ga")
+    proto = ClientProtocol()
+    feed(proto, ev.response_created("resp_1"))
+    [cancel] = proto.cancel_response()
+    feed(proto, ev.response_done("resp_1", status="completed"))
+    feed(proto, error(cancel.event_id, "response_cancel_not_active"))
+    assert proto.error_explained
+    [create] = proto.create_response()
+    feed(proto, ev.response_created("resp_vad"))  # the server's own response (VAD)
+    feed(proto, error(create.event_id, "conversation_already_has_active_response"))
+    assert proto.error_explained and proto.events_to_send() == []
+    feed(proto, ev.response_done("resp_vad"))
+    assert [wire(e)["event_id"] for e in proto.events_to_send()] == [create.event_id]
+
+
+def test_refused_update_keeps_the_config() -> None:
+    """An update refused by the server fails its request; the protocol's config stays."""
+    proto = ClientProtocol(config=SessionConfig(instructions="old"))
+    request = proto.update(SessionConfig(instructions="new"))
+    feed(proto, error(request.event_id))
+    [done] = proto.completions()
+    assert isinstance(done.error, ServerError)
+    assert proto.config is not None and proto.config.instructions == "old"

@@ -310,3 +310,23 @@ def test_response_done_records_output_items() -> None:
     state = t.get("r1")
     assert state is not None and state.output_item_ids == ["a1"]
     assert state.status_details.reason == "max_output_tokens"
+
+
+def test_transcription_usage_is_counted() -> None:
+    """GA input transcriptions add their usage: a transcription-only session has tokens."""
+    tracker = ResponseTracker()
+    base = {
+        "type": "conversation.item.input_audio_transcription.completed",
+        "event_id": "e",
+        "item_id": "item_1",
+        "content_index": 0,
+        "transcript": "hello",
+    }
+    tokens = {"type": "tokens", "input_tokens": 12, "output_tokens": 3, "total_tokens": 15}
+    duration = {"type": "duration", "seconds": 2.5}
+    for usage in (tokens, duration):
+        tracker.apply(parse_server_event(json.dumps({**base, "usage": usage}), "ga"))
+    u = tracker.usage
+    assert (u.transcriptions, u.total_tokens, u.input_tokens, u.output_tokens) == (2, 15, 12, 3)
+    assert u.transcription_input_tokens == 12 and u.transcription_output_tokens == 3
+    assert u.transcription_seconds == 2.5 and u.responses == 0

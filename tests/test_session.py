@@ -310,9 +310,12 @@ async def test_send_any_event_and_bad_input() -> None:
 
 async def until(condition: Any, timeout: float = 5.0) -> None:
     """Wait (polling the loop) until ``condition()`` is true."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.001)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.005)
 
 
 @DIALECTS

@@ -40,9 +40,12 @@ def restore_policy() -> ReconnectPolicy:
 
 async def until(check: Any, timeout: float = 5.0) -> None:
     """Wait until ``check()`` is true (polls the loop)."""
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.005)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.005)
 
 
 def user_text(item_id: str, text: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from realtime.exceptions import ServerError
 from realtime.testing import (
     Connection,
     FakeServer,
@@ -262,3 +263,60 @@ async def test_acknowledge_answers_requests(dialect: str) -> None:
         await ws.send(json.dumps({"type": "response.cancel"}))
         await ws.send(json.dumps({"type": "input_audio_buffer.clear"}))
         assert (await recv_json(ws))["type"] == "input_audio_buffer.cleared"
+
+
+async def drive(url: str, recorder: Any = None, drop_link: Any = None) -> list[str]:
+    """One client run: a text turn, a refused commit, a drop, another turn."""
+    from realtime.reconnect import ReconnectPolicy
+    from realtime.session import connect
+
+    policy = ReconnectPolicy(max_attempts=2, base_delay=0.01, jitter=0.0)
+    ctx = connect(url=url, reconnect=policy)
+    seen: list[str] = []
+    ctx.session.on("*", lambda e: seen.append(e.type))
+    if recorder is not None:
+        ctx.session.add_send_listener(recorder.client)
+        ctx.session.add_receive_listener(recorder.server)
+    async with ctx as s:
+        await s.send_text("Hi", wait=True, timeout=5)
+        with pytest.raises(ServerError):
+            await s.commit_audio(timeout=5)
+        async with s.expect("connection.restored", timeout=5):
+            if drop_link is not None:
+                drop_link()
+        await s.send_text("Again", timeout=5)
+        await s.flush(timeout=5)
+    return seen
+
+
+async def test_a_recording_re_drives_a_client(tmp_path: Any) -> None:
+    """FakeServer.from_recording answers a new client as the recorded server did: ids the
+    client makes up (event ids, item ids) are substituted, so acks and errors still match,
+    and the recorded drop is replayed."""
+    from realtime.recording import Recorder
+    from realtime.testing import ServerEvents, acknowledge, recording_scripts
+
+    path = tmp_path / "bug.jsonl"
+    ev = ServerEvents("ga")
+
+    def answer(event: dict[str, Any], conn: Connection) -> list[dict[str, Any]]:
+        if event.get("type") == "response.create":
+            return [ev.response_created("resp_1"), ev.response_done("resp_1")]
+        if event.get("type") == "input_audio_buffer.commit":
+            code = "input_audio_buffer_commit_empty"
+            return [ev.error("buffer too small", code=code, event_id=event["event_id"])]
+        return acknowledge(event, conn)
+
+    async with FakeServer(handler=answer) as server:
+        with Recorder(path) as recorder:
+
+            def drop_link() -> None:
+                ws = server.connection.ws
+                assert ws is not None
+                ws.transport.abort()
+
+            recorded = await drive(server.url, recorder, drop_link)
+    assert len(recording_scripts(path)) == 2
+    async with FakeServer.from_recording(path) as replayed:
+        assert await drive(replayed.url) == recorded
+        assert replayed.failures == []

@@ -19,7 +19,7 @@ from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
 from realtime.connection import resolve_endpoint
-from realtime.exceptions import AuthenticationError, ConnectionClosed, ConnectionError
+from realtime.exceptions import AuthenticationError, ConfigError, ConnectionClosed, ConnectionError
 from realtime.transport import (
     FrameTransport,
     Message,
@@ -102,6 +102,23 @@ async def test_messages_in_order_and_send() -> None:
         assert seen == ['{"type":"hello"}']
         with pytest.raises(ConnectionClosed):
             await t.send("late")
+
+
+async def test_unencodable_text_is_a_config_error_and_the_link_stays_up() -> None:
+    """A lone surrogate cannot go out as UTF-8: ConfigError, and the connection is unharmed."""
+    seen: list[str] = []
+
+    async def handler(conn: ServerConnection) -> None:
+        seen.append(str(await conn.recv()))
+        await conn.close()
+
+    async for url in _serve(handler):
+        t = await _open(url)
+        with pytest.raises(ConfigError, match="Unicode"):
+            await t.send('{"text":"\ud800"}')
+        await t.send('{"text":"fine"}')
+        _, end = await _drain_all(t)
+        assert seen == ['{"text":"fine"}'] and end.code == 1000
 
 
 @pytest.mark.parametrize("fragmented", [False, True])
@@ -348,8 +365,9 @@ async def test_http_connect_proxy_from_the_environment(monkeypatch: pytest.Monke
         seen: list[bytes] = []
         proxy = await _proxy(port, seen)
         pport = proxy.sockets[0].getsockname()[1]
-        for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
-            monkeypatch.delenv(name, raising=False)
+        for scheme in ("no", "all", "ws", "wss", "socks", "https", "http"):
+            monkeypatch.delenv(f"{scheme}_proxy", raising=False)
+            monkeypatch.delenv(f"{scheme.upper()}_PROXY", raising=False)
         monkeypatch.setenv("http_proxy", f"http://user:pa%3Ass@127.0.0.1:{pport}")
         try:
             t = await _open("ws://realtime.example.test/v1/realtime?model=m")
@@ -365,6 +383,14 @@ async def test_http_connect_proxy_from_the_environment(monkeypatch: pytest.Monke
                 await _open("ws://realtime.example.test/v1/realtime")
             assert "secretpw" not in str(info.value)
             refusing.close()
+            # a SOCKS proxy is named as unsupported; no_proxy bypasses every proxy
+            monkeypatch.setenv("socks_proxy", "socks5://user:secretpw@127.0.0.1:1")
+            with pytest.raises(ConnectionError, match="unsupported proxy socks5") as info:
+                await _open("ws://realtime.example.test/v1/realtime")
+            assert "secretpw" not in str(info.value)
+            monkeypatch.setenv("no_proxy", "realtime.example.test")
+            with pytest.raises(ConnectionError, match="cannot connect") as info:
+                await _open("ws://realtime.example.test/v1/realtime", connect_timeout=2)
         finally:
             proxy.close()
 
@@ -416,3 +442,74 @@ async def test_session_fails_on_invalid_utf8_with_1007() -> None:
         await asyncio.wait_for(conn.closed.wait(), 5)
         assert conn.ws.protocol.close_code == 1007
         assert not session.is_open
+
+
+async def test_permessage_deflate_when_asked() -> None:
+    """compression="deflate" negotiates permessage-deflate; messages round-trip."""
+    seen: list[str] = []
+
+    async def handler(conn: ServerConnection) -> None:
+        seen.append(
+            conn.request.headers.get("Sec-WebSocket-Extensions", "") if conn.request else ""
+        )
+        await conn.send('{"type":"' + "z" * 5000 + '"}')
+        seen.append(str(await conn.recv()))
+        await conn.close()
+
+    async for url in _serve(handler, compression="deflate"):
+        t = await _open(url, compression="deflate")
+        assert t.response is not None
+        assert "permessage-deflate" in t.response.headers.get("Sec-WebSocket-Extensions", "")
+        await t.send("hi" * 1000)
+        got, end = await _drain_all(t)
+        assert got == [('{"type":"' + "z" * 5000 + '"}').encode()] and end.code == 1000
+        assert "permessage-deflate" in seen[0] and seen[1] == "hi" * 1000
+        with pytest.raises(ConfigError):
+            await _open(url, compression="brotli")
+
+
+async def test_close_while_reading_is_paused_completes_the_handshake() -> None:
+    """Closing with reading paused (a stalled consumer) still reads the server's close."""
+
+    async def handler(conn: ServerConnection) -> None:
+        try:
+            for i in range(2000):
+                await conn.send(f"{i:06d}" + "x" * 2000)
+        except Exception:
+            pass
+        await conn.wait_closed()
+
+    async for url in _serve(handler):
+        t = await _open(url, max_buffer=16 * 1024, close_timeout=10)
+        await _until_paused(t)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await t.close(1000, "done")
+        assert t.close_code == 1000 and loop.time() - start < 5  # not the close timeout
+
+
+async def _until_paused(t: WebSocketTransport) -> None:
+    for _ in range(500):
+        if t.reading_paused:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("reading never paused")
+
+
+async def test_stalled_consumer_is_not_mistaken_for_a_dead_link() -> None:
+    """Reading paused for longer than the ping timeout: the pong cannot be read, and the
+    connection is not declared dead for it."""
+    n = 500
+
+    async def handler(conn: ServerConnection) -> None:
+        for i in range(n):
+            await conn.send(f"{i:06d}" + "y" * 4000)
+        await conn.close()
+
+    async for url in _serve(handler):
+        t = await _open(url, max_buffer=16 * 1024, ping_interval=0.05, ping_timeout=0.1)
+        await _until_paused(t)
+        await asyncio.sleep(0.6)  # several ping timeouts while paused
+        assert not t.closed
+        got, end = await _drain_all(t)
+        assert [int(m[:6]) for m in got] == list(range(n)) and end.code == 1000
