@@ -94,4 +94,4 @@ async def test_a_call_through_the_phone_command(backend: ThreadedServer, tmp_pat
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130
+    assert proc.returncode == 0  # Ctrl-C is how a server is stopped

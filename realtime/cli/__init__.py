@@ -7,7 +7,7 @@ forces the embedded local server; else ``--url``, else Azure, else OpenAI when `
 line on stderr (exit status 2); ``--debug`` (before or after the command name) shows the
 traceback. A missing optional dependency names the extra to install. Log warnings go through the
 same console as the live views, so they print above them. Ctrl-C ends a command with status 130
-(``serve``: 0, as that is how a server is stopped).
+(``serve``, ``phone``: 0, as that is how a server is stopped).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     except KeyboardInterrupt:
-        if args.command == "serve":  # Ctrl-C is how a server is stopped
+        if args.command in ("serve", "phone"):  # Ctrl-C is how a server is stopped
             print("stopped", file=sys.stderr)
             return 0
         print("interrupted", file=sys.stderr)

@@ -285,6 +285,11 @@ class MediaStreamBridge:
         self.active.add(call)
         try:
             await self._run(phone, call)
+        except Exception as exc:  # a bug must end this call, not the server
+            logger.exception("call failed")
+            call.ended_by = call.ended_by or "bridge"
+            call.error = call.error or f"internal error: {type(exc).__name__}: {exc}"
+            await phone.close(1011, "internal error")
         finally:
             call.ended_at = time.monotonic()
             self.active.discard(call)
@@ -304,6 +309,7 @@ class MediaStreamBridge:
             except asyncio.TimeoutError:
                 return None
             if text is None:
+                call.ended_by = "caller"
                 return None
             try:
                 msg = parse_message(text)
@@ -314,6 +320,7 @@ class MediaStreamBridge:
             if isinstance(msg, StartMessage):
                 return msg
             if isinstance(msg, StopMessage):
+                call.ended_by = "caller"
                 return None
 
     async def _run(self, phone: PhoneSocket, call: PhoneCall) -> None:
