@@ -19,11 +19,16 @@ ADC time *t*, the stage reads the reference that was at the DAC at ``t + headroo
 device latencies on both sides are compensated from PortAudio's timestamps, so what is left
 for AEC3's own delay estimator is the acoustic path plus ``headroom_ms`` (default 40 ms, a
 margin for timestamps that are off -- PulseAudio's wander by +-10 ms -- so that the echo never
-arrives before its reference). The read position advances by the ratio of the two devices'
-effective rates (measured from their timestamps over up to 20 s), so clock drift is resampled
-away (cubic interpolation, which also converts the speaker's rate to the canceller's); the
-timestamps then only correct the position when the error, averaged over about a second,
-exceeds 10 ms (:attr:`EchoCanceller.realignments`), and a jump of more than 100 ms (a device
+arrives before its reference). The read position then advances by the sample counts
+(cubic interpolation converts the speaker's rate to the canceller's), and the timestamps
+move it only in two cases: a step -- the median error of the last 310 ms departs from the
+long average by more than 15 ms, which is what an output underrun's gap looks like
+(:attr:`EchoCanceller.steps`) -- and a lasting error of more than 30 ms averaged over about
+2.5 s: clock drift between two devices, lost input samples
+(:attr:`EchoCanceller.realignments`). Each jump costs AEC3 a short re-convergence, while a
+smaller steady offset costs nothing (AEC3 finds the delay itself); PulseAudio's timestamps
+wander by +-10 ms with spikes, and rates fitted to them were off by up to 1000 ppm, so
+smaller errors are left alone, and a jump of more than 100 ms (a device
 restarted) is followed at once (:attr:`EchoCanceller.resyncs`).
 
 Rates. The canceller runs at the microphone's device rate when that is one of WebRTC's
@@ -66,8 +71,10 @@ AEC_EXTRA = "realtime-voice[aec]"
 NATIVE_RATES = (16000, 32000, 48000)
 _MAX_REF_RATE = 96000
 _RESYNC_S = 0.1  # an alignment error this large is a restart: follow it at once
-_REALIGN_S = 0.01  # a smoothed alignment error this large is corrected in one step
-_SMOOTH = 0.01  # per 10 ms frame: the alignment error is averaged over about a second
+_REALIGN_S = 0.03  # a smoothed alignment error this large is corrected in one step
+_SMOOTH = 0.004  # per 10 ms frame: the alignment error is averaged over about 2.5 s
+_STEP_FRAMES = 31  # the median of this many frames' errors (310 ms) ...
+_STEP_S = 0.015  # ... this far from the average is a step (an underrun's gap): followed
 
 
 class Backend(Protocol):
@@ -245,8 +252,12 @@ class EchoCanceller:
         self.resyncs = 0
         """Alignment jumps of more than 100 ms (a device restarted or its clock jumped)."""
         self.realignments = 0
-        """Corrections of a lasting alignment error of more than 10 ms (drift, lost samples)."""
+        """Corrections of a lasting alignment error of more than 30 ms (drift, lost samples)."""
         self._error = 0.0
+        self.steps = 0
+        """Alignment steps followed: gaps (output underruns) the timestamps showed."""
+        self._recent = np.zeros(_STEP_FRAMES, dtype=np.float64)
+        self._recent_n = 0
         self.cpu_seconds = 0.0
         """Thread CPU time spent in :meth:`process`."""
         self.audio_seconds = 0.0
@@ -325,6 +336,18 @@ class EchoCanceller:
         spk = self._ref_tl.effective_rate / self._ref_tl.rate
         mic = self._mic_tl.effective_rate / self._mic_tl.rate
         return (spk / mic - 1.0) * 1e6
+
+    @property
+    def input_delay_ms(self) -> float:
+        """Latency of the resampling from the microphone's rate to the canceller's (ms)."""
+        return 0.0 if self._in_rs is None else self._in_rs.delay_ms
+
+    @property
+    def alignment_error_ms(self) -> float:
+        """The timestamps' verdict on the alignment, averaged over about 2.5 s (ms; positive:
+        the reference is read earlier than they say)."""
+        rate = self._ref_rate or 48000
+        return self._error * 1000.0 / rate
 
     @property
     def cpu_per_audio_second(self) -> float:
@@ -418,29 +441,54 @@ class EchoCanceller:
             return
         self.reference_missing = False
         tl = self._ref_tl
-        want = tl.index_at(t_capture + self.headroom_ms / 1000.0)
-        # reference frames per canceller frame: the speaker's effective rate over the
-        # microphone's (both measured from their timestamps), at the canceller's rate
-        mic = self._mic_tl
-        step = tl.effective_rate / (self.rate * mic.effective_rate / mic.rate)
+        # where the timestamps say to read, from the newest block's own stamp (not a fit:
+        # a fit smears an underrun's step over its window; the filters below do the rest)
+        last_index, last_time = tl.latest()
+        want = last_index + (t_capture + self.headroom_ms / 1000.0 - last_time) * tl.rate
+        # reference frames per canceller frame: by the sample counts (nominal rates). The
+        # effective rates measured from PulseAudio's timestamps were off by up to 1000 ppm
+        # here: drift is left to the lasting-error correction below (and AEC3's tracking)
+        step = tl.rate / self.rate
         pos = self._read_pos
         if pos is None or abs(want - pos) > _RESYNC_S * tl.rate:
             if pos is not None:
                 self.resyncs += 1
             pos = want
             self._error = 0.0
+            self._recent_n = 0
         else:
-            # the audio path's delay is constant; the timestamps are not (PulseAudio's wander
-            # by +-10 ms): follow the sample counts, and correct only a lasting error
-            self._error += _SMOOTH * ((want - pos) - self._error)
-            if abs(self._error) > _REALIGN_S * tl.rate:
-                pos += self._error
-                self._error = 0.0
-                self.realignments += 1
+            pos = self._follow(pos, want - pos, tl.rate)
         positions = pos + step * np.arange(n, dtype=np.float64)
         self._read_pos = pos + step * n
         self.delay_ms = (w - pos) * 1000.0 / tl.rate
         self._read_reference(positions)
+
+    def _follow(self, pos: float, error: float, rate: int) -> float:
+        """Where to read next, given the timestamps' *error* (reference frames) for *pos*.
+
+        The audio path's delay is constant and the timestamps are not (PulseAudio's wander
+        by +-10 ms, with spikes): follow the sample counts. Two things move the read
+        position: a step -- the median error of the last 310 ms departs from the long
+        average by more than 15 ms (an output underrun inserted a gap the reference never
+        had) -- and a lasting error of more than 30 ms (drift, lost input samples).
+        """
+        if abs(error - self._error) <= _STEP_S * rate:  # spikes and steps: not averaged in
+            self._error += _SMOOTH * (error - self._error)
+        recent = self._recent
+        recent[self._recent_n % _STEP_FRAMES] = error
+        self._recent_n += 1
+        if self._recent_n >= _STEP_FRAMES:
+            step = float(np.median(recent)) - self._error
+            if abs(step) > _STEP_S * rate:
+                pos += step
+                recent.fill(self._error)  # the errors before the step are stale
+                self.steps += 1
+        if abs(self._error) > _REALIGN_S * rate:
+            pos += self._error
+            recent -= self._error
+            self._error = 0.0
+            self.realignments += 1
+        return pos
 
     def _read_reference(self, positions: npt.NDArray[np.float64]) -> None:
         """Interpolate the reference ring at absolute *positions* into ``self._far``."""

@@ -138,6 +138,14 @@ class DeviceTimeline:
         self._rate = rate
         self._offset = float(np.mean(t_recent - idx_recent / rate))
 
+    def latest(self) -> tuple[float, float]:
+        """The last block recorded: ``(index, device time)`` (zeros before any)."""
+        c = self.count
+        if c == 0:
+            return 0.0, 0.0
+        k = (c - 1) % self.size
+        return float(self._index[k]), float(self._time[k])
+
     def time_of(self, index: float | npt.NDArray[np.float64]) -> float:
         """Device time (seconds) of sample *index* under the current fit."""
         return float(self._offset + np.asarray(index, dtype=np.float64) / self._rate)
