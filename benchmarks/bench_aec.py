@@ -533,13 +533,23 @@ async def _e2e(vp: Any, mode: str, replies: int, barge: int, user_wav: Path) -> 
 
                 def state() -> tuple[int, int]:
                     ec = mic.echo_canceller
-                    moved = 0 if ec is None else ec.realignments + ec.resyncs
+                    moved = 0 if ec is None else ec.realignments + ec.resyncs + ec.steps
                     return moved, speaker.xruns + mic.overflows + mic.xruns
+
+                async def settle() -> None:
+                    """Wait until no response is active and everything queued was heard."""
+                    deadline = time.monotonic() + 60
+                    while time.monotonic() < deadline and sum(
+                        k == "response.created" for _, k, _ in events
+                    ) > sum(k == "response.done" for _, k, _ in events):
+                        await asyncio.sleep(0.1)
+                    await asyncio.wait_for(speaker.drained(), 60)
 
                 pumping = asyncio.ensure_future(pump())
                 await asyncio.sleep(1.0)
 
                 async def reply(text: str) -> None:
+                    await settle()
                     mark = len(events)
                     await session.send_text(text, respond=True)
                     deadline = time.monotonic() + 60
@@ -562,18 +572,14 @@ async def _e2e(vp: Any, mode: str, replies: int, barge: int, user_wav: Path) -> 
                     for t in starts:
                         loud = max((lv for tl, lv in levels if t - 1.0 <= tl <= t), default=-120.0)
                         out.setdefault("why", []).append(
-                            f"reply {i + 1}: speech_started, mic output peak {loud:.0f} dBFS in the "
-                            f"second before; realignments +{after[0] - before[0]}, xruns "
+                            f"reply {i + 1}: speech_started, mic output peak {loud:.0f} dBFS "
+                            f"in the second before; alignment jumps +{after[0] - before[0]}, xruns "
                             f"+{after[1] - before[1]}"
                         )
-                    # an echo taken for speech makes a reply of its own: let it finish
-                    deadline = time.monotonic() + 60
-                    while time.monotonic() < deadline and sum(
-                        k == "response.created" for _, k, _ in events[mark:]
-                    ) > sum(k == "response.done" for _, k, _ in events[mark:]):
-                        await asyncio.sleep(0.1)
-                    await asyncio.wait_for(speaker.drained(), 60)
+                    await settle()  # an echo taken for speech makes a reply of its own
                 for _ in range(barge):
+                    await settle()
+                    await asyncio.sleep(1.0)
                     mark = len(events)
                     await session.send_text(
                         "Tell me a long story about the river and the old mill, please.",
