@@ -10,6 +10,9 @@ same wall-clock windows give the echo return loss enhancement.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,7 +29,8 @@ from audio.wav import read_wav_array
 
 pytestmark = [pytest.mark.audio_device, pytest.mark.timeout(90)]
 
-SAMPLES = Path(__file__).resolve().parents[2] / "share" / "samples"
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "share" / "samples"
 
 
 def speech(name: str, rate: int) -> npt.NDArray[np.float32]:
@@ -106,3 +110,50 @@ async def test_canceller_removes_a_real_device_echo(pulse: VirtualPulse, tmp_pat
     assert 20.0 <= ec.delay_ms <= 1000.0
     assert erle >= 20.0, f"ERLE {erle:.1f} dB (xruns {xruns})"
     assert kept_db >= -3.0, f"near-end speech lost {kept_db:.1f} dB"
+
+
+def _talk(pulse: VirtualPulse, tmp_path: Path, *args: str, shadow: bool = False) -> tuple[int, str]:
+    """Run ``realtime talk`` on the virtual devices against an unreachable URL."""
+    env = {**os.environ, **pulse.env, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    env.pop("OPENAI_API_KEY", None)
+    paths = [str(ROOT)]
+    if shadow:  # a livekit package that cannot be imported: the canceller's library missing
+        (tmp_path / "livekit").mkdir(exist_ok=True)
+        (tmp_path / "livekit" / "__init__.py").write_text("raise ImportError('shadowed')\n")
+        paths.insert(0, str(tmp_path))
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    proc = subprocess.run(
+        [sys.executable, "-m", "realtime", "talk", "--url", "ws://127.0.0.1:9/v1", *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return proc.returncode, proc.stderr
+
+
+def test_talk_says_which_echo_handling_is_active(pulse: VirtualPulse, tmp_path: Path) -> None:
+    """talk shows the canceller by default, the gate with --echo gate, none with --headphones."""
+    for args, words in (
+        ((), "echo: echo cancellation (WebRTC AEC3)"),
+        (("--echo", "gate"), "echo: echo gate"),
+        (("--headphones",), "echo: no echo handling"),
+    ):
+        status, err = _talk(pulse, tmp_path, *args)
+        assert status == 2 and words in err, err  # then the URL is unreachable
+        assert "cannot connect to ws://127.0.0.1:9/v1" in err
+
+
+def test_talk_without_the_library(pulse: VirtualPulse, tmp_path: Path) -> None:
+    """Without livekit: auto falls back to the gate saying why; --echo aec is a one-line error."""
+    status, err = _talk(pulse, tmp_path, shadow=True)
+    assert status == 2
+    assert "echo: echo gate" in err and "realtime-voice[aec]" in err, err
+    status, err = _talk(pulse, tmp_path, "--echo", "aec", shadow=True)
+    assert status == 2
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert lines == [
+        "error: --echo aec: echo cancellation needs the livekit package: "
+        "pip install 'realtime-voice[aec]'"
+    ], err
