@@ -445,3 +445,21 @@ def test_webrtc_canceller_removes_a_synthetic_echo() -> None:
     erle = 10 * np.log10(np.mean(mic[a:b] ** 2) / np.mean(y[a:b] ** 2))
     assert erle >= 25.0, f"ERLE {erle:.1f} dB"
     assert ec.cpu_per_audio_second > 0.0
+
+
+def test_reference_listener_allocates_no_sample_buffer() -> None:
+    """on_reference (the audio thread's part) copies into preallocated memory only."""
+    import tracemalloc
+
+    ec, _ = recording_canceller()
+    block = np.ones(480, np.float32)
+    for k in range(50):  # warm up (first-block setup)
+        ec.on_reference(block, 48000, k * 0.01)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for k in range(50, 1050):
+        ec.on_reference(block, 48000, k * 0.01)
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename") if s.size_diff > 0)
+    assert grown < 480 * 4, f"{grown} bytes retained after 1000 blocks"
