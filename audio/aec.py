@@ -20,10 +20,12 @@ device latencies on both sides are compensated from PortAudio's timestamps, so w
 for AEC3's own delay estimator is the acoustic path plus ``headroom_ms`` (default 40 ms, a
 margin for timestamps that are off -- PulseAudio's wander by +-10 ms -- so that the echo never
 arrives before its reference). The read position then advances by the sample counts
-(cubic interpolation converts the speaker's rate to the canceller's), and the timestamps
-move it only in two cases: a step -- the median error of the last 310 ms departs from the
-long average by more than 15 ms, which is what an output underrun's gap looks like
-(:attr:`EchoCanceller.steps`) -- and a lasting error of more than 30 ms averaged over about
+(cubic interpolation converts the speaker's rate to the canceller's). A block whose DAC time
+is more than 10 ms later than the previous block's end marks an output underrun: the device
+played silence there, so silence goes into the reference too (:attr:`EchoCanceller.gaps`).
+Otherwise the timestamps move the read position only in two cases: a step -- the median error of the last 310 ms departs from the
+long average by more than 15 ms (:attr:`EchoCanceller.steps`: samples lost, a gap
+missed) -- and a lasting error of more than 30 ms averaged over about
 2.5 s: clock drift between two devices, lost input samples
 (:attr:`EchoCanceller.realignments`). Each jump costs AEC3 a short re-convergence, while a
 smaller steady offset costs nothing (AEC3 finds the delay itself); PulseAudio's timestamps
@@ -70,6 +72,8 @@ log = logging.getLogger(__name__)
 AEC_EXTRA = "realtime-voice[aec]"
 NATIVE_RATES = (16000, 32000, 48000)
 _MAX_REF_RATE = 96000
+_GAP_S = 0.010  # a block this much later than the previous one's end: an underrun's gap
+_MAX_GAP_S = 0.5
 _RESYNC_S = 0.1  # an alignment error this large is a restart: follow it at once
 _REALIGN_S = 0.03  # a smoothed alignment error this large is corrected in one step
 _SMOOTH = 0.004  # per 10 ms frame: the alignment error is averaged over about 2.5 s
@@ -222,6 +226,9 @@ class EchoCanceller:
         self._ref = np.zeros(cap, dtype=np.float32)
         self._ref_cap = cap
         self._ref_w = 0  # frames written (producer)
+        self._next_dac = 0.0  # the DAC time the next block should have (producer)
+        self.gaps = 0
+        """Output underruns seen in the DAC times (> 10 ms late): silence put in the reference."""
         self._ref_rate = 0
         self._ref_tl = DeviceTimeline(48000)
         self.reference_rejected = 0
@@ -284,13 +291,30 @@ class EchoCanceller:
             return
         n = block.shape[0]
         w = self._ref_w
+        expected = self._next_dac
+        self._next_dac = dac_time + n / rate
+        if expected and _GAP_S < dac_time - expected < _MAX_GAP_S:
+            # an output underrun: the device played silence the reference never had
+            gap = int((dac_time - expected) * rate)
+            self._write_ref(w, None, gap)
+            w += gap
+            self.gaps += 1
+        self._write_ref(w, block, n)
+        self._ref_tl.record(w, dac_time)
+        self._ref_w = w + n
+
+    def _write_ref(self, w: int, block: npt.NDArray[np.float32] | None, n: int) -> None:
+        """Copy *block* (or *n* zeros) into the ring at absolute index *w* (no allocation)."""
         start = w % self._ref_cap
         first = min(n, self._ref_cap - start)
+        if block is None:
+            self._ref[start : start + first] = 0.0
+            if n > first:
+                self._ref[: n - first] = 0.0
+            return
         self._ref[start : start + first] = block[:first]
         if n > first:
             self._ref[: n - first] = block[first:]
-        self._ref_tl.record(w, dac_time)
-        self._ref_w = w + n
 
     # -- capture (consumer side) ------------------------------------------------------------
 

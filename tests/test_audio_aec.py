@@ -225,14 +225,26 @@ def test_drift_between_devices_is_corrected_in_steps() -> None:
 
 
 def test_an_output_underrun_gap_is_followed() -> None:
-    """The speaker's samples play 40 ms later from t = 6 s on: the stage follows the step."""
+    """The speaker's samples play 40 ms later from t = 6 s on (an underrun): the gap goes into
+    the reference as silence at once, and the alignment does not move."""
     ec, made = recording_canceller()
     drive(ec, 12.0, gap_at=6.0, gap=0.040)
     backend = made[0]
     before = alignment(ec, backend, 500, 20)
     after = alignment(ec, backend, len(backend.far) - 20, 20)
-    assert ec.steps == 1 and ec.realignments == 0 and ec.resyncs == 0
-    assert abs(before[0]) < 0.1 and abs(after[0]) < 2.0, (before, after)
+    assert ec.gaps == 1 and ec.steps == 0 and ec.realignments == 0 and ec.resyncs == 0
+    assert abs(before[0]) < 0.1 and abs(after[0]) < 0.1, (before, after)
+
+
+def test_a_step_in_the_timestamps_is_followed() -> None:
+    """The timestamps say the reference is 30 ms earlier from t = 6 s on (no gap to fill:
+    samples were dropped): the median of 310 ms sees the step and the stage follows it."""
+    ec, made = recording_canceller()
+    drive(ec, 12.0, gap_at=6.0, gap=-0.030)
+    backend = made[0]
+    after = alignment(ec, backend, len(backend.far) - 20, 20)
+    assert ec.steps == 1 and ec.gaps == 0 and ec.realignments == 0 and ec.resyncs == 0
+    assert abs(after[0]) < 0.5, after
 
 
 def test_alignment_tolerates_timestamp_jitter() -> None:
