@@ -20,18 +20,18 @@ device latencies on both sides are compensated from PortAudio's timestamps, so w
 for AEC3's own delay estimator is the acoustic path plus ``headroom_ms`` (default 40 ms, a
 margin for timestamps that are off -- PulseAudio's wander by +-10 ms -- so that the echo never
 arrives before its reference). The read position then advances by the sample counts
-(cubic interpolation converts the speaker's rate to the canceller's). A block whose DAC time
-is more than 10 ms later than the previous block's end marks an output underrun: the device
-played silence there, so silence goes into the reference too (:attr:`EchoCanceller.gaps`).
-Otherwise the timestamps move the read position only in two cases: a step -- the median error of the last 310 ms departs from the
-long average by more than 15 ms (:attr:`EchoCanceller.steps`: samples lost, a gap
-missed) -- and a lasting error of more than 30 ms averaged over about
-2.5 s: clock drift between two devices, lost input samples
-(:attr:`EchoCanceller.realignments`). Each jump costs AEC3 a short re-convergence, while a
+(cubic interpolation converts the speaker's rate to the canceller's). A block whose DAC
+time is more than 10 ms later than the previous block's end marks an output underrun: the
+device played silence there, so silence goes into the reference too
+(:attr:`EchoCanceller.gaps`). Otherwise the timestamps move the read position only in three
+cases: a step -- the median error of the last 310 ms departs from the long average by more
+than 15 ms (:attr:`EchoCanceller.steps`: samples lost, a gap missed); a lasting error of more
+than 30 ms averaged over about 2.5 s (:attr:`EchoCanceller.realignments`: clock drift between
+two devices, lost input samples); a jump of more than 100 ms (:attr:`EchoCanceller.resyncs`:
+a device restarted), followed at once. Each jump costs AEC3 a short re-convergence, while a
 smaller steady offset costs nothing (AEC3 finds the delay itself); PulseAudio's timestamps
-wander by +-10 ms with spikes, and rates fitted to them were off by up to 1000 ppm, so
-smaller errors are left alone, and a jump of more than 100 ms (a device
-restarted) is followed at once (:attr:`EchoCanceller.resyncs`).
+wander by +-10 ms with spikes, and rates fitted to them were off by up to 1000 ppm, so smaller
+errors are left alone.
 
 Rates. The canceller runs at the microphone's device rate when that is one of WebRTC's
 native rates (16, 32, 48 kHz), else at 48 kHz with streaming resampling on the way in;
