@@ -475,3 +475,85 @@ def test_reference_listener_allocates_no_sample_buffer() -> None:
     tracemalloc.stop()
     grown = sum(s.size_diff for s in after.compare_to(before, "filename") if s.size_diff > 0)
     assert grown < 480 * 4, f"{grown} bytes retained after 1000 blocks"
+
+
+# -- the microphone wiring, with a fake sounddevice --------------------------------------
+
+
+class ReferenceSpeaker:
+    """A speaker double: keeps the timed listener the microphone registers."""
+
+    def __init__(self) -> None:
+        self.listeners: list[Any] = []
+        self.is_playing = False
+        self.started = 0
+
+    def start(self) -> None:
+        self.started += 1
+
+    def add_reference_listener(self, listener: Any, *, timed: bool = False) -> None:
+        assert timed
+        self.listeners.append(listener)
+
+    def remove_reference_listener(self, listener: Any) -> None:
+        self.listeners.remove(listener)
+
+
+@pytest.fixture
+def fake_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_audio_devices_unit import fake_sd
+
+    # audio.devices the module (the package rebinds the name to its listing function)
+    monkeypatch.setattr(importlib.import_module("audio.devices"), "_module", fake_sd())
+
+
+@pytest.mark.usefixtures("fake_devices")
+async def test_microphone_feeds_adc_times_and_cancels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Microphone(speaker=..., echo=ec): ADC times from the callback reach the stage, the
+    speaker's reference is registered (and the speaker started), the output is the echo-free
+    signal at the session rate, and closing unregisters the listener."""
+    ec, made = recording_canceller(headroom_ms=0.0)
+    speaker = ReferenceSpeaker()
+    mic = Microphone(speaker=speaker, echo=ec, chunk_ms=20)
+    assert mic.echo_mode == "aec"
+    x = chirp_ref(48000, 0.0, 48000)
+    chunks: list[bytes] = []
+    async with mic:
+        assert speaker.started == 1 and speaker.listeners == [ec.on_reference]
+        it = aiter(mic)
+        for k in range(0, 48000 - 480, 480):
+            # the reference block reaches the DAC at k / 48000; the microphone captures the
+            # same signal (a pure, aligned echo) with the ADC time of its first frame
+            speaker.listeners[0](x[k : k + 480].copy(), 48000, 100.0 + k / 48000)
+            block = np.stack([x[k : k + 480]] * 2, axis=1)
+            info = SimpleNamespace(inputBufferAdcTime=100.0 + k / 48000, currentTime=0.0)
+            mic._callback(block, 480, info, SimpleNamespace(input_overflow=False))
+        while len(chunks) < 45:  # 0.9 s of the 1 s fed, at 24 kHz
+            chunks.append(await anext(it))
+    assert speaker.listeners == []
+    assert not ec.reference_missing and ec.resyncs == 0
+    backend = made[0]
+    # the far frames fed are the near frames: the stage put them side by side
+    near = np.concatenate(backend.near[20:]).astype(np.float64)
+    far = np.concatenate(backend.far[20:]).astype(np.float64)
+    assert np.max(np.abs(near - far)) <= 0.01 * 32768, np.max(np.abs(near - far))
+    assert all(len(c) == 480 * 2 for c in chunks)
+
+
+@pytest.mark.usefixtures("fake_devices")
+async def test_microphone_falls_back_when_the_canceller_fails_to_start() -> None:
+    """echo="auto": a canceller whose library fails at start leaves the gate in charge."""
+
+    def broken(rate: int) -> RecordingBackend:
+        raise EchoCancellerUnavailable("the library did not start")
+
+    speaker = ReferenceSpeaker()
+    mic = Microphone(speaker=speaker)
+    assert mic.echo_mode == "aec"
+    mic.echo_canceller = EchoCanceller(backend=broken)
+    async with mic:
+        assert mic.echo_mode == "gate" and mic.echo_gate is not None
+        assert "did not start" in mic.echo_note and speaker.listeners == []
+    insisting = Microphone(speaker=speaker, echo=EchoCanceller(backend=broken))
+    with pytest.raises(EchoCancellerUnavailable):
+        insisting.start()
