@@ -247,7 +247,6 @@ class EchoCanceller:
         self._read_pos: float | None = None  # next reference position (reference frames)
         self._near = np.zeros(0, dtype=np.int16)
         self._far = np.zeros(0, dtype=np.int16)
-        self._window = np.zeros(0, dtype=np.float32)
         self.delay_ms = 0.0
         """The device delay compensated: newest reference sample minus the one read (ms)."""
         self.reference_missing = True
@@ -262,7 +261,7 @@ class EchoCanceller:
         """Corrections of a lasting alignment error of more than 30 ms (drift, lost samples)."""
         self._error = 0.0
         self.steps = 0
-        """Alignment steps followed: gaps (output underruns) the timestamps showed."""
+        """Steps in the timestamps followed (samples lost, or an underrun's gap missed)."""
         self._recent = np.zeros(_STEP_FRAMES, dtype=np.float64)
         self._recent_n = 0
         self.cpu_seconds = 0.0
