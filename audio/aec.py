@@ -23,7 +23,9 @@ arrives before its reference). The read position then advances by the sample cou
 (cubic interpolation converts the speaker's rate to the canceller's). A block whose DAC
 time is more than 10 ms later than the previous block's end marks an output underrun: the
 device played silence there, so silence goes into the reference too
-(:attr:`EchoCanceller.gaps`). Otherwise the timestamps move the read position only in three
+(:attr:`EchoCanceller.gaps`); a span captured more than 10 ms later than the previous one's
+end means input samples were lost, and the reference read skips the same span. Otherwise the
+timestamps move the read position only in three
 cases: a step -- the median error of the last 310 ms departs from the long average by more
 than 15 ms (:attr:`EchoCanceller.steps`: samples lost, a gap missed); a lasting error of more
 than 30 ms averaged over about 2.5 s (:attr:`EchoCanceller.realignments`: clock drift between
@@ -228,7 +230,8 @@ class EchoCanceller:
         self._ref_w = 0  # frames written (producer)
         self._next_dac = 0.0  # the DAC time the next block should have (producer)
         self.gaps = 0
-        """Output underruns seen in the DAC times (> 10 ms late): silence put in the reference."""
+        """Gaps seen in the timestamps (> 10 ms): output underruns (silence put in the
+        reference) and lost input (the reference read skips the same span)."""
         self._ref_rate = 0
         self._ref_tl = DeviceTimeline(48000)
         self.reference_rejected = 0
@@ -244,6 +247,8 @@ class EchoCanceller:
         self._pending_start = 0  # canceller-rate index of _pending[0]
         self._mic_tl = DeviceTimeline(48000)
         self._mic_frames = 0
+        self._next_adc = 0.0  # the ADC time the next captured span should have
+        self._last_adc = (0.0, 0.0)  # (device index, ADC time) of the last span's first frame
         self._read_pos: float | None = None  # next reference position (reference frames)
         self._near = np.zeros(0, dtype=np.int16)
         self._far = np.zeros(0, dtype=np.int16)
@@ -408,8 +413,15 @@ class EchoCanceller:
                 self.reference_rejected,
                 self._ref_rate,
             )
+        expected = self._next_adc
+        self._next_adc = adc_time + len(samples) / rate
+        if expected and _GAP_S < adc_time - expected < _MAX_GAP_S and self._read_pos is not None:
+            # input samples were lost: the reference read skips the same span
+            self._read_pos += (adc_time - expected) * self._ref_tl.rate
+            self.gaps += 1
         self._mic_tl.record(self._mic_frames, float(adc_time))
         self._mic_tl.update()
+        self._last_adc = (float(self._mic_frames), float(adc_time))
         self._mic_frames += len(samples)
         self.audio_seconds += len(samples) / self.mic_rate
         x = samples if self._in_rs is None else self._in_rs.process(samples)
@@ -431,7 +443,8 @@ class EchoCanceller:
     def _capture_time(self, index: int) -> float:
         """ADC time of canceller-rate frame *index*."""
         delay = 0 if self._in_rs is None else self._in_rs.delay
-        return self._mic_tl.time_of((index - delay) * self.mic_rate / self.rate)
+        dev_index, stamp = self._last_adc
+        return stamp + ((index - delay) * self.mic_rate / self.rate - dev_index) / self.mic_rate
 
     def _process_frame(self, frame: npt.NDArray[np.float32], index: int) -> npt.NDArray[np.float32]:
         backend = self._backend

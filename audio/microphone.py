@@ -349,8 +349,7 @@ class Microphone:
         self._watch_silence(mono)
         ec = self.echo_canceller
         if ec is not None:
-            self._adc.update()
-            mono = ec.process(np.ascontiguousarray(mono), self._dev_rate, self._adc.time_of(first))
+            mono = ec.process(np.ascontiguousarray(mono), self._dev_rate, self._adc.stamp_of(first))
         y = mono.copy() if self._resampler is None else self._resampler.process(mono)
         self._pending = np.concatenate((self._pending, np.asarray(y, dtype=np.float32)))
 

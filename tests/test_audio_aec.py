@@ -84,6 +84,8 @@ def drive(
     block: int = 480,
     gap_at: float = float("inf"),
     gap: float = 0.0,
+    mic_gap_at: float = float("inf"),
+    mic_gap: float = 0.0,
 ) -> None:
     """Run a speaker and a microphone on one clock, with drift, latencies and jitter.
 
@@ -91,7 +93,8 @@ def drive(
     handed over *dac_lead* earlier. The reference signal is a function of DAC time, so the
     reference the stage should pick for a mic frame captured at time t is ``chirp_ref(t + h)``.
     The microphone's samples are zeros (only the reference side is checked). From *gap_at*
-    on, the speaker's samples play *gap* seconds later (an underrun inserted silence).
+    on, the speaker's samples play *gap* seconds later (an underrun inserted silence); from
+    *mic_gap_at* on, the microphone's are captured *mic_gap* later (input samples lost).
     """
     rng = np.random.default_rng(5)
     spk_eff = spk_rate * (1 + spk_ppm * 1e-6)
@@ -116,13 +119,20 @@ def drive(
         # microphone blocks are delivered mic_latency after their last sample
         while (k_mic + mic_block) / mic_eff + mic_latency <= t:
             adc = k_mic / mic_eff
+            if adc >= mic_gap_at:
+                adc += mic_gap
             ec.process(np.zeros(mic_block, np.float32), mic_rate, adc + rng.normal(0, jitter))
             k_mic += mic_block
         t += step
 
 
 def alignment(
-    ec: EchoCanceller, backend: RecordingBackend, first: int, frames: int, mic_ppm: float = 0.0
+    ec: EchoCanceller,
+    backend: RecordingBackend,
+    first: int,
+    frames: int,
+    mic_ppm: float = 0.0,
+    around: float = 0.0,
 ) -> tuple[float, float]:
     """The offset (ms) of the far frames fed from the reference at capture time + headroom,
     and the relative error left at that offset, over *frames* frames from frame *first*."""
@@ -131,7 +141,7 @@ def alignment(
     mic_eff = rate * (1 + mic_ppm * 1e-6)
     got = np.concatenate(backend.far[first : first + frames]).astype(np.float64) / 32768.0
     t0 = first * n / mic_eff + ec.headroom_ms / 1000.0
-    best = (0.0, np.inf)
+    best = (around, np.inf)
     for grid in (np.arange(-15.0, 15.0, 0.25), np.arange(-0.3, 0.3, 0.01)):
         centre = best[0]
         for d in centre + grid:
@@ -234,6 +244,17 @@ def test_an_output_underrun_gap_is_followed() -> None:
     after = alignment(ec, backend, len(backend.far) - 20, 20)
     assert ec.gaps == 1 and ec.steps == 0 and ec.realignments == 0 and ec.resyncs == 0
     assert abs(before[0]) < 0.1 and abs(after[0]) < 0.1, (before, after)
+
+
+def test_lost_input_skips_the_same_reference() -> None:
+    """30 ms of microphone samples are lost at t = 6 s: the reference read skips 30 ms too."""
+    ec, made = recording_canceller()
+    drive(ec, 12.0, mic_gap_at=6.0, mic_gap=0.030)
+    backend = made[0]
+    before = alignment(ec, backend, 500, 20)
+    after = alignment(ec, backend, len(backend.far) - 20, 20, around=30.0)
+    assert ec.gaps == 1 and ec.steps == 0 and ec.realignments == 0 and ec.resyncs == 0
+    assert abs(before[0]) < 0.1 and abs(after[0] - 30.0) < 0.5, (before, after)  # 30 ms later
 
 
 def test_a_step_in_the_timestamps_is_followed() -> None:
