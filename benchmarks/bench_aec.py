@@ -466,7 +466,8 @@ def part_e2e(quick: bool, tmp: Path) -> dict[str, Any]:
             results[mode] = r
             print(
                 f"  echo={mode}: {r['replies']} replies with only their echo on the mic: "
-                f"{r['false']} speech_started (target 0)  [load {load_average()}]"
+                f"{r['false']} speech_started (target 0); xruns {r.get('xruns', 0)}, gaps "
+                f"{r.get('gaps', 0)}, alignment jumps {r.get('jumps', 0)} [load {load_average()}]"
             )
             for line in r.get("why", []):
                 print(f"    {line}")
@@ -623,6 +624,9 @@ async def _e2e(vp: Any, mode: str, replies: int, barge: int, user_wav: Path) -> 
                     )
                     await asyncio.wait_for(speaker.drained(), 60)
                     await asyncio.sleep(2.0)
+                out["jumps"], out["xruns"] = state()
+                ec_done = mic.echo_canceller
+                out["gaps"] = 0 if ec_done is None else ec_done.gaps
                 pumping.cancel()
     finally:
         vp.remove_echo_path(module)
