@@ -16,6 +16,7 @@ from .exceptions import (
     AudioError,
     AudioFormatError,
     DeviceError,
+    EchoCancellerUnavailable,
     NoDeviceError,
     PortAudioMissing,
     WavError,
@@ -44,6 +45,7 @@ from .resample import StreamResampler, resample
 from .wav import WavInfo, WavWriter, read_wav, read_wav_array, wav_info, write_wav
 
 if TYPE_CHECKING:
+    from .aec import EchoCanceller
     from .echo import EchoGate
     from .files import FileMicrophone, FileSpeaker, NullSpeaker
     from .microphone import Microphone
@@ -59,6 +61,8 @@ __all__ = [
     "AudioSource",
     "DeviceError",
     "DeviceInfo",
+    "EchoCanceller",
+    "EchoCancellerUnavailable",
     "EchoGate",
     "FileMicrophone",
     "FileSpeaker",
@@ -108,6 +112,7 @@ def devices() -> list[DeviceInfo]:
 # The device classes (asyncio-based) load on first use, so that the pure parts of the
 # package (formats, resampling, WAV, the playback protocols) import no event loop machinery.
 _LAZY = {
+    "EchoCanceller": "audio.aec",
     "EchoGate": "audio.echo",
     "FileMicrophone": "audio.files",
     "FileSpeaker": "audio.files",

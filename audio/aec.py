@@ -19,12 +19,21 @@ ADC time *t*, the stage reads the reference that was at the DAC at ``t + headroo
 device latencies on both sides are compensated from PortAudio's timestamps, so what is left
 for AEC3's own delay estimator is the acoustic path plus ``headroom_ms`` (default 40 ms, a
 margin for timestamps that are off -- PulseAudio's wander by +-10 ms -- so that the echo never
-arrives before its reference). The read position advances by the ratio of the two devices'
-effective rates (measured from their timestamps over up to 20 s), so clock drift is resampled
-away (cubic interpolation, which also converts the speaker's rate to the canceller's); the
-timestamps then only correct the position when the error, averaged over about a second,
-exceeds 10 ms (:attr:`EchoCanceller.realignments`), and a jump of more than 100 ms (a device
-restarted) is followed at once (:attr:`EchoCanceller.resyncs`).
+arrives before its reference). The read position then advances by the sample counts
+(cubic interpolation converts the speaker's rate to the canceller's). A block whose DAC
+time is more than 10 ms later than the previous block's end marks an output underrun: the
+device played silence there, so silence goes into the reference too
+(:attr:`EchoCanceller.gaps`); a span captured more than 10 ms later than the previous one's
+end means input samples were lost, and the reference read skips the same span. Otherwise the
+timestamps move the read position only in three
+cases: a step -- the median error of the last 310 ms departs from the long average by more
+than 15 ms (:attr:`EchoCanceller.steps`: samples lost, a gap missed); a lasting error of more
+than 30 ms averaged over about 2.5 s (:attr:`EchoCanceller.realignments`: clock drift between
+two devices, lost input samples); a jump of more than 100 ms (:attr:`EchoCanceller.resyncs`:
+a device restarted), followed at once. Each jump costs AEC3 a short re-convergence, while a
+smaller steady offset costs nothing (AEC3 finds the delay itself); PulseAudio's timestamps
+wander by +-10 ms with spikes, and rates fitted to them were off by up to 1000 ppm, so smaller
+errors are left alone.
 
 Rates. The canceller runs at the microphone's device rate when that is one of WebRTC's
 native rates (16, 32, 48 kHz), else at 48 kHz with streaming resampling on the way in;
@@ -65,9 +74,13 @@ log = logging.getLogger(__name__)
 AEC_EXTRA = "realtime-voice[aec]"
 NATIVE_RATES = (16000, 32000, 48000)
 _MAX_REF_RATE = 96000
+_GAP_S = 0.010  # a block this much later than the previous one's end: an underrun's gap
+_MAX_GAP_S = 0.5
 _RESYNC_S = 0.1  # an alignment error this large is a restart: follow it at once
-_REALIGN_S = 0.01  # a smoothed alignment error this large is corrected in one step
-_SMOOTH = 0.01  # per 10 ms frame: the alignment error is averaged over about a second
+_REALIGN_S = 0.03  # a smoothed alignment error this large is corrected in one step
+_SMOOTH = 0.004  # per 10 ms frame: the alignment error is averaged over about 2.5 s
+_STEP_FRAMES = 31  # the median of this many frames' errors (310 ms) ...
+_STEP_S = 0.015  # ... this far from the average is a step (an underrun's gap): followed
 
 
 class Backend(Protocol):
@@ -215,6 +228,10 @@ class EchoCanceller:
         self._ref = np.zeros(cap, dtype=np.float32)
         self._ref_cap = cap
         self._ref_w = 0  # frames written (producer)
+        self._next_dac = 0.0  # the DAC time the next block should have (producer)
+        self.gaps = 0
+        """Gaps seen in the timestamps (> 10 ms): output underruns (silence put in the
+        reference) and lost input (the reference read skips the same span)."""
         self._ref_rate = 0
         self._ref_tl = DeviceTimeline(48000)
         self.reference_rejected = 0
@@ -230,10 +247,11 @@ class EchoCanceller:
         self._pending_start = 0  # canceller-rate index of _pending[0]
         self._mic_tl = DeviceTimeline(48000)
         self._mic_frames = 0
+        self._next_adc = 0.0  # the ADC time the next captured span should have
+        self._last_adc = (0.0, 0.0)  # (device index, ADC time) of the last span's first frame
         self._read_pos: float | None = None  # next reference position (reference frames)
         self._near = np.zeros(0, dtype=np.int16)
         self._far = np.zeros(0, dtype=np.int16)
-        self._window = np.zeros(0, dtype=np.float32)
         self.delay_ms = 0.0
         """The device delay compensated: newest reference sample minus the one read (ms)."""
         self.reference_missing = True
@@ -245,8 +263,12 @@ class EchoCanceller:
         self.resyncs = 0
         """Alignment jumps of more than 100 ms (a device restarted or its clock jumped)."""
         self.realignments = 0
-        """Corrections of a lasting alignment error of more than 10 ms (drift, lost samples)."""
+        """Corrections of a lasting alignment error of more than 30 ms (drift, lost samples)."""
         self._error = 0.0
+        self.steps = 0
+        """Steps in the timestamps followed (samples lost, or an underrun's gap missed)."""
+        self._recent = np.zeros(_STEP_FRAMES, dtype=np.float64)
+        self._recent_n = 0
         self.cpu_seconds = 0.0
         """Thread CPU time spent in :meth:`process`."""
         self.audio_seconds = 0.0
@@ -273,13 +295,30 @@ class EchoCanceller:
             return
         n = block.shape[0]
         w = self._ref_w
+        expected = self._next_dac
+        self._next_dac = dac_time + n / rate
+        if expected and _GAP_S < dac_time - expected < _MAX_GAP_S:
+            # an output underrun: the device played silence the reference never had
+            gap = int((dac_time - expected) * rate)
+            self._write_ref(w, None, gap)
+            w += gap
+            self.gaps += 1
+        self._write_ref(w, block, n)
+        self._ref_tl.record(w, dac_time)
+        self._ref_w = w + n
+
+    def _write_ref(self, w: int, block: npt.NDArray[np.float32] | None, n: int) -> None:
+        """Copy *block* (or *n* zeros) into the ring at absolute index *w* (no allocation)."""
         start = w % self._ref_cap
         first = min(n, self._ref_cap - start)
+        if block is None:
+            self._ref[start : start + first] = 0.0
+            if n > first:
+                self._ref[: n - first] = 0.0
+            return
         self._ref[start : start + first] = block[:first]
         if n > first:
             self._ref[: n - first] = block[first:]
-        self._ref_tl.record(w, dac_time)
-        self._ref_w = w + n
 
     # -- capture (consumer side) ------------------------------------------------------------
 
@@ -327,6 +366,18 @@ class EchoCanceller:
         return (spk / mic - 1.0) * 1e6
 
     @property
+    def input_delay_ms(self) -> float:
+        """Latency of the resampling from the microphone's rate to the canceller's (ms)."""
+        return 0.0 if self._in_rs is None else self._in_rs.delay_ms
+
+    @property
+    def alignment_error_ms(self) -> float:
+        """The timestamps' verdict on the alignment, averaged over about 2.5 s (ms; positive:
+        the reference is read earlier than they say)."""
+        rate = self._ref_rate or 48000
+        return self._error * 1000.0 / rate
+
+    @property
     def cpu_per_audio_second(self) -> float:
         """Seconds of CPU per second of microphone audio (0.0 before any)."""
         return self.cpu_seconds / self.audio_seconds if self.audio_seconds else 0.0
@@ -362,8 +413,15 @@ class EchoCanceller:
                 self.reference_rejected,
                 self._ref_rate,
             )
+        expected = self._next_adc
+        self._next_adc = adc_time + len(samples) / rate
+        if expected and _GAP_S < adc_time - expected < _MAX_GAP_S and self._read_pos is not None:
+            # input samples were lost: the reference read skips the same span
+            self._read_pos += (adc_time - expected) * self._ref_tl.rate
+            self.gaps += 1
         self._mic_tl.record(self._mic_frames, float(adc_time))
         self._mic_tl.update()
+        self._last_adc = (float(self._mic_frames), float(adc_time))
         self._mic_frames += len(samples)
         self.audio_seconds += len(samples) / self.mic_rate
         x = samples if self._in_rs is None else self._in_rs.process(samples)
@@ -385,7 +443,8 @@ class EchoCanceller:
     def _capture_time(self, index: int) -> float:
         """ADC time of canceller-rate frame *index*."""
         delay = 0 if self._in_rs is None else self._in_rs.delay
-        return self._mic_tl.time_of((index - delay) * self.mic_rate / self.rate)
+        dev_index, stamp = self._last_adc
+        return stamp + ((index - delay) * self.mic_rate / self.rate - dev_index) / self.mic_rate
 
     def _process_frame(self, frame: npt.NDArray[np.float32], index: int) -> npt.NDArray[np.float32]:
         backend = self._backend
@@ -418,29 +477,54 @@ class EchoCanceller:
             return
         self.reference_missing = False
         tl = self._ref_tl
-        want = tl.index_at(t_capture + self.headroom_ms / 1000.0)
-        # reference frames per canceller frame: the speaker's effective rate over the
-        # microphone's (both measured from their timestamps), at the canceller's rate
-        mic = self._mic_tl
-        step = tl.effective_rate / (self.rate * mic.effective_rate / mic.rate)
+        # where the timestamps say to read, from the newest block's own stamp (not a fit:
+        # a fit smears an underrun's step over its window; the filters below do the rest)
+        last_index, last_time = tl.latest()
+        want = last_index + (t_capture + self.headroom_ms / 1000.0 - last_time) * tl.rate
+        # reference frames per canceller frame: by the sample counts (nominal rates). The
+        # effective rates measured from PulseAudio's timestamps were off by up to 1000 ppm
+        # here: drift is left to the lasting-error correction below (and AEC3's tracking)
+        step = tl.rate / self.rate
         pos = self._read_pos
         if pos is None or abs(want - pos) > _RESYNC_S * tl.rate:
             if pos is not None:
                 self.resyncs += 1
             pos = want
             self._error = 0.0
+            self._recent_n = 0
         else:
-            # the audio path's delay is constant; the timestamps are not (PulseAudio's wander
-            # by +-10 ms): follow the sample counts, and correct only a lasting error
-            self._error += _SMOOTH * ((want - pos) - self._error)
-            if abs(self._error) > _REALIGN_S * tl.rate:
-                pos += self._error
-                self._error = 0.0
-                self.realignments += 1
+            pos = self._follow(pos, want - pos, tl.rate)
         positions = pos + step * np.arange(n, dtype=np.float64)
         self._read_pos = pos + step * n
         self.delay_ms = (w - pos) * 1000.0 / tl.rate
         self._read_reference(positions)
+
+    def _follow(self, pos: float, error: float, rate: int) -> float:
+        """Where to read next, given the timestamps' *error* (reference frames) for *pos*.
+
+        The audio path's delay is constant and the timestamps are not (PulseAudio's wander
+        by +-10 ms, with spikes): follow the sample counts. Two things move the read
+        position: a step -- the median error of the last 310 ms departs from the long
+        average by more than 15 ms (an output underrun inserted a gap the reference never
+        had) -- and a lasting error of more than 30 ms (drift, lost input samples).
+        """
+        if abs(error - self._error) <= _STEP_S * rate:  # spikes and steps: not averaged in
+            self._error += _SMOOTH * (error - self._error)
+        recent = self._recent
+        recent[self._recent_n % _STEP_FRAMES] = error
+        self._recent_n += 1
+        if self._recent_n >= _STEP_FRAMES:
+            step = float(np.median(recent)) - self._error
+            if abs(step) > _STEP_S * rate:
+                pos += step
+                recent.fill(self._error)  # the errors before the step are stale
+                self.steps += 1
+        if abs(self._error) > _REALIGN_S * rate:
+            pos += self._error
+            recent -= self._error
+            self._error = 0.0
+            self.realignments += 1
+        return pos
 
     def _read_reference(self, positions: npt.NDArray[np.float64]) -> None:
         """Interpolate the reference ring at absolute *positions* into ``self._far``."""

@@ -136,6 +136,7 @@ class Microphone:
         self.echo_gate: EchoGate | None = None
         self.echo_note = ""
         """Why the echo handling is what it is when ``echo="auto"`` fell back to the gate."""
+        self._echo_request = echo
         self.echo_mode: Literal["aec", "gate", "off"] = self._choose_echo(speaker, echo)
 
     def _choose_echo(self, speaker: Any, echo: object) -> Literal["aec", "gate", "off"]:
@@ -223,7 +224,17 @@ class Microphone:
         source_rate = self._dev_rate
         ec = self.echo_canceller
         if ec is not None:
-            source_rate = ec.prepare(self._dev_rate)
+            try:
+                source_rate = ec.prepare(self._dev_rate)
+            except EchoCancellerUnavailable as exc:  # the library is there but did not start
+                if self._echo_request != "auto":
+                    raise
+                log.warning("echo cancellation unavailable, using the echo gate: %s", exc)
+                self.echo_note = str(exc)
+                self.echo_canceller = ec = None
+                self.echo_gate = EchoGate(_RawChunks(self), self.speaker)
+                self.echo_mode = "gate"
+        if ec is not None:
             start_speaker = getattr(self.speaker, "start", None)
             if callable(start_speaker):
                 start_speaker()  # the reference flows only while its stream runs
@@ -338,8 +349,7 @@ class Microphone:
         self._watch_silence(mono)
         ec = self.echo_canceller
         if ec is not None:
-            self._adc.update()
-            mono = ec.process(np.ascontiguousarray(mono), self._dev_rate, self._adc.time_of(first))
+            mono = ec.process(np.ascontiguousarray(mono), self._dev_rate, self._adc.stamp_of(first))
         y = mono.copy() if self._resampler is None else self._resampler.process(mono)
         self._pending = np.concatenate((self._pending, np.asarray(y, dtype=np.float32)))
 

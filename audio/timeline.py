@@ -138,6 +138,26 @@ class DeviceTimeline:
         self._rate = rate
         self._offset = float(np.mean(t_recent - idx_recent / rate))
 
+    def latest(self) -> tuple[float, float]:
+        """The last block recorded: ``(index, device time)`` (zeros before any)."""
+        c = self.count
+        if c == 0:
+            return 0.0, 0.0
+        k = (c - 1) % self.size
+        return float(self._index[k]), float(self._time[k])
+
+    def stamp_of(self, index: float) -> float:
+        """Device time of sample *index* from the stamp of the block holding it (no fit: a
+        step in the stamps, such as lost samples, shows at once). Falls back to the fit
+        when that block is no longer in the history."""
+        c = self.count
+        size = self.size
+        for j in range(c - 1, max(-1, c - size - 1), -1):
+            k = j % size
+            if self._index[k] <= index:
+                return float(self._time[k] + (index - self._index[k]) / self.rate)
+        return self.time_of(index)
+
     def time_of(self, index: float | npt.NDArray[np.float64]) -> float:
         """Device time (seconds) of sample *index* under the current fit."""
         return float(self._offset + np.asarray(index, dtype=np.float64) / self._rate)

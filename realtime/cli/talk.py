@@ -384,7 +384,7 @@ async def _converse(
                 raise CommandError(f"--echo aec: {exc}") from exc
             mic = await stack.enter_async_context(microphone)
             source = mic
-            err_console.print(f"echo: {mic.echo_description}")
+            err_console.print(f"echo: {mic.echo_description}", markup=False)
             if args.output:
                 err_console.print("note: --output records only in headless mode (--input)")
         stack.callback(speaker.close)

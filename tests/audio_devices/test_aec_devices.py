@@ -10,8 +10,12 @@ same wall-clock windows give the echo return loss enhancement.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +30,8 @@ from audio.wav import read_wav_array
 
 pytestmark = [pytest.mark.audio_device, pytest.mark.timeout(90)]
 
-SAMPLES = Path(__file__).resolve().parents[2] / "share" / "samples"
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "share" / "samples"
 
 
 def speech(name: str, rate: int) -> npt.NDArray[np.float32]:
@@ -54,12 +59,8 @@ def power(chunks: Capture, start: float, end: float) -> float:
     return float(np.mean(np.concatenate(xs) ** 2)) if xs else 0.0
 
 
-async def test_canceller_removes_a_real_device_echo(pulse: VirtualPulse, tmp_path: Path) -> None:
-    """Speaker -> loopback (80 ms) -> microphone: >= 20 dB ERLE after 3 s; near-end kept."""
+async def _echo_trial(pulse: VirtualPulse, near_wav: Path) -> dict[str, Any]:
     far = speech("long.wav", 24000)
-    near = speech("question.wav", MONITOR_RATE)
-    near_wav = tmp_path / "near.wav"
-    write_wav_mono(near_wav, near, MONITOR_RATE)
     module = pulse.add_echo_path(latency_ms=80)
     try:
         async with Speaker() as speaker:
@@ -87,22 +88,92 @@ async def test_canceller_removes_a_real_device_echo(pulse: VirtualPulse, tmp_pat
                 await asyncio.wait_for(asyncio.gather(*tasks), 5)
             ec = aec_mic.echo_canceller
             assert ec is not None
-            xruns = speaker.xruns + raw_mic.overflows + aec_mic.overflows
+            xruns = speaker.xruns + raw_mic.overflows + aec_mic.overflows + aec_mic.xruns
     finally:
         pulse.remove_echo_path(module)
-    echo_in = power(raw, t_play + 3.0, t_far_end)
-    echo_out = power(out, t_play + 3.0, t_far_end)
-    assert echo_in > 1e-4, "the loopback carried no echo"
-    erle = 10 * np.log10(echo_in / max(echo_out, 1e-12))
-    near_in = power(raw, t_near, t_near_end)
-    near_out = power(out, t_near, t_near_end)
-    kept_db = 10 * np.log10(near_out / near_in)
+    return {
+        "echo_in": power(raw, t_play + 3.0, t_far_end),
+        "echo_out": power(out, t_play + 3.0, t_far_end),
+        "near_in": power(raw, t_near, t_near_end),
+        "near_out": power(out, t_near, t_near_end),
+        "ec": ec,
+        "device_rate": speaker.device_rate,
+        "xruns": xruns,
+    }
+
+
+async def test_canceller_removes_a_real_device_echo(pulse: VirtualPulse, tmp_path: Path) -> None:
+    """Speaker -> loopback (80 ms) -> microphone: >= 20 dB ERLE after 3 s; near-end kept.
+
+    As in test_real_devices.py, a trial in which PortAudio reported xruns (the audio thread
+    starved of CPU on these shared machines: gaps no code here can prevent) is run again, up
+    to 3 times; the assertions apply to the last one, xruns included.
+    """
+    near = speech("question.wav", MONITOR_RATE)
+    near_wav = tmp_path / "near.wav"
+    write_wav_mono(near_wav, near, MONITOR_RATE)
+    for _attempt in range(3):
+        r = await _echo_trial(pulse, near_wav)
+        if r["xruns"] == 0:
+            break
+    ec = r["ec"]
+    assert r["echo_in"] > 1e-4, "the loopback carried no echo"
+    erle = 10 * np.log10(r["echo_in"] / max(r["echo_out"], 1e-12))
+    kept_db = 10 * np.log10(r["near_out"] / r["near_in"])
     print(
         f"ERLE {erle:.1f} dB, near-end kept {kept_db:+.1f} dB, delay {ec.delay_ms:.0f} ms, "
-        f"drift {ec.relative_drift_ppm:+.0f} ppm, resyncs {ec.resyncs}, realignments "
-        f"{ec.realignments}, xruns {xruns}"
+        f"steps {ec.steps}, resyncs {ec.resyncs}, realignments {ec.realignments}, "
+        f"xruns {r['xruns']}"
     )
-    assert not ec.reference_missing and ec.reference_rate == speaker.device_rate
+    assert r["xruns"] == 0, "xruns in all 3 attempts"
+    assert not ec.reference_missing and ec.reference_rate == r["device_rate"]
     assert 20.0 <= ec.delay_ms <= 1000.0
-    assert erle >= 20.0, f"ERLE {erle:.1f} dB (xruns {xruns})"
+    assert erle >= 20.0, f"ERLE {erle:.1f} dB"
     assert kept_db >= -3.0, f"near-end speech lost {kept_db:.1f} dB"
+
+
+def _talk(pulse: VirtualPulse, tmp_path: Path, *args: str, shadow: bool = False) -> tuple[int, str]:
+    """Run ``realtime talk`` on the virtual devices against an unreachable URL."""
+    env = {**os.environ, **pulse.env, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    env.pop("OPENAI_API_KEY", None)
+    paths = [str(ROOT)]
+    if shadow:  # a livekit package that cannot be imported: the canceller's library missing
+        (tmp_path / "livekit").mkdir(exist_ok=True)
+        (tmp_path / "livekit" / "__init__.py").write_text("raise ImportError('shadowed')\n")
+        paths.insert(0, str(tmp_path))
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    proc = subprocess.run(
+        [sys.executable, "-m", "realtime", "talk", "--url", "ws://127.0.0.1:9/v1", *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return proc.returncode, proc.stderr
+
+
+def test_talk_says_which_echo_handling_is_active(pulse: VirtualPulse, tmp_path: Path) -> None:
+    """talk shows the canceller by default, the gate with --echo gate, none with --headphones."""
+    for args, words in (
+        ((), "echo: echo cancellation (WebRTC AEC3)"),
+        (("--echo", "gate"), "echo: echo gate"),
+        (("--headphones",), "echo: no echo handling"),
+    ):
+        status, err = _talk(pulse, tmp_path, *args)
+        assert status == 2 and words in err, err  # then the URL is unreachable
+        assert "cannot connect to ws://127.0.0.1:9/v1" in err
+
+
+def test_talk_without_the_library(pulse: VirtualPulse, tmp_path: Path) -> None:
+    """Without livekit: auto falls back to the gate saying why; --echo aec is a one-line error."""
+    status, err = _talk(pulse, tmp_path, shadow=True)
+    assert status == 2
+    assert "echo: echo gate" in err and "realtime-voice[aec]" in err, err
+    status, err = _talk(pulse, tmp_path, "--echo", "aec", shadow=True)
+    assert status == 2
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert lines == [
+        "error: --echo aec: echo cancellation needs the livekit package: "
+        "pip install 'realtime-voice[aec]'"
+    ], err
