@@ -230,6 +230,7 @@ class LocalServer:
             await asyncio.wait([self._task])
         self._server = None
         self._task = None
+        await self.state.trimmer.close()
         self._uninstall()
 
     async def serve_forever(self) -> None:

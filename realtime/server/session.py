@@ -32,6 +32,7 @@ from .engine_set import EngineSet
 from .exceptions import ClientInputError, StoreError
 from .generation import ResponseRun
 from .limits import AudioBudget, Limits
+from .memory import MemoryTrimmer
 from .responders import Responder
 from .store import BYTES_PER_MS, ConversationStore
 from .stt import IncrementalTranscriber
@@ -72,6 +73,7 @@ class ServerSession:
         transcription_only: bool = False,
         limits: Limits | None = None,
         budget: AudioBudget | None = None,
+        trimmer: MemoryTrimmer | None = None,
     ) -> None:
         self.dialect: ServerDialect = dialect
         self._emit_raw = emit
@@ -80,6 +82,7 @@ class ServerSession:
         self.limits = limits or Limits()
         self.budget = budget or AudioBudget(self.limits.max_server_audio_ms)
         self._held = 0  # input audio bytes reserved in the budget (buffer + committed)
+        self._trimmer = trimmer
         self.config = (
             ServerConfig.for_transcription() if transcription_only else ServerConfig(model=model)
         )
@@ -170,6 +173,12 @@ class ServerSession:
             await asyncio.wait(list(self._tasks))
         self.buffer = bytearray()
         self._release(self._held)
+        self._trim()
+
+    def _trim(self) -> None:
+        """Big buffers were freed: let the server give the memory back to the OS."""
+        if self._trimmer is not None:
+            self._trimmer.request()
 
     async def expire(self) -> None:
         """The time limit is reached: say so (the connection handler then closes with 1001)."""
@@ -384,6 +393,8 @@ class ServerSession:
             self.buffer += raw
         del audio, raw
         added = len(self.buffer) - start
+        if added >= 1024 * 1024:
+            self._trim()
         start_ms = self.stream_ms
         self.stream_ms += added / BYTES_PER_MS
         if self.config.turn_detection is None:
@@ -625,6 +636,7 @@ class ServerSession:
                 text = await self.engines.transcribe(
                     audio, self.config.transcription, cancelled=self._cancelled
                 )
+            self._trim()  # the engine's working buffers are free again
         except Exception as exc:
             log.warning("transcription failed: %s", exc)
             if not fut.done():
@@ -684,7 +696,8 @@ class ServerSession:
     async def on_clear(self, data: dict[str, Any], event_id: str | None) -> None:
         """``input_audio_buffer.clear``."""
         self._release(len(self.buffer))
-        self.buffer.clear()
+        self.buffer = bytearray()
+        self._trim()
         self.buffer_start_ms = self.stream_ms
         self._vad = None
         self._vad_pending.clear()

@@ -21,6 +21,7 @@ from .engine_set import EngineSet
 from .exceptions import ClientInputError, LimitExceeded
 from .limits import AudioBudget, Limits
 from .logs import RateLimitedLog, RefusalNoiseFilter
+from .memory import MemoryTrimmer
 from .responders import EchoResponder, Responder
 from .session import ServerSession
 from .validation import load_frame
@@ -49,6 +50,7 @@ class ServerState:
     budget: AudioBudget | None = None
     refusals: RateLimitedLog | None = None
     refusal_noise: RefusalNoiseFilter = field(default_factory=RefusalNoiseFilter)
+    trimmer: MemoryTrimmer = field(default_factory=MemoryTrimmer)
     _decodes: asyncio.Semaphore | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -117,7 +119,16 @@ async def read_json_body(request: Request, limits: Limits) -> dict[str, Any]:
     if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
         raise _body_too_large(limits)
     raw = bytearray()
-    async for chunk in request.stream():
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), limits.body_timeout)
+        except StopAsyncIteration:
+            break
+        except asyncio.TimeoutError:
+            raise ClientInputError(
+                "The request body stalled.", code="request_timeout", status=408
+            ) from None
         raw += chunk
         if len(raw) > limits.max_body_bytes:
             raise _body_too_large(limits)
