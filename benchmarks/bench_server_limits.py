@@ -18,8 +18,8 @@ c. Event-loop stall: a live session sends a probe every 20 ms (an append with in
    server idle (the peer), then while a maximal upload is received, decoded, resampled and
    transcribed over ``POST /v1/audio/transcriptions``: 25 MiB of 44.1 kHz stereo PCM16
    (148 s) and, unless ``--quick``, the longest file accepted (25 minutes of 8 kHz 8-bit,
-   12 MB: the most resampling). Stall = worst round trip - median idle round trip; target
-   < 50 ms.
+   12 MB: the most resampling). Both hold speech (the sample question every 4 s).
+   Stall = worst round trip - median idle round trip; target < 50 ms.
 """
 
 from __future__ import annotations
@@ -116,7 +116,8 @@ async def per_session(url: str, pid: int, n: int) -> None:
         await ws.close()
     after = await settle(pid)
     print(f"a. RSS per session ({n} idle sessions)")
-    print(f"   baseline {base:.1f} MB, with the sessions {held:.1f} MB: {(held - base) / n * 1024:.0f} kB/session")
+    per = (held - base) / n * 1024
+    print(f"   baseline {base:.1f} MB, with the sessions {held:.1f} MB: {per:.0f} kB/session")
     print(f"   after they closed: {after:.1f} MB ({after - base:+.1f} MB)")
 
 
@@ -139,7 +140,9 @@ async def per_minute(url: str, pid: int, minutes: float, chunk_bytes: int, label
         import base64
 
         await ws.send(
-            json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()})
+            json.dumps(
+                {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()}
+            )
         )
         sent += n
     # a round trip: everything before it has been handled
@@ -165,24 +168,27 @@ async def per_minute(url: str, pid: int, minutes: float, chunk_bytes: int, label
 
 
 def wav_file(path: Path, rate: int, channels: int, bits: int, seconds: float) -> int:
+    """Speech (the sample question, every 4 s) at this rate, channels and sample size."""
     import numpy as np
 
+    from audio.wav import read_wav
+
+    question = np.frombuffer(read_wav(ROOT / "share/samples/question.wav", rate=rate), "<i2")
+    period = np.zeros(rate * 4, np.int16)
+    period[: len(question)] = question[: len(period)]
     frames = int(rate * seconds)
     block = channels * bits // 8
-    rng = np.random.default_rng(2)
     with path.open("wb") as f:
         data_bytes = frames * block
         fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * block, block, bits)
         f.write(b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE")
         f.write(b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", data_bytes))
-        step = rate * 10
-        for start in range(0, frames, step):
-            n = min(step, frames - start)
-            if bits == 8:
-                chunk = (rng.integers(120, 136, n * channels)).astype(np.uint8)
-            else:
-                chunk = (rng.standard_normal(n * channels) * 300).astype("<i2")
-            f.write(chunk.tobytes())
+        for start in range(0, frames, len(period)):
+            chunk = period[: min(len(period), frames - start)]
+            data = ((chunk.astype(np.int32) >> 8) + 128).astype(np.uint8) if bits == 8 else chunk
+            if channels > 1:
+                data = np.repeat(data, channels)
+            f.write(data.tobytes())
     return path.stat().st_size
 
 
@@ -204,7 +210,9 @@ async def server_lag(child: subprocess.Popen[bytes]) -> float:
     return float(json.loads(line)["lag_ms"])
 
 
-async def stall(url: str, http_url: str, pid: int, child: subprocess.Popen[bytes], files: list[tuple[str, Path]]) -> None:
+async def stall(
+    url: str, http_url: str, pid: int, child: subprocess.Popen[bytes], files: list[tuple[str, Path]]
+) -> None:
     import httpx
 
     ws = await open_session(url)
@@ -216,8 +224,11 @@ async def stall(url: str, http_url: str, pid: int, child: subprocess.Popen[bytes
     await task
     await server_lag(child)
     median_idle = statistics.median(idle)
-    print(f"c. event-loop stall seen by a live session (probe every 20 ms)")
-    print(f"   idle server (peer): median round trip {median_idle:.1f} ms, worst {max(idle):.1f} ms ({len(idle)} probes)")
+    print("c. event-loop stall seen by a live session (probe every 20 ms)")
+    print(
+        f"   idle server (peer): median round trip {median_idle:.1f} ms, "
+        f"worst {max(idle):.1f} ms ({len(idle)} probes)"
+    )
     for label, path in files:
         rtts: list[float] = []
         stop = asyncio.Event()
@@ -238,11 +249,16 @@ async def stall(url: str, http_url: str, pid: int, child: subprocess.Popen[bytes
         lag = await server_lag(child)
         worst = max(rtts) - median_idle
         verdict = "PASS" if worst < STALL_TARGET_MS else "MISSED"
-        status = r.status_code if r.status_code != 200 else f"200, {r.json()['usage']['seconds']:.0f} s of audio"
+        status = (
+            r.status_code
+            if r.status_code != 200
+            else f"200, {r.json()['usage']['seconds']:.0f} s of audio"
+        )
         print(f"   {label}: HTTP {status} in {took:.1f} s; RSS after {peak - base:+.1f} MB")
         print(
             f"      round trip median {statistics.median(rtts):.1f} ms, worst {max(rtts):.1f} ms "
-            f"({len(rtts)} probes): stall {worst:.1f} ms (target < {STALL_TARGET_MS:.0f} ms) {verdict}; "
+            f"({len(rtts)} probes): stall {worst:.1f} ms "
+            f"(target < {STALL_TARGET_MS:.0f} ms) {verdict}; "
             f"server loop's own worst lag {lag:.1f} ms"
         )
     await ws.close()

@@ -23,11 +23,11 @@ from typing import IO, Any, cast
 
 import numpy as np
 import numpy.typing as npt
+import soxr
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from audio import g711
 from audio.pcm import float32_to_int16
-from audio.resample import StreamResampler
 
 from .exceptions import ClientInputError, InvalidUpload, LimitExceeded
 from .limits import Limits
@@ -407,20 +407,17 @@ async def receive_upload(
 def decode_wav(path: str, header: WavHeader, data_size: int) -> bytearray:
     """Read the WAV's audio as PCM16 24 kHz mono, slice by slice (blocking: use a thread).
 
-    The resampler's delay is removed: the output is aligned with the input and holds
-    ``round(frames * 24000 / rate)`` samples.
+    Resampled with libsoxr's stream (its bursty output does not matter for a file): the
+    result is what a one-shot conversion gives, ``round(frames * 24000 / rate)`` samples.
     """
     frames_per_slice = max(4096, header.rate)  # about one second
     resampler = (
-        StreamResampler(header.rate, OUTPUT_RATE, 1, "float32")
+        soxr.ResampleStream(header.rate, OUTPUT_RATE, 1, dtype="float32", quality="HQ")
         if header.rate != OUTPUT_RATE
         else None
     )
-    frames = data_size // header.block
-    wanted = round(frames * OUTPUT_RATE / header.rate) * 2
-    skip = resampler.delay * 2 if resampler is not None else 0
     out = bytearray()
-    left = frames * header.block
+    left = data_size // header.block * header.block
     with open(path, "rb") as f:
         f.seek(header.data_offset)
         while left > 0:
@@ -431,16 +428,8 @@ def decode_wav(path: str, header: WavHeader, data_size: int) -> bytearray:
             left -= len(raw)
             mono = _mono(_samples(raw, header), header.channels)
             if resampler is not None:
-                mono = _as_float(resampler.process(mono))
+                mono = _as_float(resampler.resample_chunk(mono, last=left <= 0))
             out += float32_to_int16(mono).tobytes()
-            if skip and len(out) >= skip:
-                del out[:skip]
-                skip = 0
-        if resampler is not None:
-            out += float32_to_int16(_as_float(resampler.flush())).tobytes()
-            if skip:
-                del out[: min(skip, len(out))]
-    del out[wanted:]
     return out
 
 
