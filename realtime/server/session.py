@@ -56,6 +56,7 @@ Emit = Callable[[dict[str, Any]], Awaitable[None]]
 
 VAD_BATCH_BYTES = 64 * BYTES_PER_MS
 LIVE_PASS_INTERVAL_S = 1.0
+LIVE_MAX_MS = 60_000  # longer turns are transcribed once, at commit
 B64_CHUNK = 4 * 256 * 1024  # base64 characters decoded at a time (a multiple of 4)
 
 
@@ -397,14 +398,18 @@ class ServerSession:
             self._trim()
         start_ms = self.stream_ms
         self.stream_ms += added / BYTES_PER_MS
-        if self.config.turn_detection is None:
+        if len(self.buffer) > LIVE_MAX_MS * BYTES_PER_MS:
+            # a turn this long is transcribed at commit (window by window): live passes
+            # over audio that never settles (noise) would grow with the turn
+            self._drop_live()
+        elif self.config.turn_detection is None:
             if self._live is None:
                 self._live = self._new_live()
                 if self._live is not None:
                     self._live.append(bytes(self.buffer))
-            elif self._live is not None:
+            else:
                 self._live.append(bytes(self.buffer[start:]))
-        else:
+        if self.config.turn_detection is not None:
             pcm = bytes(self.buffer[start:])
             if self._live is not None and self._speech_item_id is not None:
                 self._live.append(pcm)
