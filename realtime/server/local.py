@@ -100,7 +100,6 @@ class LocalServer:
             keys=KeyStore(api_key),
             limits=base,
         )
-        assert self.state.refusals is not None
         self.guard = ConnectionGuard(base, self.state.refusals)
         self._warm = warm
         self._log_level = log_level
@@ -166,7 +165,6 @@ class LocalServer:
         self._undo.append(self.state.refusal_noise.install())
         loop = asyncio.get_running_loop()
         previous = loop.get_exception_handler()
-        assert self.state.refusals is not None
         loop.set_exception_handler(accept_error_handler(self.state.refusals, previous))
         self._undo.append(lambda: loop.set_exception_handler(previous))
 

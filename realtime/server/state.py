@@ -47,23 +47,15 @@ class ServerState:
     limits: Limits = field(default_factory=Limits)
     sessions: set[ServerSession] = field(default_factory=set)
     send_queue_size: int = 1024
-    budget: AudioBudget | None = None
-    refusals: RateLimitedLog | None = None
     refusal_noise: RefusalNoiseFilter = field(default_factory=RefusalNoiseFilter)
     trimmer: MemoryTrimmer = field(default_factory=MemoryTrimmer)
+    budget: AudioBudget = field(init=False)
+    refusals: RateLimitedLog = field(init=False)
     _decodes: asyncio.Semaphore | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.budget is None:
-            self.budget = AudioBudget(self.limits.max_server_audio_ms)
-        if self.refusals is None:
-            self.refusals = RateLimitedLog(log, self.limits.log_interval)
-
-    @property
-    def audio_budget(self) -> AudioBudget:
-        """The input audio budget shared by the sessions."""
-        assert self.budget is not None
-        return self.budget
+        self.budget = AudioBudget(self.limits.max_server_audio_ms)  # shared by the sessions
+        self.refusals = RateLimitedLog(log, self.limits.log_interval)
 
     @property
     def decode_slots(self) -> asyncio.Semaphore:

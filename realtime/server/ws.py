@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -54,12 +55,10 @@ async def realtime_endpoint(ws: WebSocket) -> None:
     protos = list(ws.scope.get("subprotocols") or [])
     ok, eph = state.keys.check(credential_from(ws.headers, protos))
     if not ok:
-        assert state.refusals is not None
         state.refusals.warning("auth", "refused a realtime connection: bad credentials")
         await deny(ws, 401, "Incorrect API key provided.", "invalid_api_key", 4001)
         return
     if len(state.sessions) >= state.limits.max_sessions:
-        assert state.refusals is not None
         state.refusals.warning(
             "sessions", "refused a realtime connection: %d sessions open", len(state.sessions)
         )
@@ -83,21 +82,25 @@ async def realtime_endpoint(ws: WebSocket) -> None:
         model=ws.query_params.get("model") or "gpt-realtime",
         transcription_only=ws.query_params.get("intent") == "transcription",
         limits=state.limits,
-        budget=state.audio_budget,
+        budget=state.budget,
         trimmer=state.trimmer,
     )
     state.sessions.add(session)  # counted before the accept's await: the limit holds
     queue: asyncio.Queue[str | None] = asyncio.Queue(state.send_queue_size)
     try:
         await ws.accept(subprotocol="realtime" if "realtime" in protos else None)
-        await _serve(ws, session, queue, state)
+        await _serve(ws, session, queue, state, dict(eph.session) if eph is not None else None)
     finally:
         state.sessions.discard(session)
         await session.close()
 
 
 async def _serve(
-    ws: WebSocket, session: ServerSession, queue: asyncio.Queue[str | None], state: ServerState
+    ws: WebSocket,
+    session: ServerSession,
+    queue: asyncio.Queue[str | None],
+    state: ServerState,
+    minted: dict[str, Any] | None,
 ) -> None:
     async def writer() -> None:
         while (text := await queue.get()) is not None:
@@ -115,9 +118,8 @@ async def _serve(
 
     expiry = asyncio.create_task(expire())
     try:
-        eph_session = _minted_session(ws, state)
-        if eph_session:
-            await session.apply_initial(eph_session)
+        if minted:  # the configuration the ephemeral key was minted with
+            await session.apply_initial(minted)
         await session.start()
         while True:
             msg = await ws.receive()
@@ -134,12 +136,6 @@ async def _serve(
         expiry.cancel()
         await session.close()
         await _finish(ws, queue, writer_task, 1000, "")
-
-
-def _minted_session(ws: WebSocket, state: ServerState) -> dict[str, object] | None:
-    protos = list(ws.scope.get("subprotocols") or [])
-    _, eph = state.keys.check(credential_from(ws.headers, protos))
-    return dict(eph.session) if eph is not None and eph.session else None
 
 
 async def _finish(
