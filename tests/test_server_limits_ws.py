@@ -308,3 +308,26 @@ async def test_live_transcription_is_bounded_for_long_turns():
     assert passes, "no live pass ran"
     assert max(passes) <= 61 * len(second), max(passes) / len(second)
     await session.close()
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_response_overrides_against_spec(server, dialect):
+    """response.create overrides are validated too (a voice of 123 is an error, not a
+    response that never finishes)."""
+    c = await open_client(server, dialect)
+    if dialect == "ga":
+        bad = [
+            {"audio": {"output": {"voice": 123}}},
+            {"output_modalities": ["banana"]},
+            {"max_output_tokens": 0},
+        ]
+    else:
+        bad = [{"voice": 123}, {"modalities": ["banana"]}, {"temperature": 9}]
+    for n, response in enumerate(bad):
+        await c.send({"type": "response.create", "event_id": f"evt_{n}", "response": response})
+        err = await c.until(lambda e: e["type"] in ("error", "response.created"))
+        assert err["type"] == "error", (response, err)
+        assert err["error"]["event_id"] == f"evt_{n}"
+        assert (err["error"]["param"] or "").startswith("response"), err["error"]
+    await still_works(c, dialect)
+    await c.close()

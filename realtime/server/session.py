@@ -36,7 +36,7 @@ from .memory import MemoryTrimmer
 from .responders import Responder
 from .store import BYTES_PER_MS, ConversationStore
 from .stt import IncrementalTranscriber
-from .validation import check_session, load_frame
+from .validation import check_response, check_session, load_frame
 from .wire import (
     GA_ONLY_EVENTS,
     ServerDialect,
@@ -807,7 +807,9 @@ class ServerSession:
                 event_id=event_id,
             )
             return
-        await self._start_response(dict(data.get("response") or {}), event_id)
+        response = data.get("response")
+        check_response(response, self.dialect)
+        await self._start_response(dict(response or {}), event_id)
 
     async def _start_response(self, overrides: dict[str, Any], event_id: str | None) -> None:
         if self.response is not None and not self.response.finished:
