@@ -280,23 +280,26 @@ async def main(args: argparse.Namespace) -> None:
         pid = info["pid"]
         warm = await open_session(url)
         await warm.close()
-        await per_session(url, pid, 10 if args.quick else 40)
-        print("b. RSS per minute of buffered audio (one session, manual commit)")
-        minutes = 2.0 if args.quick else 5.0
-        await per_minute(url, pid, minutes, 4800, "100 ms appends")
-        await per_minute(url, pid, minutes * 2, 15 * MIB, "15 MiB appends")
-        tmp = Path(args.tmp)
-        tmp.mkdir(parents=True, exist_ok=True)
-        big = tmp / "max_size.wav"
-        wav_file(big, 44100, 2, 16, (25 * MIB - 44) / (44100 * 4))
-        files = [("25 MiB, 44.1 kHz stereo", big)]
-        if not args.quick:
-            long = tmp / "max_duration.wav"
-            wav_file(long, 8000, 1, 8, 25 * 60 - 1)
-            files.append(("25 min, 8 kHz 8-bit", long))
-        await stall(url, http_url, pid, child, files)
-        for _, path in files:
-            path.unlink()
+        if "a" in args.parts:
+            await per_session(url, pid, 10 if args.quick else 40)
+        if "b" in args.parts:
+            print("b. RSS per minute of buffered audio (one session, manual commit)")
+            minutes = 2.0 if args.quick else 5.0
+            await per_minute(url, pid, minutes, 4800, "100 ms appends")
+            await per_minute(url, pid, minutes * 2, 15 * MIB, "15 MiB appends")
+        if "c" in args.parts:
+            tmp = Path(args.tmp)
+            tmp.mkdir(parents=True, exist_ok=True)
+            big = tmp / "max_size.wav"
+            wav_file(big, 44100, 2, 16, (25 * MIB - 44) / (44100 * 4))
+            files = [("25 MiB, 44.1 kHz stereo", big)]
+            if not args.quick:
+                long = tmp / "max_duration.wav"
+                wav_file(long, 8000, 1, 8, 25 * 60 - 1)
+                files.append(("25 min, 8 kHz 8-bit", long))
+            await stall(url, http_url, pid, child, files)
+            for _, path in files:
+                path.unlink()
     finally:
         child.terminate()
         child.wait(10)
@@ -308,5 +311,6 @@ if __name__ == "__main__":
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="fewer sessions, less audio")
     parser.add_argument("--tmp", default="/tmp/bench_server_limits", help="folder for the WAVs")
+    parser.add_argument("--parts", default="abc", help="which measurements (default abc)")
     ns = parser.parse_args()
     asyncio.run(serve() if ns.serve else main(ns))

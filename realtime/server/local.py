@@ -34,6 +34,7 @@ from .exceptions import StartupError
 from .guard import ConnectionGuard, guarded_protocols
 from .limits import Limits
 from .logs import GUARDED_LOGGERS, RedactingFilter, accept_error_handler
+from .memory import mmap_large_blocks
 from .responders import Responder, load_responder
 from .state import ServerState
 
@@ -64,7 +65,9 @@ class LocalServer:
     ``pace_audio`` sends audio deltas in real time instead of as fast as they are
     synthesized; ``warm`` loads the engines before accepting connections; ``log_level``
     sets the level of the server's loggers (by default the host application's logging
-    configuration is left alone); ``extra_routes`` adds routes to the app.
+    configuration is left alone); ``extra_routes`` adds routes to the app;
+    ``release_memory`` (on by default) makes glibc return large freed blocks to the OS at
+    once (:func:`~.memory.mmap_large_blocks`, a process-wide setting).
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class LocalServer:
         engines: EngineSet | None = None,
         log_level: str | None = None,
         extra_routes: Sequence[BaseRoute] = (),
+        release_memory: bool = True,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -104,6 +108,7 @@ class LocalServer:
         self._warm = warm
         self._log_level = log_level
         self._extra_routes = list(extra_routes)
+        self._release_memory = release_memory
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._undo: list[Callable[[], None]] = []
@@ -189,6 +194,8 @@ class LocalServer:
                 host=self.host,
                 port=self._requested_port,
             ) from exc
+        if self._release_memory:
+            mmap_large_blocks()
         self._install_log_guards()
         server = _EmbeddedServer(self._config())
         self._server = server
@@ -228,7 +235,6 @@ class LocalServer:
             await asyncio.wait([self._task])
         self._server = None
         self._task = None
-        await self.state.trimmer.close()
         self._uninstall()
 
     async def serve_forever(self) -> None:

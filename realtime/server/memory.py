@@ -1,82 +1,45 @@
 """Giving freed memory back to the operating system.
 
 Large transient buffers (a 20 MiB append frame, its decoded audio, a speech-recognition pass,
-a decoded upload) are freed by Python, but glibc keeps the pages in its heaps (one per worker
-thread), so the server's RSS would only grow. :class:`MemoryTrimmer` calls glibc's
-``malloc_trim(0)`` in a worker thread after such work, at most once per ``interval``
-seconds; where glibc is not the C library it does nothing.
+a decoded upload) are freed by Python, but glibc serves blocks under its *dynamic* mmap
+threshold (which climbs to 32 MiB after the first large free) from its heaps, and keeps the
+pages: the server's RSS would only grow. :func:`mmap_large_blocks` fixes the threshold
+(``mallopt(M_MMAP_THRESHOLD)``): every block above it gets its own mapping, returned to the
+OS the moment it is freed, with no lock held on the heaps (``malloc_trim`` would do the
+same work later while blocking every thread's allocations, the event loop's included: 90 ms
+measured on a 600 MB heap). Process-wide and glibc-only; elsewhere it does nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import ctypes.util
-import logging
 import sys
-import time
 from collections.abc import Callable
 
-__all__ = ["MemoryTrimmer", "malloc_trim"]
+__all__ = ["MMAP_THRESHOLD", "mmap_large_blocks"]
 
-log = logging.getLogger("realtime.server")
+MMAP_THRESHOLD = 256 * 1024
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 
 
-def _load_trim() -> Callable[[int], int] | None:
+def _load_mallopt() -> Callable[[int, int], int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim: Callable[[int], int] = libc.malloc_trim
-    except (OSError, AttributeError):  # musl and others have no malloc_trim
+        mallopt: Callable[[int, int], int] = libc.mallopt
+    except (OSError, AttributeError):  # musl and others have no mallopt
         return None
-    return trim
+    return mallopt
 
 
-_TRIM = _load_trim()
+_MALLOPT = _load_mallopt()
 
 
-def malloc_trim() -> bool:
-    """Return free heap memory to the OS now (blocking; True where glibc supports it)."""
-    if _TRIM is None:
+def mmap_large_blocks(threshold: int = MMAP_THRESHOLD) -> bool:
+    """Serve blocks of ``threshold`` bytes and more with their own mappings (see the module
+    docstring); True where glibc took the setting."""
+    if _MALLOPT is None:
         return False
-    _TRIM(0)
-    return True
-
-
-class MemoryTrimmer:
-    """Schedules :func:`malloc_trim` in a worker thread, at most once per ``interval``."""
-
-    def __init__(self, interval: float = 1.0) -> None:
-        self.interval = interval
-        self._last = 0.0
-        self._task: asyncio.Task[bool] | None = None
-        self._again = False
-
-    def request(self) -> None:
-        """Ask for a trim soon (from the event loop; never blocks it)."""
-        if _TRIM is None:
-            return
-        if self._task is not None and not self._task.done():
-            self._again = True
-            return
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def close(self) -> None:
-        """Cancel a pending trim (when the server stops)."""
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait([task])
-
-    async def _run(self) -> bool:
-        wait = self._last + self.interval - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        self._again = False
-        done = await asyncio.to_thread(malloc_trim)
-        self._last = time.monotonic()
-        if self._again:
-            self._again = False
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        return done
+    return bool(_MALLOPT(_M_MMAP_THRESHOLD, threshold))

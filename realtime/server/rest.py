@@ -81,7 +81,6 @@ async def transcriptions(request: Request) -> Response:
         return await _transcribe_upload(request, state, upload)
     finally:
         upload.discard()
-        state.trimmer.request()
 
 
 async def _transcribe_upload(request: Request, state: ServerState, upload: Upload) -> Response:

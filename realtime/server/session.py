@@ -32,7 +32,6 @@ from .engine_set import EngineSet
 from .exceptions import ClientInputError, StoreError
 from .generation import ResponseRun
 from .limits import AudioBudget, Limits
-from .memory import MemoryTrimmer
 from .responders import Responder
 from .store import BYTES_PER_MS, ConversationStore
 from .stt import IncrementalTranscriber
@@ -74,7 +73,6 @@ class ServerSession:
         transcription_only: bool = False,
         limits: Limits | None = None,
         budget: AudioBudget | None = None,
-        trimmer: MemoryTrimmer | None = None,
     ) -> None:
         self.dialect: ServerDialect = dialect
         self._emit_raw = emit
@@ -83,7 +81,6 @@ class ServerSession:
         self.limits = limits or Limits()
         self.budget = budget or AudioBudget(self.limits.max_server_audio_ms)
         self._held = 0  # input audio bytes reserved in the budget (buffer + committed)
-        self._trimmer = trimmer
         self.config = (
             ServerConfig.for_transcription() if transcription_only else ServerConfig(model=model)
         )
@@ -174,12 +171,6 @@ class ServerSession:
             await asyncio.wait(list(self._tasks))
         self.buffer = bytearray()
         self._release(self._held)
-        self._trim()
-
-    def _trim(self) -> None:
-        """Big buffers were freed: let the server give the memory back to the OS."""
-        if self._trimmer is not None:
-            self._trimmer.request()
 
     async def expire(self) -> None:
         """The time limit is reached: say so (the connection handler then closes with 1001)."""
@@ -394,8 +385,6 @@ class ServerSession:
             self.buffer += raw
         del audio, raw
         added = len(self.buffer) - start
-        if added >= 1024 * 1024:
-            self._trim()
         start_ms = self.stream_ms
         self.stream_ms += added / BYTES_PER_MS
         if len(self.buffer) > LIVE_MAX_MS * BYTES_PER_MS:
@@ -641,7 +630,6 @@ class ServerSession:
                 text = await self.engines.transcribe(
                     audio, self.config.transcription, cancelled=self._cancelled
                 )
-            self._trim()  # the engine's working buffers are free again
         except Exception as exc:
             log.warning("transcription failed: %s", exc)
             if not fut.done():
@@ -702,7 +690,6 @@ class ServerSession:
         """``input_audio_buffer.clear``."""
         self._release(len(self.buffer))
         self.buffer = bytearray()
-        self._trim()
         self.buffer_start_ms = self.stream_ms
         self._vad = None
         self._vad_pending.clear()

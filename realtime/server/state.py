@@ -21,7 +21,6 @@ from .engine_set import EngineSet
 from .exceptions import ClientInputError, LimitExceeded
 from .limits import AudioBudget, Limits
 from .logs import RateLimitedLog, RefusalNoiseFilter
-from .memory import MemoryTrimmer
 from .responders import EchoResponder, Responder
 from .session import ServerSession
 from .validation import load_frame
@@ -48,7 +47,6 @@ class ServerState:
     sessions: set[ServerSession] = field(default_factory=set)
     send_queue_size: int = 1024
     refusal_noise: RefusalNoiseFilter = field(default_factory=RefusalNoiseFilter)
-    trimmer: MemoryTrimmer = field(default_factory=MemoryTrimmer)
     budget: AudioBudget = field(init=False)
     refusals: RateLimitedLog = field(init=False)
     _decodes: asyncio.Semaphore | None = field(default=None, repr=False)

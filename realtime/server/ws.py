@@ -26,7 +26,6 @@ __all__ = ["realtime_endpoint"]
 log = logging.getLogger("realtime.server")
 
 FLUSH_SECONDS = 2.0
-BIG_FRAME = 1024 * 1024
 
 
 def _dialect(ws: WebSocket) -> ServerDialect:
@@ -83,7 +82,6 @@ async def realtime_endpoint(ws: WebSocket) -> None:
         transcription_only=ws.query_params.get("intent") == "transcription",
         limits=state.limits,
         budget=state.budget,
-        trimmer=state.trimmer,
     )
     state.sessions.add(session)  # counted before the accept's await: the limit holds
     queue: asyncio.Queue[str | None] = asyncio.Queue(state.send_queue_size)
@@ -130,8 +128,6 @@ async def _serve(
                 frame = msg.get("bytes")
             if frame is not None and not session.expired:
                 await session.handle(frame)
-                if len(frame) >= BIG_FRAME:
-                    state.trimmer.request()  # the frame and its copies are garbage now
     finally:
         expiry.cancel()
         await session.close()
