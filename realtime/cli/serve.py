@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigError
@@ -110,6 +111,10 @@ async def handle(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
     from ..server import LocalServer
 
+    if args.log_level is not None:  # the server's loggers print to stderr, redacted
+        logging.basicConfig(
+            level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        )
     server = LocalServer(
         args.host,
         args.port,
