@@ -7,9 +7,10 @@ pages: the server's RSS would only grow. :func:`mmap_large_blocks` fixes the thr
 (``mallopt(M_MMAP_THRESHOLD)``): every block above it gets its own mapping, returned to the
 OS the moment it is freed, with no lock held on the heaps (``malloc_trim`` would do the
 same work later while blocking every thread's allocations, the event loop's included: 90 ms
-measured on a 600 MB heap). 1 MiB: lower thresholds map and fault in the engines' many
-medium buffers again and again (longer event-loop stalls measured at 256 KiB), higher ones
-leave them in the heaps (RSS measured 2x higher at 4 MiB; ``bench_server_limits.py``).
+measured on a 600 MB heap). 4 MiB sits above the speech engines' per-window working
+buffers, which a lower threshold would map and fault in again and again (speech
+recognition ran slower at 256 KiB and 1 MiB in ``bench_server_limits.py``), and below the
+frames, decoded audio and uploads the server must give back.
 Process-wide and glibc-only; elsewhere it does nothing.
 """
 
@@ -22,7 +23,7 @@ from collections.abc import Callable
 
 __all__ = ["MMAP_THRESHOLD", "mmap_large_blocks"]
 
-MMAP_THRESHOLD = 1024 * 1024
+MMAP_THRESHOLD = 4 * 1024 * 1024
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 
 
