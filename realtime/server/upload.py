@@ -39,6 +39,7 @@ MAX_CHANNELS = 8
 HEADER_WINDOW = 64 * 1024  # the fmt and data chunk headers must come within this
 OUTPUT_RATE = 24000
 MAX_PARTS = 64
+FLUSH_BYTES = 1024 * 1024  # file bytes written to disk at a time (in a worker thread)
 
 _PCM, _FLOAT, _ALAW, _ULAW, _EXTENSIBLE = 0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE
 _GUID_TAIL = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
@@ -181,6 +182,7 @@ class _Receiver:
         self._parts = 0
         self._head = bytearray()
         self._out: IO[bytes] | None = None
+        self.pending = bytearray()  # file bytes received, not yet written (by flush)
 
     def callbacks(self) -> dict[str, Any]:
         return {
@@ -266,8 +268,7 @@ class _Receiver:
                 return
             if up.header is not None:
                 self._check_duration(up.header)
-        assert self._out is not None
-        self._out.write(chunk)
+        self.pending += chunk  # written in a worker thread by flush(): disks can stall
 
     def _check_duration(self, header: WavHeader) -> None:
         size = header.data_size
@@ -279,9 +280,6 @@ class _Receiver:
 
     def _part_end(self) -> None:
         if self._is_file:
-            if self._out is not None:
-                self._out.close()
-                self._out = None
             self._finish_file()
         elif self._name is not None and self.error is None:
             self.upload.fields.setdefault(self._name, []).append(
@@ -308,6 +306,19 @@ class _Receiver:
                 raise _too_long(seconds, self.limits)
         except ClientInputError as exc:
             self._fail(exc)
+
+    async def flush(self, *, last: bool = False) -> None:
+        """Write the pending file bytes in a worker thread (and close the file if ``last``)."""
+        out = self._out
+        if out is None:
+            self.pending = bytearray()
+            return
+        data, self.pending = self.pending, bytearray()
+        if data:
+            await asyncio.to_thread(out.write, data)
+        if last:
+            self._out = None
+            await asyncio.to_thread(out.close)
 
     def close(self) -> None:
         if self._out is not None:
@@ -385,9 +396,12 @@ async def receive_upload(
                 ) from None
             if receiver.error is not None:
                 raise receiver.error
+            if len(receiver.pending) >= FLUSH_BYTES:
+                await receiver.flush()
         parser.finalize()
         if receiver.error is not None:
             raise receiver.error
+        await receiver.flush(last=True)
         if receiver.upload.path is None or receiver.upload.header is None:
             raise ClientInputError(
                 "Missing required parameter: 'file'.",
