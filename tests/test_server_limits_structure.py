@@ -133,3 +133,33 @@ def test_server_modules_import_cleanly():
     """Each module imports on its own (no hidden dependence on import order)."""
     for path in MODULES:
         importlib.import_module(f"realtime.server.{path.stem}")
+
+
+def test_realtime_serve_sets_the_limits():
+    """`realtime serve` options reach Limits; a bad value is a one-line ConfigError."""
+    from realtime.cli import build_parser
+    from realtime.cli.serve import limits_from
+    from realtime.exceptions import ConfigError
+
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--max-sessions", "3",
+            "--max-connections", "50",
+            "--max-upload-mb", "2",
+            "--max-upload-minutes", "1.5",
+            "--max-audio-minutes", "10",
+            "--handshake-timeout", "2.5",
+            "--idle-timeout", "1",
+        ]
+    )  # fmt: skip
+    limits = limits_from(args)
+    assert (limits.max_sessions, limits.max_connections) == (3, 50)
+    assert limits.max_upload_bytes == 2 * 1024 * 1024
+    assert limits.max_upload_seconds == 90
+    assert limits.max_server_audio_ms == 600_000
+    assert (limits.handshake_timeout, limits.idle_timeout) == (2.5, 1)
+    defaults = limits_from(build_parser().parse_args(["serve"]))
+    assert defaults == Limits()
+    with pytest.raises(ConfigError, match="max_sessions"):
+        limits_from(build_parser().parse_args(["serve", "--max-sessions", "0"]))

@@ -245,3 +245,89 @@ async def test_append_memory_is_a_small_multiple_of_the_audio():
     # the frame itself (4/3 of the audio) is the caller's; at most ~3x more in flight
     assert peak - base <= 3.0 * len(audio), (peak - base) / len(audio)
     await session.close()
+
+
+class _CountingStt:
+    """A fake speech recogniser recording how much audio each run gets (no words)."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.longest = 0
+        self.runs: list[int] = []
+
+    def transcribe(self, pcm16_24k, language=None, prompt=None, *, word_timestamps=False):
+        from realtime.server.stt import TranscriptResult
+
+        self.runs.append(len(pcm16_24k))
+        self.longest = max(self.longest, len(pcm16_24k))
+        return TranscriptResult("", (), "en", len(pcm16_24k) / 48000)
+
+
+class _FakeEngines(EngineSet):
+    def __init__(self, stt: _CountingStt) -> None:
+        super().__init__()
+        self.fake = stt
+
+    def stt_engine(self):  # type: ignore[override]
+        return self.fake
+
+    def loaded_stt(self):  # type: ignore[override]
+        return self.fake
+
+
+async def test_live_transcription_is_bounded_for_long_turns():
+    """Live passes never cover more than a minute of a turn; a longer turn (noise that never
+    settles into words) is transcribed once at commit, whole."""
+    stt = _CountingStt()
+    out: list[dict[str, Any]] = []
+
+    async def emit(event: dict[str, Any]) -> None:
+        out.append(event)
+
+    session = ServerSession(
+        dialect="ga", emit=emit, engines=_FakeEngines(stt), responder=EchoResponder()
+    )
+    off = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+    await session.handle(json.dumps({"type": "session.update", "session": off}))
+    second = b"\x10\x00" * 24000
+    for _ in range(90):
+        await session.handle(
+            json.dumps({"type": "input_audio_buffer.append", "audio": b64(second)})
+        )
+        await asyncio.sleep(0.01)  # let live passes run
+    await session.handle(json.dumps({"type": "input_audio_buffer.commit"}))
+    for _ in range(200):
+        if any(e["type"] == "input_audio_buffer.committed" for e in out) and stt.runs[-1:] == [
+            90 * len(second)
+        ]:
+            break
+        await asyncio.sleep(0.05)
+    assert stt.runs and stt.runs[-1] == 90 * len(second)  # the whole turn, at commit
+    passes = stt.runs[:-1]
+    assert passes, "no live pass ran"
+    assert max(passes) <= 61 * len(second), max(passes) / len(second)
+    await session.close()
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_response_overrides_against_spec(server, dialect):
+    """response.create overrides are validated too (a voice of 123 is an error, not a
+    response that never finishes)."""
+    c = await open_client(server, dialect)
+    if dialect == "ga":
+        bad = [
+            {"audio": {"output": {"voice": 123}}},
+            {"output_modalities": ["banana"]},
+            {"max_output_tokens": 0},
+        ]
+    else:
+        bad = [{"voice": 123}, {"modalities": ["banana"]}, {"temperature": 9}]
+    for n, response in enumerate(bad):
+        await c.send({"type": "response.create", "event_id": f"evt_{n}", "response": response})
+        err = await c.until(lambda e: e["type"] in ("error", "response.created"))
+        assert err["type"] == "error", (response, err)
+        assert err["error"]["event_id"] == f"evt_{n}"
+        assert (err["error"]["param"] or "").startswith("response"), err["error"]
+    await still_works(c, dialect)
+    await c.close()

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..exceptions import ConfigError
 from .common import CommandError, err_console
+
+if TYPE_CHECKING:
+    from ..server import Limits
 
 __all__ = ["add_parser", "handle"]
 
@@ -52,7 +57,70 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--tls-cert", default=None, help="TLS certificate (PEM): serve HTTPS/WSS")
     p.add_argument("--tls-key", default=None, help="TLS private key (PEM) for --tls-cert")
+    lim = p.add_argument_group("limits (see README: The local server)")
+    lim.add_argument(
+        "--max-sessions", type=int, default=None, help="realtime sessions at once (default 200)"
+    )
+    lim.add_argument(
+        "--max-connections", type=int, default=None, help="open connections (default 1000)"
+    )
+    lim.add_argument(
+        "--max-upload-mb", type=float, default=None, help="REST upload size in MiB (default 25)"
+    )
+    lim.add_argument(
+        "--max-upload-minutes",
+        type=float,
+        default=None,
+        help="duration of an uploaded file (default 25)",
+    )
+    lim.add_argument(
+        "--max-audio-minutes",
+        type=float,
+        default=None,
+        help="input audio held by all sessions together (default 120)",
+    )
+    lim.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=None,
+        help="seconds to send the request headers (default 10)",
+    )
+    lim.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=None,
+        help="seconds an idle keep-alive connection stays open (default 5)",
+    )
+    p.add_argument(
+        "--log-level",
+        default=None,
+        choices=["debug", "info", "warning", "error"],
+        help="server log level (credentials are redacted at every level)",
+    )
     p.set_defaults(handler=handle)
+
+
+def limits_from(args: argparse.Namespace) -> Limits:
+    """The server's limits from the command line options (defaults where not given)."""
+    from ..server import Limits
+
+    def scaled(value: float | None, factor: float) -> int | None:
+        return None if value is None else int(value * factor)
+
+    try:
+        return Limits().with_(
+            max_sessions=args.max_sessions,
+            max_connections=args.max_connections,
+            max_upload_bytes=scaled(args.max_upload_mb, 1024 * 1024),
+            max_upload_seconds=None
+            if args.max_upload_minutes is None
+            else args.max_upload_minutes * 60,
+            max_server_audio_ms=scaled(args.max_audio_minutes, 60_000),
+            handshake_timeout=args.handshake_timeout,
+            idle_timeout=args.idle_timeout,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _check_port(host: str, port: int) -> None:
@@ -90,6 +158,10 @@ async def handle(args: argparse.Namespace) -> int:
             upstream = Upstream.from_option(args.upstream)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    if args.log_level is not None:  # the server's loggers print to stderr, redacted
+        logging.basicConfig(
+            level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        )
     server = LocalServer(
         args.host,
         args.port,
@@ -100,11 +172,13 @@ async def handle(args: argparse.Namespace) -> int:
         stt_model=args.stt_model,
         pace_audio=args.pace_audio,
         session_seconds=args.session_minutes * 60,
+        limits=limits_from(args),
         warm=True,
         upstream=upstream,
         ssl_certfile=args.tls_cert,
         ssl_keyfile=args.tls_key,
         translator=args.translator,
+        log_level=args.log_level,
     )
     err_console.print("loading engines (VAD, speech-to-text, text-to-speech)...")
     await server.start()

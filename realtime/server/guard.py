@@ -54,20 +54,23 @@ class ConnectionGuard:
         self.open.discard(transport)
 
 
-def _refuse(transport: asyncio.BaseTransport) -> None:
+def _refuse(
+    transport: asyncio.BaseTransport,
+    status: int = 503,
+    reason: str = "Service Unavailable",
+    message: str = "The server is handling too many connections; try again later.",
+    code: str = "server_busy",
+) -> None:
+    """Answer with an HTTP error and an OpenAI-shaped body, then close."""
+    kind = "server_error" if status >= 500 else "invalid_request_error"
     body = json.dumps(
-        {
-            "error": {
-                "message": "The server is handling too many connections; try again later.",
-                "type": "server_error",
-                "code": "server_busy",
-                "param": None,
-            }
-        }
+        {"error": {"message": message, "type": kind, "code": code, "param": None}}
     ).encode()
     head = (
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\nconnection: close\r\nretry-after: 1\r\n\r\n"
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n"
+        + ("retry-after: 1\r\n" if status == 503 else "")
+        + "\r\n"
     ).encode()
     if isinstance(transport, asyncio.WriteTransport):
         transport.write(head + body)
@@ -89,6 +92,7 @@ def guarded_protocols(
             self._transport: asyncio.BaseTransport | None = None
             self._timer: asyncio.TimerHandle | None = None
             self._tail = b""
+            self._head_bytes = 0
             self._admitted = False
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -108,13 +112,38 @@ def guarded_protocols(
         def data_received(self, data: bytes) -> None:
             if not self._admitted:
                 return
-            if self._timer is not None:
-                seen = self._tail + data[:4096]
-                if _HEADERS_END in seen or _HEADERS_END in data:
-                    self._timer.cancel()
-                    self._timer = None
-                self._tail = (self._tail + data)[-3:]
+            if self._timer is not None and not self._first_headers(data):
+                return
             self.inner.data_received(data)
+
+        def _first_headers(self, data: bytes) -> bool:
+            """Watch the first request's headers: their end stops the handshake timer; past
+            ``max_header_bytes`` the connection gets 431 and is closed (False)."""
+            seen = self._tail + data
+            end = seen.find(_HEADERS_END)
+            size = self._head_bytes + (len(data) if end < 0 else end + 4 - len(self._tail))
+            if size > guard.limits.max_header_bytes:
+                assert self._timer is not None and self._transport is not None
+                self._timer.cancel()
+                self._timer = None
+                self._admitted = False  # the inner protocol never sees this connection again
+                guard.refusals.warning("headers", "refused a request: headers over the limit")
+                _refuse(
+                    self._transport,
+                    431,
+                    "Request Header Fields Too Large",
+                    "The request headers are too large.",
+                    "request_headers_too_large",
+                )
+                self.inner.connection_lost(None)
+                return False
+            if end >= 0:
+                assert self._timer is not None
+                self._timer.cancel()
+                self._timer = None
+            self._head_bytes = size
+            self._tail = seen[-3:]
+            return True
 
         def eof_received(self) -> bool | None:
             return self.inner.eof_received() if self._admitted else None

@@ -35,6 +35,7 @@ from .exceptions import StartupError
 from .guard import ConnectionGuard, guarded_protocols
 from .limits import Limits
 from .logs import GUARDED_LOGGERS, RedactingFilter, accept_error_handler
+from .memory import mmap_large_blocks
 from .responders import Responder, load_responder
 from .state import ServerState
 from .translators import Translator, load_translator
@@ -70,7 +71,9 @@ class LocalServer:
     makes the browser console at ``/`` talk to that service (this server holds its key);
     ``ssl_certfile``/``ssl_keyfile`` serve HTTPS/WSS; ``translator`` serves translation
     sessions: a :class:`~.translators.Translator` or a spec (``"auto"``, the default:
-    Apertium when installed; ``"apertium"``, ``"openai-compatible:URL"``, ``"none"``).
+    Apertium when installed; ``"apertium"``, ``"openai-compatible:URL"``, ``"none"``);
+    ``release_memory`` (on by default) makes glibc return large freed blocks to the OS at
+    once (:func:`~.memory.mmap_large_blocks`, a process-wide setting).
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class LocalServer:
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
         translator: Translator | str | None = None,
+        release_memory: bool = True,
     ) -> None:
         self.host = host
         self.upstream = upstream
@@ -115,11 +119,11 @@ class LocalServer:
             if translator is not None and not isinstance(translator, str)
             else load_translator(translator),
         )
-        assert self.state.refusals is not None
         self.guard = ConnectionGuard(base, self.state.refusals)
         self._warm = warm
         self._log_level = log_level
         self._extra_routes = list(extra_routes)
+        self._release_memory = release_memory
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._undo: list[Callable[[], None]] = []
@@ -185,7 +189,6 @@ class LocalServer:
         self._undo.append(self.state.refusal_noise.install())
         loop = asyncio.get_running_loop()
         previous = loop.get_exception_handler()
-        assert self.state.refusals is not None
         loop.set_exception_handler(accept_error_handler(self.state.refusals, previous))
         self._undo.append(lambda: loop.set_exception_handler(previous))
 
@@ -210,6 +213,8 @@ class LocalServer:
                 host=self.host,
                 port=self._requested_port,
             ) from exc
+        if self._release_memory:
+            mmap_large_blocks()
         self._install_log_guards()
         server = _EmbeddedServer(self._config())
         self._server = server

@@ -80,7 +80,7 @@ async def transcriptions(request: Request) -> Response:
     try:
         return await _transcribe_upload(request, state, upload)
     finally:
-        upload.discard()
+        await asyncio.to_thread(upload.discard)
 
 
 async def _transcribe_upload(request: Request, state: ServerState, upload: Upload) -> Response:
@@ -100,7 +100,7 @@ async def _transcribe_upload(request: Request, state: ServerState, upload: Uploa
     assert upload.path is not None and upload.header is not None
     async with state.decode_slots:
         pcm = await asyncio.to_thread(decode_wav, upload.path, upload.header, upload.data_size)
-    upload.discard()
+    await asyncio.to_thread(upload.discard)
     result = await state.engines.transcribe_detailed(pcm, language=language, prompt=prompt)
     duration = len(pcm) / 48000
     del pcm

@@ -35,7 +35,7 @@ from .limits import AudioBudget, Limits
 from .responders import Responder
 from .store import BYTES_PER_MS, ConversationStore
 from .stt import IncrementalTranscriber
-from .validation import check_session, load_frame
+from .validation import check_response, check_session, load_frame
 from .wire import (
     GA_ONLY_EVENTS,
     ServerDialect,
@@ -55,6 +55,7 @@ Emit = Callable[[dict[str, Any]], Awaitable[None]]
 
 VAD_BATCH_BYTES = 64 * BYTES_PER_MS
 LIVE_PASS_INTERVAL_S = 1.0
+LIVE_MAX_MS = 60_000  # longer turns are transcribed once, at commit
 B64_CHUNK = 4 * 256 * 1024  # base64 characters decoded at a time (a multiple of 4)
 
 
@@ -386,14 +387,18 @@ class ServerSession:
         added = len(self.buffer) - start
         start_ms = self.stream_ms
         self.stream_ms += added / BYTES_PER_MS
-        if self.config.turn_detection is None:
+        if len(self.buffer) > LIVE_MAX_MS * BYTES_PER_MS:
+            # a turn this long is transcribed at commit (window by window): live passes
+            # over audio that never settles (noise) would grow with the turn
+            self._drop_live()
+        elif self.config.turn_detection is None:
             if self._live is None:
                 self._live = self._new_live()
                 if self._live is not None:
                     self._live.append(bytes(self.buffer))
-            elif self._live is not None:
+            else:
                 self._live.append(bytes(self.buffer[start:]))
-        else:
+        if self.config.turn_detection is not None:
             pcm = bytes(self.buffer[start:])
             if self._live is not None and self._speech_item_id is not None:
                 self._live.append(pcm)
@@ -684,7 +689,7 @@ class ServerSession:
     async def on_clear(self, data: dict[str, Any], event_id: str | None) -> None:
         """``input_audio_buffer.clear``."""
         self._release(len(self.buffer))
-        self.buffer.clear()
+        self.buffer = bytearray()
         self.buffer_start_ms = self.stream_ms
         self._vad = None
         self._vad_pending.clear()
@@ -789,7 +794,9 @@ class ServerSession:
                 event_id=event_id,
             )
             return
-        await self._start_response(dict(data.get("response") or {}), event_id)
+        response = data.get("response")
+        check_response(response, self.dialect)
+        await self._start_response(dict(response or {}), event_id)
 
     async def _start_response(self, overrides: dict[str, Any], event_id: str | None) -> None:
         if self.response is not None and not self.response.finished:

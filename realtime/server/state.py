@@ -50,22 +50,14 @@ class ServerState:
     calls: CallRegistry = field(default_factory=CallRegistry)
     send_queue_size: int = 1024
     translator: Translator | None = None
-    budget: AudioBudget | None = None
-    refusals: RateLimitedLog | None = None
     refusal_noise: RefusalNoiseFilter = field(default_factory=RefusalNoiseFilter)
+    budget: AudioBudget = field(init=False)
+    refusals: RateLimitedLog = field(init=False)
     _decodes: asyncio.Semaphore | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.budget is None:
-            self.budget = AudioBudget(self.limits.max_server_audio_ms)
-        if self.refusals is None:
-            self.refusals = RateLimitedLog(log, self.limits.log_interval)
-
-    @property
-    def audio_budget(self) -> AudioBudget:
-        """The input audio budget shared by the sessions."""
-        assert self.budget is not None
-        return self.budget
+        self.budget = AudioBudget(self.limits.max_server_audio_ms)  # shared by the sessions
+        self.refusals = RateLimitedLog(log, self.limits.log_interval)
 
     @property
     def decode_slots(self) -> asyncio.Semaphore:
@@ -121,7 +113,16 @@ async def read_json_body(request: Request, limits: Limits) -> dict[str, Any]:
     if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
         raise _body_too_large(limits)
     raw = bytearray()
-    async for chunk in request.stream():
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), limits.body_timeout)
+        except StopAsyncIteration:
+            break
+        except asyncio.TimeoutError:
+            raise ClientInputError(
+                "The request body stalled.", code="request_timeout", status=408
+            ) from None
         raw += chunk
         if len(raw) > limits.max_body_bytes:
             raise _body_too_large(limits)

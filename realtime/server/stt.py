@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import soxr
 
 from audio.pcm import float32_from_pcm16, pcm16_from_float32
 from audio.resample import resample
@@ -126,11 +127,44 @@ class SttEngine(Protocol):
         ...
 
 
+_SLICE_SAMPLES = INPUT_RATE * 10  # converted and resampled 10 s at a time
+
+
 def _float16k(pcm16_24k: bytes | bytearray) -> np.ndarray[Any, np.dtype[np.float32]]:
-    """PCM16 24 kHz bytes (an odd trailing byte is ignored) -> float32 16 kHz."""
+    """PCM16 24 kHz bytes (an odd trailing byte is ignored) -> float32 16 kHz.
+
+    Long audio goes through libsoxr's stream in 10 s slices: a one-shot conversion holds
+    the GIL for its whole length (about 40 ms per 150 s), stalling the event loop.
+    """
     usable = len(pcm16_24k) - len(pcm16_24k) % 2
-    x = float32_from_pcm16(memoryview(pcm16_24k)[:usable])  # no copy of the input
-    return np.asarray(resample(x, INPUT_RATE, _MODEL_RATE), dtype=np.float32)
+    view = memoryview(pcm16_24k)[:usable]  # no copy of the input
+    if usable <= _SLICE_SAMPLES * 2:
+        x = float32_from_pcm16(view)
+        return np.asarray(resample(x, INPUT_RATE, _MODEL_RATE), dtype=np.float32)
+    stream = soxr.ResampleStream(INPUT_RATE, _MODEL_RATE, 1, dtype="float32", quality="HQ")
+    pieces = []
+    for start in range(0, usable, _SLICE_SAMPLES * 2):
+        last = start + _SLICE_SAMPLES * 2 >= usable
+        chunk = float32_from_pcm16(view[start : start + _SLICE_SAMPLES * 2])
+        pieces.append(np.asarray(stream.resample_chunk(chunk, last=last), dtype=np.float32))
+    return np.concatenate(pieces)
+
+
+_WINDOW_S = 30.0  # Whisper's own window
+_LONG_S = 60.0  # longer audio is transcribed window by window
+_CUT_SEARCH_S = 5.0
+
+
+def _quiet_cut(audio: np.ndarray[Any, np.dtype[np.float32]], target: int) -> int:
+    """The quietest 100 ms in the ``_CUT_SEARCH_S`` seconds before ``target``."""
+    frame = _MODEL_RATE // 10
+    lo = max(0, target - int(_CUT_SEARCH_S * _MODEL_RATE))
+    span = audio[lo:target]
+    usable = len(span) - len(span) % frame
+    if usable < frame:
+        return target
+    energy = np.square(span[:usable]).reshape(-1, frame).mean(axis=1)
+    return lo + int(np.argmin(energy)) * frame + frame // 2
 
 
 _SILENCE_PEAK = 1e-3  # about -60 dBFS: below this everywhere, the audio is silence
@@ -208,32 +242,50 @@ class FasterWhisperEngine:
         lang = language if self.multilingual else "en"
         if len(audio) < _MODEL_RATE // 100 or _is_silent(audio):
             return TranscriptResult("", (), lang or "en", duration)
-        try:
-            with self._lock:
-                raw, info = self._model.transcribe(
-                    audio,
-                    language=lang,
-                    initial_prompt=prompt or None,
-                    beam_size=self.beam_size,
-                    condition_on_previous_text=False,
-                    word_timestamps=word_timestamps,
-                    vad_filter=False,
-                )
-                raw = list(raw)  # decoding happens while iterating: keep it under the lock
-        except Exception as exc:  # ctranslate2 / tokenizer failures
-            raise EngineError(f"faster-whisper failed: {exc}", engine="faster-whisper") from exc
+        # Long audio is transcribed in ~30 s windows cut at a quiet moment: the model's
+        # feature extraction over the whole file would hold the GIL for 100s of ms
+        spans = [(0, len(audio))]
+        if len(audio) > _LONG_S * _MODEL_RATE:
+            spans, start = [], 0
+            while len(audio) - start > _WINDOW_S * _MODEL_RATE * 1.5:
+                cut = _quiet_cut(audio, start + int(_WINDOW_S * _MODEL_RATE))
+                spans.append((start, cut))
+                start = cut
+            spans.append((start, len(audio)))
+        raw: list[Any] = []
+        offsets: list[float] = []
+        info: Any = None
+        for a, b in spans:
+            context = "".join(s.text for s in raw).strip()[-200:]
+            window_prompt = " ".join(p for p in (prompt, context) if p) or None
+            try:
+                with self._lock:
+                    found, info = self._model.transcribe(
+                        audio[a:b],
+                        language=lang,
+                        initial_prompt=window_prompt,
+                        beam_size=self.beam_size,
+                        condition_on_previous_text=False,
+                        word_timestamps=word_timestamps,
+                        vad_filter=False,
+                    )
+                    found = list(found)  # decoding happens while iterating: under the lock
+            except Exception as exc:  # ctranslate2 / tokenizer failures
+                raise EngineError(f"faster-whisper failed: {exc}", engine="faster-whisper") from exc
+            raw.extend(found)
+            offsets.extend([a / _MODEL_RATE] * len(found))
         segments = tuple(
             Segment(
-                start=float(s.start),
-                end=float(s.end),
+                start=float(s.start) + off,
+                end=float(s.end) + off,
                 text=s.text.strip(),
                 words=tuple(
-                    Word(w.word, float(w.start), float(w.end), float(w.probability))
+                    Word(w.word, float(w.start) + off, float(w.end) + off, float(w.probability))
                     for w in (s.words or ())
                 ),
                 avg_logprob=float(s.avg_logprob),
             )
-            for s in raw
+            for s, off in zip(raw, offsets, strict=True)
         )
         text = "".join(s.text for s in raw).strip()
         logprob = (

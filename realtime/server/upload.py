@@ -23,11 +23,11 @@ from typing import IO, Any, cast
 
 import numpy as np
 import numpy.typing as npt
+import soxr
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from audio import g711
 from audio.pcm import float32_to_int16
-from audio.resample import StreamResampler
 
 from .exceptions import ClientInputError, InvalidUpload, LimitExceeded
 from .limits import Limits
@@ -39,6 +39,7 @@ MAX_CHANNELS = 8
 HEADER_WINDOW = 64 * 1024  # the fmt and data chunk headers must come within this
 OUTPUT_RATE = 24000
 MAX_PARTS = 64
+FLUSH_BYTES = 1024 * 1024  # file bytes written to disk at a time (in a worker thread)
 
 _PCM, _FLOAT, _ALAW, _ULAW, _EXTENSIBLE = 0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE
 _GUID_TAIL = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
@@ -181,6 +182,7 @@ class _Receiver:
         self._parts = 0
         self._head = bytearray()
         self._out: IO[bytes] | None = None
+        self.pending = bytearray()  # file bytes received, not yet written (by flush)
 
     def callbacks(self) -> dict[str, Any]:
         return {
@@ -266,8 +268,7 @@ class _Receiver:
                 return
             if up.header is not None:
                 self._check_duration(up.header)
-        assert self._out is not None
-        self._out.write(chunk)
+        self.pending += chunk  # written in a worker thread by flush(): disks can stall
 
     def _check_duration(self, header: WavHeader) -> None:
         size = header.data_size
@@ -279,9 +280,6 @@ class _Receiver:
 
     def _part_end(self) -> None:
         if self._is_file:
-            if self._out is not None:
-                self._out.close()
-                self._out = None
             self._finish_file()
         elif self._name is not None and self.error is None:
             self.upload.fields.setdefault(self._name, []).append(
@@ -308,6 +306,19 @@ class _Receiver:
                 raise _too_long(seconds, self.limits)
         except ClientInputError as exc:
             self._fail(exc)
+
+    async def flush(self, *, last: bool = False) -> None:
+        """Write the pending file bytes in a worker thread (and close the file if ``last``)."""
+        out = self._out
+        if out is None:
+            self.pending = bytearray()
+            return
+        data, self.pending = self.pending, bytearray()
+        if data:
+            await asyncio.to_thread(out.write, data)
+        if last:
+            self._out = None
+            await asyncio.to_thread(out.close)
 
     def close(self) -> None:
         if self._out is not None:
@@ -385,9 +396,12 @@ async def receive_upload(
                 ) from None
             if receiver.error is not None:
                 raise receiver.error
+            if len(receiver.pending) >= FLUSH_BYTES:
+                await receiver.flush()
         parser.finalize()
         if receiver.error is not None:
             raise receiver.error
+        await receiver.flush(last=True)
         if receiver.upload.path is None or receiver.upload.header is None:
             raise ClientInputError(
                 "Missing required parameter: 'file'.",
@@ -407,20 +421,17 @@ async def receive_upload(
 def decode_wav(path: str, header: WavHeader, data_size: int) -> bytearray:
     """Read the WAV's audio as PCM16 24 kHz mono, slice by slice (blocking: use a thread).
 
-    The resampler's delay is removed: the output is aligned with the input and holds
-    ``round(frames * 24000 / rate)`` samples.
+    Resampled with libsoxr's stream (its bursty output does not matter for a file): the
+    result is what a one-shot conversion gives, ``round(frames * 24000 / rate)`` samples.
     """
     frames_per_slice = max(4096, header.rate)  # about one second
     resampler = (
-        StreamResampler(header.rate, OUTPUT_RATE, 1, "float32")
+        soxr.ResampleStream(header.rate, OUTPUT_RATE, 1, dtype="float32", quality="HQ")
         if header.rate != OUTPUT_RATE
         else None
     )
-    frames = data_size // header.block
-    wanted = round(frames * OUTPUT_RATE / header.rate) * 2
-    skip = resampler.delay * 2 if resampler is not None else 0
     out = bytearray()
-    left = frames * header.block
+    left = data_size // header.block * header.block
     with open(path, "rb") as f:
         f.seek(header.data_offset)
         while left > 0:
@@ -431,16 +442,8 @@ def decode_wav(path: str, header: WavHeader, data_size: int) -> bytearray:
             left -= len(raw)
             mono = _mono(_samples(raw, header), header.channels)
             if resampler is not None:
-                mono = _as_float(resampler.process(mono))
+                mono = _as_float(resampler.resample_chunk(mono, last=left <= 0))
             out += float32_to_int16(mono).tobytes()
-            if skip and len(out) >= skip:
-                del out[:skip]
-                skip = 0
-        if resampler is not None:
-            out += float32_to_int16(_as_float(resampler.flush())).tobytes()
-            if skip:
-                del out[: min(skip, len(out))]
-    del out[wanted:]
     return out
 
 

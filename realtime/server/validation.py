@@ -21,7 +21,7 @@ from typing import Any
 
 from .exceptions import InvalidValue, LimitExceeded
 
-__all__ = ["check_session", "json_depth_exceeds", "load_frame"]
+__all__ = ["check_response", "check_session", "json_depth_exceeds", "load_frame"]
 
 MODALITIES = ("text", "audio")
 GA_FORMATS = ("audio/pcm", "audio/pcmu", "audio/pcma")
@@ -85,6 +85,43 @@ def check_session(session: Any, dialect: str, *, param: str = "session") -> None
         _check_ga(session, param)
     else:
         _check_beta(session, param)
+
+
+def check_response(response: Any, dialect: str, *, param: str = "response") -> None:
+    """Raise :class:`InvalidValue` for a ``response.create`` override the spec does not allow."""
+    if response is None:
+        return
+    if not isinstance(response, Mapping):
+        raise InvalidValue("The response must be an object.", param=param)
+    p = param
+    _opt_str(response, "instructions", p)
+    if "max_output_tokens" in response:
+        _max_tokens(response["max_output_tokens"], f"{p}.max_output_tokens")
+    if "max_response_output_tokens" in response:
+        _max_tokens(response["max_response_output_tokens"], f"{p}.max_response_output_tokens")
+    _tools(response, p)
+    conversation = response.get("conversation")
+    if conversation is not None and not isinstance(conversation, str):
+        raise InvalidValue("'conversation' must be 'auto' or 'none'.", param=f"{p}.conversation")
+    if dialect == "ga":
+        if response.get("output_modalities") is not None:
+            _modalities(response["output_modalities"], f"{p}.output_modalities", single=True)
+        audio = _opt_obj(response, "audio", p)
+        out = _opt_obj(audio, "output", f"{p}.audio") if audio is not None else None
+        if out is not None:
+            if "voice" in out:
+                _voice(out["voice"], f"{p}.audio.output.voice", custom=True)
+            if "format" in out:
+                _ga_format(out["format"], f"{p}.audio.output.format")
+    else:
+        if response.get("modalities") is not None:
+            _modalities(response["modalities"], f"{p}.modalities", single=False)
+        if "voice" in response:
+            _voice(response["voice"], f"{p}.voice", custom=False)
+        if "output_audio_format" in response:
+            _enum(response["output_audio_format"], BETA_FORMATS, f"{p}.output_audio_format")
+        if response.get("temperature") is not None:
+            _number(response["temperature"], f"{p}.temperature", 0.6, 1.2)
 
 
 def _check_ga(s: Mapping[str, Any], p: str) -> None:

@@ -56,12 +56,10 @@ async def realtime_endpoint(ws: WebSocket) -> None:
     protos = list(ws.scope.get("subprotocols") or [])
     ok, eph = state.keys.check(credential_from(ws.headers, protos))
     if not ok:
-        assert state.refusals is not None
         state.refusals.warning("auth", "refused a realtime connection: bad credentials")
         await deny(ws, 401, "Incorrect API key provided.", "invalid_api_key", 4001)
         return
     if len(state.sessions) >= state.limits.max_sessions:
-        assert state.refusals is not None
         state.refusals.warning(
             "sessions", "refused a realtime connection: %d sessions open", len(state.sessions)
         )
@@ -96,13 +94,14 @@ async def realtime_endpoint(ws: WebSocket) -> None:
         model=ws.query_params.get("model") or "gpt-realtime",
         transcription_only=ws.query_params.get("intent") == "transcription",
         limits=state.limits,
-        budget=state.audio_budget,
+        budget=state.budget,
     )
     state.sessions.add(session)  # counted before the accept's await: the limit holds
     queue: asyncio.Queue[str | None] = asyncio.Queue(state.send_queue_size)
     try:
         await ws.accept(subprotocol="realtime" if "realtime" in protos else None)
-        await _serve(ws, session, queue, state, leg)
+        minted = dict(eph.session) if eph is not None and eph.session else None
+        await _serve(ws, session, queue, state, minted, leg)
     finally:
         state.sessions.discard(session)
         await session.close()
@@ -113,6 +112,7 @@ async def _serve(
     session: ServerSession,
     queue: asyncio.Queue[str | None],
     state: ServerState,
+    minted: dict[str, Any] | None,
     leg: CallLeg | None,
 ) -> None:
     async def writer() -> None:
@@ -131,9 +131,8 @@ async def _serve(
 
     expiry = asyncio.create_task(expire())
     try:
-        eph_session = _minted_session(ws, state)
-        if eph_session:
-            await session.apply_initial(eph_session)
+        if minted:  # the configuration the ephemeral key was minted with
+            await session.apply_initial(minted)
         if leg is not None:
             await leg.configure(session)
         await session.start()
@@ -154,12 +153,6 @@ async def _serve(
             await leg.detach()
         await session.close()
         await finish_connection(ws, queue, writer_task, 1000, "")
-
-
-def _minted_session(ws: WebSocket, state: ServerState) -> dict[str, object] | None:
-    protos = list(ws.scope.get("subprotocols") or [])
-    _, eph = state.keys.check(credential_from(ws.headers, protos))
-    return dict(eph.session) if eph is not None and eph.session else None
 
 
 async def finish_connection(
