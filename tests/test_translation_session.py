@@ -367,3 +367,41 @@ async def test_client_secret_endpoint_errors() -> None:
             assert again.status_code == 401
         with pytest.raises(Exception, match="401"):
             await connect_translation(url=server.url, api_key="sk-wrong")
+
+
+class _UpperTranslator:
+    """A translator for tests that need a session, not a translation."""
+
+    name = "upper"
+
+    def check(self, source: str, target: str) -> str | None:
+        return None
+
+    async def translate(self, text: str, *, source: str, target: str) -> AsyncIterator[str]:
+        yield text.upper()
+
+
+async def test_translation_sessions_count_toward_the_session_limit() -> None:
+    """A translation session holds one of ``Limits.max_sessions``: a realtime or translation
+    handshake beyond it is refused with HTTP 503, and the slot comes back when it closes."""
+    from websockets.exceptions import InvalidStatus
+
+    from realtime.server import LocalServer
+    from realtime.server.limits import Limits
+
+    async with LocalServer(
+        port=0, limits=Limits(max_sessions=1), translator=_UpperTranslator()
+    ) as server:
+        async with ws_connect(f"{server.url}/realtime/translations?model=gpt-realtime") as first:
+            json.loads(await asyncio.wait_for(first.recv(), 10))  # session.created
+            for path in ("/realtime?model=gpt-realtime", "/realtime/translations"):
+                with pytest.raises(InvalidStatus) as refused:
+                    async with ws_connect(server.url + path):
+                        pass
+                assert refused.value.response.status_code == 503
+        for _ in range(50):  # the server notices the close
+            if server.state.open_sessions == 0:
+                break
+            await asyncio.sleep(0.05)
+        async with ws_connect(f"{server.url}/realtime?model=gpt-realtime") as again:
+            assert json.loads(await asyncio.wait_for(again.recv(), 10))["type"] == "session.created"

@@ -403,7 +403,7 @@ async def _converse(
 
             recorder = stack.enter_context(Recorder(args.record))
             ctx.session.add_send_listener(recorder.client)
-            ctx.session.on("*", recorder.server)
+            ctx.session.add_receive_listener(recorder.server)  # causal order, replayable
         ctx.session.on("*", state.on_event)
         session = await stack.enter_async_context(ctx)
 

@@ -50,6 +50,8 @@ class ServerState:
     calls: CallRegistry = field(default_factory=CallRegistry)
     send_queue_size: int = 1024
     translator: Translator | None = None
+    translation_sessions: int = 0
+    """Translation sessions open (they count toward ``Limits.max_sessions`` too)."""
     refusal_noise: RefusalNoiseFilter = field(default_factory=RefusalNoiseFilter)
     budget: AudioBudget = field(init=False)
     refusals: RateLimitedLog = field(init=False)
@@ -58,6 +60,11 @@ class ServerState:
     def __post_init__(self) -> None:
         self.budget = AudioBudget(self.limits.max_server_audio_ms)  # shared by the sessions
         self.refusals = RateLimitedLog(log, self.limits.log_interval)
+
+    @property
+    def open_sessions(self) -> int:
+        """Realtime and translation sessions open (what ``Limits.max_sessions`` bounds)."""
+        return len(self.sessions) + self.translation_sessions
 
     @property
     def decode_slots(self) -> asyncio.Semaphore:

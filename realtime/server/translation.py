@@ -51,13 +51,13 @@ from ..events import (
 )
 from ..events.translation import TRANSLATION_SAMPLE_RATE
 from ..exceptions import ConfigError, ProtocolError
-from .auth import credential_from
+from .auth import EphemeralKey, credential_from
 from .engine_set import EngineSet, VadStream
 from .stt import IncrementalTranscriber
 from .translators import TRANSLATOR_HELP, Translator
 from .tts import SentenceBuffer, TtsEngine, load_tts
 from .wire import error_event, new_id, now_s
-from .ws import finish_connection
+from .ws import deny, finish_connection, refuse_when_full
 
 if TYPE_CHECKING:
     from .state import ServerState
@@ -471,12 +471,21 @@ async def translation_socket(ws: WebSocket) -> None:
     protos = list(ws.scope.get("subprotocols") or [])
     ok, eph = state.keys.check(credential_from(ws.headers, protos))
     if not ok or (eph is not None and eph.dialect != "translation"):
-        body = _error_body("Incorrect API key provided.", "invalid_api_key")
-        try:
-            await ws.send_denial_response(JSONResponse(body, status_code=401))
-        except RuntimeError:  # the server cannot send an HTTP denial: close instead
-            await ws.close(4001, "invalid_api_key")
+        state.refusals.warning("auth", "refused a translation connection: bad credentials")
+        await deny(ws, 401, "Incorrect API key provided.", "invalid_api_key", 4001)
         return
+    if await refuse_when_full(ws, state):
+        return
+    state.translation_sessions += 1  # counted before the accept's await: the limit holds
+    try:
+        await _serve_translation(ws, state, eph, protos)
+    finally:
+        state.translation_sessions -= 1
+
+
+async def _serve_translation(
+    ws: WebSocket, state: ServerState, eph: EphemeralKey | None, protos: list[str]
+) -> None:
     await ws.accept(subprotocol="realtime" if "realtime" in protos else None)
     translator = state.translator
     if translator is None:

@@ -23,7 +23,7 @@ from .session import ServerSession
 from .state import ServerState, error_body, frame_text
 from .wire import ServerDialect
 
-__all__ = ["deny", "finish_connection", "realtime_endpoint"]
+__all__ = ["deny", "finish_connection", "realtime_endpoint", "refuse_when_full"]
 
 log = logging.getLogger("realtime.server")
 
@@ -50,6 +50,25 @@ async def deny(ws: WebSocket, status: int, message: str, code: str, close_code: 
     await ws.close(close_code, code)
 
 
+async def refuse_when_full(ws: WebSocket, state: ServerState) -> bool:
+    """Refuse the handshake (HTTP 503, else close 1013) when ``Limits.max_sessions``
+    sessions are open; True when refused."""
+    if state.open_sessions < state.limits.max_sessions:
+        return False
+    state.refusals.warning(
+        "sessions", "refused a realtime connection: %d sessions open", state.open_sessions
+    )
+    await deny(
+        ws,
+        503,
+        f"The server has reached its limit of {state.limits.max_sessions} sessions; "
+        "try again later.",
+        "server_busy",
+        1013,
+    )
+    return True
+
+
 async def realtime_endpoint(ws: WebSocket) -> None:
     """The realtime WebSocket (see the module docstring)."""
     state: ServerState = ws.app.state.server
@@ -59,18 +78,7 @@ async def realtime_endpoint(ws: WebSocket) -> None:
         state.refusals.warning("auth", "refused a realtime connection: bad credentials")
         await deny(ws, 401, "Incorrect API key provided.", "invalid_api_key", 4001)
         return
-    if len(state.sessions) >= state.limits.max_sessions:
-        state.refusals.warning(
-            "sessions", "refused a realtime connection: %d sessions open", len(state.sessions)
-        )
-        await deny(
-            ws,
-            503,
-            f"The server has reached its limit of {state.limits.max_sessions} sessions; "
-            "try again later.",
-            "server_busy",
-            1013,
-        )
+    if await refuse_when_full(ws, state):
         return
     dialect = _dialect(ws)
     if eph is not None and eph.dialect == "beta":
