@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import RealtimeError
-from .testing import FakeServer, Frame, Step, delay, expect, reply
+from .testing import Frame, Step, delay, expect, reply
 
-__all__ = ["RecordingError", "load_recording", "recording_script", "server_from_recording"]
+__all__ = ["RecordingError", "load_recording", "recording_script"]
 
 _APPEND = "input_audio_buffer.append"
 MAX_RECORDING_BYTES = 256 * 1024 * 1024
@@ -136,12 +136,3 @@ def _learn(ids: _IdMap, recorded: dict[str, Any], live: dict[str, Any]) -> list[
 
 def _rewritten(ids: _IdMap, recorded: dict[str, Any], _live: dict[str, Any]) -> list[Frame]:
     return [ids.rewrite(recorded)]
-
-
-def server_from_recording(
-    path: str | Path, *, pace: bool = False, timeout: float = 10.0, **options: Any
-) -> FakeServer:
-    """A :class:`FakeServer` answering as the recorded server did (``options`` go to it)."""
-    script = recording_script(load_recording(path), pace=pace, timeout=timeout)
-    options.setdefault("hello", False)  # the recording has its own session.created
-    return FakeServer(script, **options)
