@@ -37,7 +37,7 @@ import socket
 import ssl
 import urllib.request
 from collections.abc import Sequence
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import Protocol, TypeAlias, cast, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 from websockets.client import ClientProtocol
@@ -274,8 +274,8 @@ class WebSocketTransport(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses: no isinstance check
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self._rx = True
