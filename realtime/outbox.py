@@ -1,12 +1,13 @@
 """The session's outgoing side: a bounded queue of encoded client frames and its writer.
 
 :class:`Outbox` keeps frames in order, lets :meth:`Outbox.put` wait while more than
-``limit`` are queued (back-pressure for the application), and :meth:`Outbox.run` sends
-them one by one through whatever transport :attr:`Outbox.transport` names (a new one
-after a reconnect: frames queued meanwhile go out there). After each sent frame the
-send listeners are called (:class:`~realtime.recording.Recorder` records them).
-Internal frames (acknowledgement replies, tool outputs, the reconnect restore) skip the
-limit: they must never wait behind the application.
+``limit`` are queued (back-pressure for the application; a frame with nothing queued
+ahead of it is sent at once), and :meth:`Outbox.run` sends the queued ones one by one
+through whatever transport :attr:`Outbox.transport` names (a new one after a reconnect:
+frames queued meanwhile go out there). After each sent frame the send listeners are
+called (:class:`~realtime.recording.Recorder` records them). Internal frames
+(acknowledgement replies, tool outputs, the reconnect restore) skip the limit: they must
+never wait behind the application.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+from pydantic_core import PydanticSerializationError
 
 from .events import ClientEvent, encode_client_event, new_event_id
 from .exceptions import ConfigError, ConnectionClosed, ProtocolError, RequestTimeout
@@ -31,18 +34,33 @@ def encode(event: ClientEvent | Mapping[str, Any]) -> tuple[str, str]:
     """A client event (model, or dict with a string ``type``) as a frame, with its event_id.
 
     A missing ``event_id`` is generated. Raises :class:`ConfigError` for a dict without
-    a type, ``TypeError`` for anything else.
+    a type or text that is not valid Unicode (a lone surrogate, as a bad decode leaves),
+    ``TypeError`` for anything else.
     """
     if isinstance(event, ClientEvent):
-        frame = encode_client_event(event)  # assigns a missing event_id
-        return frame, str(event.event_id)
-    if isinstance(event, Mapping):
+        try:
+            frame = encode_client_event(event)  # assigns a missing event_id
+        except PydanticSerializationError as exc:
+            raise ConfigError(
+                f"cannot encode {event.type} (not valid Unicode or JSON): {exc}"
+            ) from None
+        event_id = str(event.event_id)
+    elif isinstance(event, Mapping):
         data = dict(event)
         if not isinstance(data.get("type"), str):
             raise ConfigError("a client event needs a string 'type'")
-        event_id = data.setdefault("event_id", new_event_id())
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False), str(event_id)
-    raise TypeError(f"cannot send {type(event).__name__}: pass a ClientEvent or a dict")
+        event_id = str(data.setdefault("event_id", new_event_id()))
+        frame = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    else:
+        raise TypeError(f"cannot send {type(event).__name__}: pass a ClientEvent or a dict")
+    if not frame.isascii():  # audio frames are ASCII: this costs them nothing
+        try:
+            frame.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ConfigError(
+                f"cannot send text that is not valid Unicode ({exc.reason} at {exc.start})"
+            ) from None
+    return frame, event_id
 
 
 class _Outgoing:
@@ -91,6 +109,19 @@ class Outbox:
         Raises the close error once the session has ended.
         """
         self._check()
+        transport = self.transport
+        if not self._out and transport is not None and self.connected.is_set():
+            # Nothing queued ahead: send now, without a hop through the writer task. The
+            # frame is handed to the transport before any await, so order is kept.
+            try:
+                await transport.send(frame)
+            except ConnectionClosed:
+                # The reader notices the loss; the frame goes out on the next connection.
+                if self.transport is transport:
+                    self.connected.clear()
+            else:
+                self._notify(frame)
+                return
         while len(self._out) >= self.limit:
             self._space.clear()
             await self._space.wait()
@@ -122,6 +153,13 @@ class Outbox:
         self._space.set()
         self._wakeup.set()
 
+    def _notify(self, frame: str) -> None:
+        for listener in self.listeners:
+            try:
+                listener(frame)
+            except Exception:
+                logger.exception("send listener failed")
+
     async def run(self) -> None:
         """The writer task: send queued frames in order while connected."""
         out = self._out
@@ -143,11 +181,10 @@ class Outbox:
                     if self.transport is transport:
                         self.connected.clear()
                     continue
-                for listener in self.listeners:
-                    try:
-                        listener(item.frame)
-                    except Exception:
-                        logger.exception("send listener failed")
+                except ConfigError as exc:  # encode() refuses these first: never kill the writer
+                    logger.error("dropped a frame the transport refused: %s", exc)
+                else:
+                    self._notify(item.frame)
             if out and out[0] is item:
                 out.popleft()
             if item.sent is not None and not item.sent.done():

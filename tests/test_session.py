@@ -763,3 +763,31 @@ async def test_response_state_through_a_stream_of_deltas(dialect: str) -> None:
         assert s.usage.total_tokens == 7
         assert len(s.responses.protocol_errors) == 1  # the delta after response.done
         assert s.conversation.get("item_a").audio_ms == pytest.approx(50 + 2 / 48)  # type: ignore[union-attr]
+
+
+async def test_text_that_is_not_unicode_is_refused_and_the_session_keeps_sending() -> None:
+    """A lone surrogate (text from a bad decode) raises ConfigError at send time, whether
+    the send queue is empty or not, and everything sent afterwards still goes out (the
+    writer used to die on it silently while the session claimed to be open)."""
+    bad = {
+        "type": "conversation.item.create",
+        "item": {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "caf\ud800"}],
+        },
+    }
+    async with FakeServer(handler=acknowledge) as server, rs.connect(url=server.url) as session:
+        with pytest.raises(ConfigError, match="not valid Unicode"):
+            await session.send(bad)
+        with pytest.raises(ConfigError, match="not valid Unicode"):
+            await session.send_text("caf\ud800")
+        # with frames queued ahead of it (the writer has not run yet)
+        queued = [asyncio.ensure_future(session.send({"type": "input_audio_buffer.clear"}))]
+        with pytest.raises(ConfigError, match="not valid Unicode"):
+            await session.send(bad)
+        await asyncio.gather(*queued)
+        await session.send({"type": "input_audio_buffer.commit"})
+        await server.wait_received("input_audio_buffer.commit")
+        assert session.is_open
+        assert server.received_types() == ["input_audio_buffer.clear", "input_audio_buffer.commit"]
