@@ -1,6 +1,7 @@
 """Phone bridge benchmark: CPU per call-second, concurrent calls, added latency, stale audio.
 
-Run: ``python benchmarks/bench_telephony.py`` (``--calls N --seconds S``; ``--quick``).
+Run: ``python benchmarks/bench_telephony.py`` (``--calls N --capacity M --seconds S
+--loop auto|asyncio|uvloop``; ``--quick``).
 
 Three processes, so that only the bridge is measured:
 
@@ -22,11 +23,18 @@ same phones talking straight to the backend (no bridge), whose latency is the lo
 and scheduling floor. The bridge's *added* latency is the bridged path's percentile minus
 the direct path's median (conservative: the whole tail of the bridged path is counted).
 
-Reported: CPU of the bridge process per call-second (``time.process_time``) and the
-calls one core carries at that rate (target >= 200), latency percentiles per direction
-(target: p99 added < 5 ms), and the stale audio callers heard after a ``clear`` (the
-audio of the interrupted reply arriving after it; target: none). The machine's load
-average is printed: on a shared machine, latency percentiles are noisy.
+Two runs through the bridge. The **latency run** (``--calls``, default 50) reports the
+latency percentiles per direction (target: p99 added < 5 ms) and the stale audio callers
+heard after a ``clear`` (the audio of the interrupted reply arriving after it; target:
+none). The **capacity run** (``--capacity``, default 200: the target) carries that many
+calls at once and reports whether the bridge kept real time, its CPU per call-second
+(``time.process_time``) and the share of one core it used (target: 200 calls within one
+core). CPU per call falls as calls are added (more frames per loop wake-up), so the
+capacity is measured at the target, not extrapolated from the smaller run. The phones and
+the backend run on the same machine: their CPU is printed, and under the capacity run the
+latencies include their competition for the cores. ``--loop`` picks the bridge's event
+loop (``auto``: uvloop when installed, as uvicorn does). The machine's load average is
+printed: on a shared machine, latency percentiles are noisy.
 """
 
 from __future__ import annotations
@@ -332,7 +340,9 @@ async def _phone(url: str, seconds: float, out: dict[str, Any], direct: bool) ->
 
 
 def _phones_main(url: str, calls: int, seconds: float, direct: bool, q: Any) -> None:
+
     async def run() -> None:
+        cpu0, t0 = time.process_time(), time.monotonic()
         outs: list[dict[str, Any]] = [
             {"outbound": [], "stale_ms": 0.0, "clears": 0} for _ in range(calls)
         ]
@@ -343,6 +353,7 @@ def _phones_main(url: str, calls: int, seconds: float, direct: bool, q: Any) -> 
         await asyncio.gather(*tasks, return_exceptions=True)
         q.put(
             {
+                "cpu": (time.process_time() - cpu0) / (time.monotonic() - t0),
                 "outbound": [x for o in outs for x in o["outbound"]],
                 "stale_ms": sum(o["stale_ms"] for o in outs),
                 "clears": sum(o["clears"] for o in outs),
@@ -382,7 +393,7 @@ async def _bridge_run(
         active = len(bridge.active)
         result: dict[str, Any] = await asyncio.to_thread(q.get)
         await asyncio.to_thread(phones.join)
-    result.update(cpu=cpu, wall=wall, active=active)
+    result.update(cpu=cpu, wall=wall, active=active, phones_cpu=result["cpu"])
     return result
 
 
@@ -390,68 +401,79 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISSED"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print the figures."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--calls", type=int, default=50, help="concurrent calls (default 50)")
-    parser.add_argument("--seconds", type=float, default=12.0, help="length of each run")
-    parser.add_argument("--quick", action="store_true", help="10 calls for 6 s")
-    parser.add_argument("--profile", action="store_true", help="print the bridge's top functions")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.calls, args.seconds = 10, 6.0
-    ctx = mp.get_context("spawn")
-    port_q, cmd_q = ctx.Queue(), ctx.Queue()
-    backend = ctx.Process(target=_backend_main, args=(port_q, cmd_q, True), daemon=True)
-    backend.start()
-    port = port_q.get(timeout=30)
-    backend_url = f"ws://127.0.0.1:{port}/v1"
-    print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
-    try:
-        # peer: the same phones straight to the backend (loopback + scheduling floor)
-        q = ctx.Queue()
-        direct = ctx.Process(
-            target=_phones_main,
-            args=(f"ws://127.0.0.1:{port}/v1/realtime", args.calls, args.seconds / 2, True, q),
-        )
-        direct.start()
-        peer = q.get()
-        direct.join()
-        cmd_q.put("report")
-        peer_in = port_q.get()
+def _loop_runner(name: str) -> tuple[str, Any]:
+    """The event loop the bridge runs on: ``auto`` is uvloop when installed (as uvicorn)."""
+    if name in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if name == "uvloop":
+                raise SystemExit("uvloop is not installed (pip install uvloop)") from None
+        else:
+            return "uvloop", uvloop.run
+    return "asyncio", asyncio.run
 
-        if args.profile:
-            import cProfile
-            import pstats
 
-            prof = cProfile.Profile()
-            prof.enable()
-        run = asyncio.run(_bridge_run(backend_url, args.calls, args.seconds, True))
-        if args.profile:
-            prof.disable()
-            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
-        cmd_q.put("report")
-        bridge_in = port_q.get()
-    finally:
-        cmd_q.put("quit")
-        backend.join(5)
-    per_call_s = run["cpu"] / (run["wall"] * args.calls)
-    # Did the bridge keep up? Caller frames delivered (after each call's first second) and
-    # reply audio on time. CPU per call-second only means something when it did.
-    expected = args.calls * (args.seconds - 1.0) * (1000 / FRAME_MS)
+def _direct(
+    ctx: Any, port: int, calls: int, seconds: float, cmd_q: Any, port_q: Any
+) -> tuple[dict[str, Any], list[float]]:
+    """The peer: the same phones straight to the backend (loopback + scheduling floor)."""
+    q = ctx.Queue()
+    direct = ctx.Process(
+        target=_phones_main,
+        args=(f"ws://127.0.0.1:{port}/v1/realtime", calls, seconds / 2, True, q),
+    )
+    direct.start()
+    peer: dict[str, Any] = q.get()
+    direct.join()
+    cmd_q.put("report")
+    return peer, port_q.get()
+
+
+def _bridged(
+    ctx: Any,
+    runner: Any,
+    backend_url: str,
+    calls: int,
+    seconds: float,
+    cmd_q: Any,
+    port_q: Any,
+    profile: bool = False,
+) -> tuple[dict[str, Any], list[float]]:
+    """One run of ``calls`` phones through the bridge; the bridge's figures and the
+    latencies the backend measured."""
+    if profile:
+        import cProfile
+        import pstats
+
+        prof = cProfile.Profile()
+        prof.enable()
+    run: dict[str, Any] = runner(_bridge_run(backend_url, calls, seconds, True))
+    if profile:
+        prof.disable()
+        pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+    cmd_q.put("report")
+    return run, port_q.get()
+
+
+def _kept_real_time(
+    run: dict[str, Any], bridge_in: list[float], calls: int, seconds: float
+) -> tuple[bool, float]:
+    """Did the bridge keep up? Caller frames delivered (after each call's first second)
+    and reply audio on time. CPU per call-second only means something when it did."""
+    expected = calls * (seconds - 1.0) * (1000 / FRAME_MS)
     delivered = len(bridge_in) / expected if expected > 0 else 0.0
-    real_time = delivered >= 0.95 and _pct(run["outbound"], 50) < 50.0
-    print(
-        f"calls: {args.calls} concurrent ({run['active']} active while measured), "
-        f"{run['wall']:.1f} s measured, barge-in in every other reply"
-    )
-    print(
-        f"bridge CPU: {per_call_s * 1000:.2f} ms per call-second "
-        f"-> {1 / per_call_s:.0f} real-time calls per core "
-        f"(target >= 200: {_verdict(real_time and 1 / per_call_s >= 200)})"
-    )
-    verdict = "yes" if real_time else "NO (the process was starved: the CPU figure is invalid)"
-    print(f"kept real time: {verdict} ({delivered:.0%} of caller frames delivered)")
+    return delivered >= 0.95 and _pct(run["outbound"], 50) < 50.0, delivered
+
+
+def _print_latency(
+    peer: dict[str, Any],
+    peer_in: list[float],
+    run: dict[str, Any],
+    bridge_in: list[float],
+    *,
+    judged: bool,
+) -> None:
     for name, peer_l, bridge_l in (
         ("backend -> phone", peer["outbound"], run["outbound"]),
         ("phone -> backend", peer_in, bridge_in),
@@ -459,16 +481,99 @@ def main(argv: list[str] | None = None) -> int:
         # conservative: the whole tail of the bridged path counts against the bridge
         p50 = _pct(bridge_l, 50) - _pct(peer_l, 50)
         p99 = _pct(bridge_l, 99) - _pct(peer_l, 50)
+        verdict = f" (target p99 < 5: {_verdict(p99 < 5)})" if judged else ""
         print(
-            f"latency {name}: direct p50 {_pct(peer_l, 50):.2f} p99 {_pct(peer_l, 99):.2f} ms; "
+            f"  latency {name}: direct p50 {_pct(peer_l, 50):.2f} p99 {_pct(peer_l, 99):.2f} ms; "
             f"through the bridge p50 {_pct(bridge_l, 50):.2f} p99 {_pct(bridge_l, 99):.2f} ms; "
-            f"added p50 {p50:.2f} p99 {p99:.2f} ms (target p99 < 5: {_verdict(p99 < 5)}) "
-            f"[{len(bridge_l)} samples]"
+            f"added p50 {p50:.2f} p99 {p99:.2f} ms{verdict} [{len(bridge_l)} samples]"
         )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--calls", type=int, default=50, help="concurrent calls of the latency run (default 50)"
+    )
+    parser.add_argument(
+        "--capacity",
+        type=int,
+        default=200,
+        help="concurrent calls of the capacity run (default 200, the target; 0 skips it)",
+    )
+    parser.add_argument("--seconds", type=float, default=12.0, help="length of each run")
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="the bridge's event loop (auto: uvloop when installed, as uvicorn does)",
+    )
+    parser.add_argument("--quick", action="store_true", help="10 calls for 6 s, no capacity run")
+    parser.add_argument("--profile", action="store_true", help="print the bridge's top functions")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.calls, args.seconds, args.capacity = 10, 6.0, 0
+    loop_name, runner = _loop_runner(args.loop)
+    ctx = mp.get_context("spawn")
+    port_q, cmd_q = ctx.Queue(), ctx.Queue()
+    backend = ctx.Process(target=_backend_main, args=(port_q, cmd_q, True), daemon=True)
+    backend.start()
+    port = port_q.get(timeout=30)
+    backend_url = f"ws://127.0.0.1:{port}/v1"
     print(
-        f"barge-ins (clears seen by callers): {run['clears']}; stale audio heard after "
+        f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores); "
+        f"bridge event loop: {loop_name}"
+    )
+    try:
+        peer, peer_in = _direct(ctx, port, args.calls, args.seconds, cmd_q, port_q)
+        run, bridge_in = _bridged(
+            ctx, runner, backend_url, args.calls, args.seconds, cmd_q, port_q, args.profile
+        )
+        big: tuple[dict[str, Any], list[float], dict[str, Any], list[float]] | None = None
+        if args.capacity:
+            big_peer, big_peer_in = _direct(ctx, port, args.capacity, args.seconds, cmd_q, port_q)
+            cap, cap_in = _bridged(
+                ctx, runner, backend_url, args.capacity, args.seconds, cmd_q, port_q
+            )
+            big = (cap, cap_in, big_peer, big_peer_in)
+    finally:
+        cmd_q.put("quit")
+        backend.join(5)
+
+    per_call_s = run["cpu"] / (run["wall"] * args.calls)
+    real_time, delivered = _kept_real_time(run, bridge_in, args.calls, args.seconds)
+    print(
+        f"latency run: {args.calls} concurrent calls ({run['active']} active while measured), "
+        f"{run['wall']:.1f} s measured, barge-in in every other reply"
+    )
+    print(
+        f"  kept real time: {'yes' if real_time else 'NO'} ({delivered:.0%} of caller frames "
+        f"delivered); bridge CPU {per_call_s * 1000:.2f} ms per call-second "
+        f"({run['cpu'] / run['wall']:.0%} of one core); the phones' process used "
+        f"{run['phones_cpu']:.0%} of a core"
+    )
+    _print_latency(peer, peer_in, run, bridge_in, judged=True)
+    print(
+        f"  barge-ins (clears seen by callers): {run['clears']}; stale audio heard after "
         f"clear: {run['stale_ms']:.0f} ms (target 0: {_verdict(run['stale_ms'] == 0)})"
     )
+    if big is not None:
+        cap, cap_in, big_peer, big_peer_in = big
+        cap_per_call_s = cap["cpu"] / (cap["wall"] * args.capacity)
+        core = cap["cpu"] / cap["wall"]
+        kept, cap_delivered = _kept_real_time(cap, cap_in, args.capacity, args.seconds)
+        print(
+            f"capacity run: {args.capacity} concurrent calls ({cap['active']} active while "
+            f"measured), {cap['wall']:.1f} s measured"
+        )
+        print(
+            f"  kept real time: {'yes' if kept else 'NO'} ({cap_delivered:.0%} of caller frames "
+            f"delivered); bridge CPU {cap_per_call_s * 1000:.2f} ms per call-second = "
+            f"{core:.0%} of one core -> {args.capacity / core:.0f} real-time calls per core at "
+            f"this load (target >= 200: {_verdict(kept and core <= 1.0)}); the phones' "
+            f"process used {cap['phones_cpu']:.0%} of a core"
+        )
+        _print_latency(big_peer, big_peer_in, cap, cap_in, judged=False)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
 

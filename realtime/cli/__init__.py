@@ -16,7 +16,8 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from audio.exceptions import AudioError
 
@@ -91,13 +92,26 @@ def _setup_logging(debug: bool) -> None:
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
+def _runner(command: str) -> Callable[[Coroutine[Any, Any, int]], int]:
+    """How a command's coroutine runs: the servers (``serve``, ``phone``) on uvloop when it is
+    installed (as uvicorn does; the ``[server]`` extra brings it), everything else on asyncio."""
+    if command in ("serve", "phone"):
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run
+    return asyncio.run
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.debug)
     try:
-        status: int = asyncio.run(args.handler(args))
+        status: int = _runner(args.command)(args.handler(args))
         return status
     except ModuleNotFoundError as exc:
         extra = missing_extra(exc)

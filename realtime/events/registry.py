@@ -288,9 +288,7 @@ _CLIENT_TABLES = {
 
 def _check(dialect: str) -> None:
     if dialect not in _SERVER_TABLES:
-        raise ConfigError(
-            f"unknown dialect {dialect!r} (expected 'beta', 'ga' or 'translation')"
-        )
+        raise ConfigError(f"unknown dialect {dialect!r} (expected 'beta', 'ga' or 'translation')")
 
 
 def server_event_types(dialect: EventSet = "ga") -> Mapping[str, type[ServerEvent]]:

@@ -52,6 +52,7 @@ __all__ = [
     "simulate_incoming_call",
 ]
 
+
 def _error(status: int, message: str, code: str, param: str | None = None) -> Response:
     body = {
         "error": {"message": message, "type": "invalid_request_error", "code": code, "param": param}

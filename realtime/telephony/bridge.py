@@ -136,7 +136,11 @@ class PhoneCall:
 
 
 class _Outbox:
-    """The phone send queue: one writer task, bounded for audio, never for ``clear``."""
+    """The phone send queue, bounded for audio, never for ``clear``.
+
+    A frame with nothing queued ahead of it is sent at once by the caller; the writer task
+    sends what queued up meanwhile (``clear``, or audio while the phone socket drains).
+    """
 
     def __init__(self, phone: PhoneSocket, limit: int) -> None:
         self._phone = phone
@@ -145,6 +149,7 @@ class _Outbox:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
+        self._busy = False  # a send in progress (by put or by the writer)
         self.failed = False
         self._drained: list[asyncio.Future[None]] = []
 
@@ -153,40 +158,55 @@ class _Outbox:
         self._wake.set()
 
     async def put(self, *texts: str) -> None:
+        if not self._items and not self._busy and not self.failed:
+            await self._send(texts)
+            return
         while len(self._items) >= self._limit and not self.failed:
             self._room.clear()
             await self._room.wait()
         self._items.extend(texts)
         self._wake.set()
 
+    async def _send(self, texts: Iterable[str]) -> None:
+        self._busy = True
+        try:
+            for text in texts:
+                await self._phone.send(text)
+        except Exception as exc:  # the socket is gone: the reader notices and ends the call
+            logger.debug("phone send failed: %s", exc)
+            self.failed = True
+            self._room.set()
+            self._items.clear()
+        finally:
+            self._busy = False
+            self._wake.set()
+
     async def run(self) -> None:
         items = self._items
-        while True:
-            if not items:
-                for fut in self._drained:
-                    if not fut.done():
-                        fut.set_result(None)
-                self._drained.clear()
+        while not self.failed:
+            if not items or self._busy:
+                if not items and not self._busy:
+                    for fut in self._drained:
+                        if not fut.done():
+                            fut.set_result(None)
+                    self._drained.clear()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
             text = items.popleft()
             if len(items) < self._limit:
                 self._room.set()
-            try:
-                await self._phone.send(text)
-            except Exception as exc:  # the socket is gone: the reader notices and ends the call
-                logger.debug("phone send failed: %s", exc)
-                self.failed = True
-                self._room.set()
-                items.clear()
-                return
+            await self._send((text,))
+        for fut in self._drained:
+            if not fut.done():
+                fut.set_result(None)
 
     async def drained(self) -> None:
-        if not self._items:
+        if not self._items and not self._busy:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._drained.append(fut)
+        self._wake.set()
         await fut
 
 
