@@ -122,6 +122,9 @@ transcript; ``input_transcript_failed``: the error message; ``moved``: the new
 """
 
 
+_UNTYPED = (UnknownServerEvent, InvalidServerEvent)
+
+
 def b64_decoded_len(data: str) -> int:
     """Length in bytes of the base64 string ``data`` once decoded (no decoding done)."""
     n = len(data)
@@ -436,15 +439,24 @@ class Conversation:
     ``audio_retention_ms`` bounds the audio kept per content part (0, the default,
     keeps none; ``audio_ms`` still counts what was received). ``audio_format`` is the
     wire format of output audio (``pcm16``, ``g711_ulaw``, ``g711_alaw``), used to turn
-    byte counts into milliseconds.
+    byte counts into milliseconds. ``report_deltas=False``: :meth:`apply` leaves the
+    :class:`ItemUpdated` of streamed deltas (text, transcript, audio, arguments) out of
+    the changes it returns (for an owner that never reads them: the protocol core).
     """
 
-    def __init__(self, audio_retention_ms: int = 0, *, audio_format: str = "pcm16") -> None:
+    def __init__(
+        self,
+        audio_retention_ms: int = 0,
+        *,
+        audio_format: str = "pcm16",
+        report_deltas: bool = True,
+    ) -> None:
         if audio_retention_ms < 0:
             raise ValueError("audio_retention_ms must be >= 0")
         if audio_format not in BYTES_PER_MS:
             raise ValueError(f"unknown audio format {audio_format!r}")
         self.audio_retention_ms = audio_retention_ms
+        self._report = report_deltas
         self._bytes_per_ms = BYTES_PER_MS[audio_format]
         retain = int(audio_retention_ms * self._bytes_per_ms)
         self._retain = retain - retain % 2
@@ -527,7 +539,7 @@ class Conversation:
         other dialect's name for an event): their fields were never validated.
         """
         handler = self._handlers.get(event.type)
-        if handler is None or isinstance(event, (UnknownServerEvent, InvalidServerEvent)):
+        if handler is None or type(event) in _UNTYPED:
             return []
         return handler(event)
 
@@ -775,7 +787,8 @@ class Conversation:
         item, part = self._output_part(event, changes)
         delta = event.delta
         part._text.append(delta)
-        changes.append(ItemUpdated(item, "text", delta, part.index))
+        if self._report:
+            changes.append(ItemUpdated(item, "text", delta, part.index))
         return changes
 
     def _on_text_done(
@@ -793,7 +806,8 @@ class Conversation:
         item, part = self._output_part(event, changes)
         delta = event.delta
         part._transcript.append(delta)
-        changes.append(ItemUpdated(item, "transcript", delta, part.index))
+        if self._report:
+            changes.append(ItemUpdated(item, "transcript", delta, part.index))
         return changes
 
     def _on_transcript_done(
@@ -812,7 +826,8 @@ class Conversation:
         item, part = self._output_part(event, changes)
         delta = event.delta
         part._add_audio(delta)
-        changes.append(ItemUpdated(item, "audio", delta, part.index))
+        if self._report:
+            changes.append(ItemUpdated(item, "audio", delta, part.index))
         return changes
 
     def _on_arguments_delta(self, event: ResponseFunctionCallArgumentsDeltaEvent) -> list[Change]:
@@ -822,7 +837,8 @@ class Conversation:
             item.call_id = event.call_id
         delta = event.delta
         item._arguments.append(delta)
-        changes.append(ItemUpdated(item, "arguments", delta))
+        if self._report:
+            changes.append(ItemUpdated(item, "arguments", delta))
         return changes
 
     def _on_arguments_done(

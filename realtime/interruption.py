@@ -24,6 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from realtime.conversation import b64_decoded_len
 from realtime.events import (
     ClientEvent,
     ConversationItemTruncateEvent,
@@ -43,12 +44,7 @@ _AUDIO_DELTAS = frozenset({"response.audio.delta", "response.output_audio.delta"
 _FORGET_LIMIT = 64
 
 
-def _b64_len(data: str) -> int:
-    n = len(data)
-    if n == 0:
-        return 0
-    pad = 2 if data.endswith("==") else 1 if data.endswith("=") else 0
-    return (n * 3) // 4 - pad
+_DELTA_TYPES = (ResponseAudioDeltaEvent, ResponseOutputAudioDeltaEvent)
 
 
 @dataclass
@@ -177,7 +173,7 @@ class OutputAudioLog:
 
     def apply(self, event: ServerEvent, now: float) -> None:
         """Account for an audio delta (beta ``response.audio.delta`` or GA equivalent)."""
-        if not isinstance(event, (ResponseAudioDeltaEvent, ResponseOutputAudioDeltaEvent)):
+        if not isinstance(event, _DELTA_TYPES):
             return  # not an audio delta, or an untyped one (no validated fields)
         item_id, delta, index = event.item_id, event.delta, event.content_index
         if item_id in self._ignored:
@@ -186,7 +182,7 @@ class OutputAudioLog:
         if cur is None or cur.item_id != item_id or cur.content_index != index:
             cur = self._current = AudioProgress(item_id, index, 0.0, now, event.response_id)
             self._bytes = 0
-        self._bytes += _b64_len(delta)
+        self._bytes += b64_decoded_len(delta)
         cur.received_ms = self._bytes / self._bytes_per_ms
 
     def interrupted(self, item_id: str | None = None) -> None:

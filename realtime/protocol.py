@@ -242,7 +242,9 @@ class ClientProtocol:
             configured = config.output_format if config is not None else None
             output_audio_format = configured if isinstance(configured, str) else "pcm16"
         try:
-            self.conversation = Conversation(audio_retention_ms, audio_format=output_audio_format)
+            self.conversation = Conversation(
+                audio_retention_ms, audio_format=output_audio_format, report_deltas=False
+            )
             self.audio_log = OutputAudioLog(output_audio_format)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
@@ -339,7 +341,7 @@ class ClientProtocol:
         response tracker.
         """
         etype = event.type
-        if self._restore and etype in _ITEM_ACKS:
+        if etype in _ITEM_ACKS and self._restore:
             self._adopt_restored(event)
         self.conversation.apply(event)
         if etype in _STREAM_DELTAS:

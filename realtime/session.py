@@ -404,12 +404,13 @@ class Session(SessionCommands):
         self._spawn(self._stop_tasks())
 
     def _deliver(self, event: ServerEvent) -> None:
-        for listener in self._receive_listeners:
-            try:
-                listener(event)
-            except Exception:
-                logger.exception("receive listener failed")
-        if self._waiters:
+        if self._receive_listeners:
+            for listener in self._receive_listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    logger.exception("receive listener failed")
+        if self._waiters.pending:
             self._waiters.offer(event)
         self._runner.deliver(event)
         self._events.put(event)

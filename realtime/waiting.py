@@ -52,26 +52,27 @@ class Waiters:
     """
 
     def __init__(self, guard: Callable[[], AbstractContextManager[None]] | None = None) -> None:
-        self._waiters: list[_Waiter] = []
+        self.pending: list[_Waiter] = []
+        """The waiters not yet satisfied, in order (test ``if waiters.pending`` on a hot path)."""
         self._guard = guard if guard is not None else nullcontext
 
     def __bool__(self) -> bool:
-        return bool(self._waiters)
+        return bool(self.pending)
 
     def __len__(self) -> int:
-        return len(self._waiters)
+        return len(self.pending)
 
     def add(self, match: EventMatch, *, any_dialect: bool = False) -> _Waiter:
         """Start waiting for the next event matching ``match`` (raises TypeError if invalid)."""
         test = compile_match(match, any_dialect=any_dialect)
         waiter = _Waiter(match, test, asyncio.get_running_loop().create_future())
-        self._waiters.append(waiter)
+        self.pending.append(waiter)
         return waiter
 
     def drop(self, waiter: _Waiter) -> None:
         """Stop waiting (the future is cancelled when still pending)."""
-        if waiter in self._waiters:
-            self._waiters.remove(waiter)
+        if waiter in self.pending:
+            self.pending.remove(waiter)
         if not waiter.future.done():
             waiter.future.cancel()
 
@@ -89,9 +90,9 @@ class Waiters:
 
     def offer(self, event: ServerEvent) -> None:
         """Resolve every waiter ``event`` matches."""
-        for waiter in list(self._waiters):
+        for waiter in list(self.pending):
             if waiter.future.done():
-                self._waiters.remove(waiter)
+                self.pending.remove(waiter)
                 continue
             try:
                 hit = waiter.test(event)
@@ -100,14 +101,14 @@ class Waiters:
                 hit = False
             if hit:
                 waiter.future.set_result(event)
-                self._waiters.remove(waiter)
+                self.pending.remove(waiter)
 
     def fail(self, error: BaseException) -> None:
         """Fail every waiter with ``error`` (the session ended)."""
-        for waiter in self._waiters:
+        for waiter in self.pending:
             if not waiter.future.done():
                 waiter.future.set_exception(error)
-        self._waiters.clear()
+        self.pending.clear()
 
 
 class Expectation:
@@ -118,7 +119,7 @@ class Expectation:
     """
 
     def __init__(self, waiters: Waiters, waiter: _Waiter, timeout: float | None) -> None:
-        self._waiters = waiters
+        self.pending = waiters
         self._waiter = waiter
         self._timeout = timeout
         self.event: ServerEvent | None = None
@@ -126,12 +127,12 @@ class Expectation:
     async def wait(self) -> ServerEvent:
         """Wait for the event."""
         if self.event is None:
-            self.event = await self._waiters.wait(self._waiter, self._timeout)
+            self.event = await self.pending.wait(self._waiter, self._timeout)
         return self.event
 
     def cancel(self) -> None:
         """Stop waiting."""
-        self._waiters.drop(self._waiter)
+        self.pending.drop(self._waiter)
 
     async def __aenter__(self) -> Expectation:
         return self

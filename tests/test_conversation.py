@@ -170,6 +170,29 @@ def test_full_turn(dialect: str) -> None:
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
+def test_deltas_unreported_keep_the_same_state(dialect: str) -> None:
+    """report_deltas=False (the protocol core's choice): the same items and content, the
+    same non-delta changes, but no ItemUpdated per streamed delta."""
+    turn = [added(dialect, user_item("u1", "hello"), None)]
+    turn += assistant_turn(dialect, "r1", "a1", "u1", ["Hi", " there"], audio_ms=100)
+    turn += finish_turn(dialect, "r1", "a1", "Hi there!")
+    full, quiet = Conversation(), Conversation(report_deltas=False)
+    full_changes, quiet_changes = feed(full, turn), feed(quiet, turn)
+
+    def shape(changes: list[Any]) -> list[tuple[str, str]]:
+        return [(type(c).__name__, c.item.id) for c in changes]
+
+    assert shape([c for c in full_changes if not isinstance(c, ItemUpdated)]) == shape(
+        quiet_changes
+    )
+    assert [type(c) for c in quiet_changes] == [ItemAdded, ItemDone, ItemAdded, ItemDone]
+    for conv in (full, quiet):
+        a1 = conv["a1"]
+        assert a1.transcript == "Hi there!" and a1.content[0].audio_ms == pytest.approx(100)
+        assert [i.id for i in conv.items] == ["u1", "a1"]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
 def test_text_deltas(dialect: str) -> None:
     """Text deltas of both dialects accumulate into the part's text."""
     n = NAMES[dialect]
