@@ -71,7 +71,9 @@ class SessionCommands:
 
         def _check_open(self) -> None: ...
 
-        def _tracker_interrupt(self, tracker: PlaybackTracker) -> HeardPosition | None: ...
+        def _stop_playback(
+            self, tracker: PlaybackTracker | None = None
+        ) -> HeardPosition | None: ...
 
         def expect(
             self, match: EventMatch, timeout: float | None = None, *, any_dialect: bool = False
@@ -232,7 +234,7 @@ class SessionCommands:
         self._check_open()
         tracker = tracker if tracker is not None else self.playback
         if tracker is not None:
-            decision = self.protocol.interrupt(self._tracker_interrupt(tracker))
+            decision = self.protocol.interrupt(self._stop_playback(tracker))
         else:
             decision = self.protocol.interrupt(None, now=time.monotonic())
         if _plays_output(self):

@@ -507,7 +507,9 @@ class ClientProtocol:
 
     # -- connection life ----------------------------------------------------------------
 
-    def connection_lost(self, error: Exception) -> None:
+    def connection_lost(
+        self, error: Exception, now: float | None = None, *, heard: HeardPosition | None = None
+    ) -> None:
         """The connection dropped: fail pending requests, end the responses it lost.
 
         Every pending request completes with ``error`` (:func:`close_error` of the close
@@ -515,9 +517,16 @@ class ClientProtocol:
         was active (or requested and not yet announced) ends with a synthetic
         ``response.done`` of status ``incomplete`` and reason :data:`LOST_REASON`
         (see :meth:`events_to_deliver`); its items are marked ``incomplete``.
+
+        A reply whose audio was playing is cut locally at what was heard, as a barge-in
+        would (so a restore re-creates only that): ``heard`` is the playback tracker's
+        answer to ``interrupt()`` (``None`` from a tracker: everything received was
+        heard); without a tracker, ``now`` (the clock of :meth:`receive`) makes the time
+        since the first audio delta stand for what was heard.
         """
         for request in list(self._requests.values()):
             self._complete(request, error=error)
+        self._cut_at_heard(heard, now)
         self._restore.clear()
         # Requests queued behind the lost response wait for the next connection.
         self._requeue.extend(self.responses.clear_queue())
@@ -705,6 +714,38 @@ class ClientProtocol:
         )
         self.last_interruption = decision
         return decision
+
+    def _cut_at_heard(self, heard: HeardPosition | None, now: float | None) -> None:
+        playing = self.audio_log.current
+        if playing is None or (self.has_tracker and heard is None):
+            return
+        if heard is None and playing.response_id not in {
+            state.id for state in self.responses.active_responses
+        }:
+            return  # no tracker: only a reply the drop cut short is estimated by the clock
+        item = self.conversation.get(playing.item_id)
+        parts = item.content if item is not None else []
+        if playing.content_index < len(parts) and parts[playing.content_index].truncated:
+            return  # already cut where it was heard
+        decision = plan_interruption(
+            playing,
+            heard=heard,
+            now=None if self.has_tracker else now,
+            server_cancels=True,
+            response_active=True,  # the reply did not end: unheard audio counts as cut
+        )
+        if decision.item_id is None:
+            return
+        self.audio_log.interrupted(decision.item_id)
+        if decision.audio_end_ms is not None:
+            # Applied locally only: the connection is gone, the restore carries the cut.
+            self.conversation.apply(
+                ConversationItemTruncatedEvent(
+                    item_id=decision.item_id,
+                    content_index=decision.content_index,
+                    audio_end_ms=decision.audio_end_ms,
+                )
+            )
 
     def _lost_done(self, response_id: str | None) -> ServerEvent:
         details = StatusDetails(type="incomplete", reason=LOST_REASON)

@@ -14,14 +14,13 @@ future per pending acknowledgement, runs the expiry timer, tools and the handler
 protocol and delivers events, and stops reading while handlers or an ``async for`` lag
 (back-pressure); the :class:`~realtime.outbox.Outbox` writer sends client events in order.
 
-**The transport seam**: frames travel through a
-:class:`~realtime.transport.FrameTransport` opened by ``transport_factory`` (a
-:class:`~realtime.connection.SessionOptions` field; default :func:`open_websocket`).
-Another carrier of the same events, such as a WebRTC data channel, plugs in there.
+**The transport seam**: frames travel through a :class:`~realtime.transport.FrameTransport`
+opened by ``transport_factory`` (a :class:`~realtime.connection.SessionOptions` field;
+default :func:`open_websocket`): a WebRTC data channel plugs in there.
 
-When the connection ends, pending awaits fail with
-:class:`~realtime.exceptions.ConnectionClosed` (:class:`~realtime.exceptions.AuthenticationClosed`
-for close code 4001) unless a :class:`~realtime.reconnect.ReconnectPolicy` reconnects.
+When the connection ends, pending awaits fail with ``ConnectionClosed``
+(``AuthenticationClosed`` for close code 4001, both in :mod:`realtime.exceptions`)
+unless a :class:`~realtime.reconnect.ReconnectPolicy` reconnects.
 """
 
 from __future__ import annotations
@@ -301,8 +300,7 @@ class Session(SessionCommands):
             self._expiry.cancel()
         self.protocol.connection_lost(error)
         self.protocol.events_to_deliver()  # the session is over: nobody waits for these
-        self.protocol.events_to_send()
-        self._settle()
+        self._settle()  # (connection_lost left nothing to send)
         for future in self._futures.values():
             if not future.done():
                 future.set_exception(error)
@@ -357,9 +355,8 @@ class Session(SessionCommands):
             return
         protocol = self.protocol
         try:
-            heard = None
-            if self.playback is not None and protocol.wants_heard_position(event):
-                heard = self._tracker_interrupt(self.playback)
+            wants = self.playback is not None and protocol.wants_heard_position(event)
+            heard = self._stop_playback() if wants else None
             if protocol.receive(event, time.monotonic(), heard=heard):
                 self._settle()
             etype = event.type
@@ -387,7 +384,10 @@ class Session(SessionCommands):
         for call in protocol.tool_calls():
             self._spawn(self._run_tool(call))
 
-    def _tracker_interrupt(self, tracker: PlaybackTracker) -> HeardPosition | None:
+    def _stop_playback(self, tracker: PlaybackTracker | None = None) -> HeardPosition | None:
+        tracker = tracker if tracker is not None else self.playback
+        if tracker is None:
+            return None
         try:
             return tracker.interrupt()
         except Exception:
@@ -443,12 +443,13 @@ class Session(SessionCommands):
                 self._deliver(ConnectionFailedEvent(code=code, reason=reason, attempts=0))
             self._give_up(code, reason)
             return False
-        self.protocol.connection_lost(close_error(code, reason))
+        # A reply playing stops where the listener is; the restore keeps only that of it.
+        heard = self._stop_playback() if self.protocol.audio_log.current else None
+        self.protocol.connection_lost(close_error(code, reason), time.monotonic(), heard=heard)
         self._settle()  # fails the pending requests
         for event in self.protocol.events_to_deliver():
             self._deliver(event)  # the lost responses' response.done
-        lost_at = time.monotonic()
-        attempts = 0
+        lost_at, attempts = time.monotonic(), 0
         for delay in policy.delays():
             attempts += 1
             await asyncio.sleep(delay)

@@ -302,6 +302,61 @@ def test_connection_lost_fails_requests_and_ends_lost_responses(dialect: str) ->
     assert proto.take_losses() == (["resp_1"], ["item_b"])
 
 
+WORDS = "one two three four five six seven eight nine ten"
+
+
+def _lost_reply(ev: ServerEvents, proto: ClientProtocol) -> None:
+    """A reply streaming 1000 ms of audio (first delta at t=10 s) and its transcript."""
+    feed(proto, *start_reply(ev), now=10.0)
+    feed(proto, ev.audio_delta("resp_1", "item_b", b"\0\0" * 24000), now=10.0)
+    feed(proto, ev.transcript_delta("resp_1", "item_b", WORDS), now=10.0)
+
+
+def _restored_text(proto: ClientProtocol) -> list[str]:
+    creates = proto.connection_made(reinject_history=True)
+    out = []
+    for event in creates:
+        if event.type == "conversation.item.create":
+            wire = encode_client_event(event)
+            out.append(json.loads(wire)["item"]["content"][0]["text"])
+    return out
+
+
+@DIALECTS
+def test_a_reply_lost_to_a_drop_keeps_only_what_was_heard(dialect: str) -> None:
+    """Without a playback tracker, the time since the first delta stands for what was heard:
+    a drop 0.5 s into a 1 s reply cuts it at 500 ms, and the restore re-creates about half
+    of its words, marked incomplete (not the whole text the user never heard)."""
+    ev = ServerEvents(dialect)
+    proto = ClientProtocol(dialect=dialect)
+    _lost_reply(ev, proto)
+    proto.connection_lost(close_error(1006), 10.5)
+    part = proto.conversation["item_b"].content[0]
+    assert part.truncated and part.audio_end_ms == 500
+    assert proto.conversation["item_b"].status == "incomplete"
+    assert _restored_text(proto) == ["one two three four five"]
+
+
+@DIALECTS
+def test_a_reply_lost_to_a_drop_is_cut_at_the_trackers_position(dialect: str) -> None:
+    """With a tracker, its heard position cuts the lost reply (here 300 of 1000 ms); a
+    tracker with nothing playing means everything received was heard (no cut)."""
+    ev = ServerEvents(dialect)
+    proto = ClientProtocol(dialect=dialect)
+    proto.has_tracker = True
+    _lost_reply(ev, proto)
+    proto.connection_lost(close_error(1006), 10.9, heard=HeardPosition("item_b", 0, 300.0))
+    assert proto.conversation["item_b"].content[0].audio_end_ms == 300
+    assert _restored_text(proto) == ["one two three"]
+
+    again = ClientProtocol(dialect=dialect)
+    again.has_tracker = True
+    _lost_reply(ev, again)
+    again.connection_lost(close_error(1006), 10.9, heard=None)
+    assert not again.conversation["item_b"].content[0].truncated
+    assert _restored_text(again) == [WORDS]
+
+
 def test_a_requested_response_never_announced_also_ends() -> None:
     """response.create sent but no response.created before the drop: a response.done
     (no id) still ends it."""

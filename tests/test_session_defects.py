@@ -131,6 +131,39 @@ async def test_restore_keeps_only_what_was_heard_of_a_truncated_reply(dialect: s
     assert creates[0]["item"]["content"][0]["text"] == "one two three four five"
 
 
+@DIALECTS
+async def test_restore_keeps_only_what_was_heard_of_a_reply_lost_to_the_drop(
+    dialect: str,
+) -> None:
+    """The drop itself cuts a reply: the speaker stops (tracker interrupted) and the restore
+    re-creates only what was heard of it (300 of 1000 ms: three words), incomplete."""
+    ev = ServerEvents(dialect)
+    words = "one two three four five six seven eight nine ten"
+    first = [
+        emit(ev.response_created("resp_1")),
+        emit(ev.output_item_added("resp_1", ev.message_item("item_b"))),
+        emit(ev.audio_delta("resp_1", "item_b", b"\0\0" * 24000)),  # 1000 ms
+        emit(ev.transcript_delta("resp_1", "item_b", words)),
+        delay(0.1),
+        drop(),
+    ]
+    tracker = FakeTracker("item_b", 300.0)
+    async with FakeServer(scripts=[first], handler=acknowledge) as server:
+        ctx = rs.connect(
+            url=server.url, dialect=dialect, reconnect=restore_policy(), tracker=tracker
+        )
+        async with ctx as session:
+            await session.wait_for("connection.restored", timeout=5)
+            await server.wait_received("conversation.item.create")
+            item = session.conversation["item_b"]
+            assert item.status == "incomplete" and item.content[0].audio_end_ms == 300
+        conn = server.connections[1]
+        creates = [e for e in conn.received if e["type"] == "conversation.item.create"]
+    assert tracker.calls == 1
+    assert [c["item"]["content"][0]["text"] for c in creates] == ["one two three"]
+    assert creates[0]["item"]["status"] == "incomplete"
+
+
 # --- #2: a response lost to a drop ends ---------------------------------------------------
 
 
