@@ -184,9 +184,12 @@ class EchoCanceller:
     """An echo-cancelling stage between a microphone and its consumer.
 
     ``EchoCanceller(headroom_ms=40.0, noise_suppression=False, auto_gain_control=False,
-    high_pass_filter=True, reference_seconds=2.0, backend=None)``. *backend* is a factory
-    ``rate -> Backend`` (default: :class:`LivekitBackend` with the options given). Raises
-    :class:`~audio.exceptions.EchoCancellerUnavailable` when the library is missing.
+    high_pass_filter=True, reference_seconds=2.0, backend=None, double_talk=True)``.
+    *backend* is a factory ``rate -> Backend`` (default: :class:`LivekitBackend` with the
+    options given, paired with SpeexDSP for double talk when *double_talk* and
+    ``libspeexdsp`` is there: :class:`~audio.doubletalk.DoubleTalkBackend`; :attr:`double_talk`
+    says whether it is). Raises :class:`~audio.exceptions.EchoCancellerUnavailable` when the
+    library is missing.
 
     Wiring: ``speaker.add_reference_listener(ec.on_reference, timed=True)``; then for each
     captured span ``out = ec.process(samples, mic_rate, adc_time)`` (or let
@@ -202,6 +205,7 @@ class EchoCanceller:
         high_pass_filter: bool = True,
         reference_seconds: float = 2.0,
         backend: Any = None,
+        double_talk: bool = True,
     ) -> None:
         if not 0.0 <= float(headroom_ms) <= 80.0:
             raise AudioFormatError(f"headroom_ms must be in [0, 80], got {headroom_ms!r}")
@@ -209,16 +213,27 @@ class EchoCanceller:
             raise AudioFormatError(
                 f"reference_seconds must be in [0.5, 30], got {reference_seconds!r}"
             )
+        self.double_talk = False
+        """True when SpeexDSP takes over from AEC3 while the user talks over the reply."""
         if backend is None:
             _livekit_rtc()  # fail now, with the extra's name, rather than at the first frame
+            from .speex import speex_available
+
+            self.double_talk = bool(double_talk) and speex_available()
+            pair = self.double_talk
 
             def backend(rate: int) -> Backend:
-                return LivekitBackend(
+                aec3 = LivekitBackend(
                     rate,
                     noise_suppression=noise_suppression,
                     auto_gain_control=auto_gain_control,
                     high_pass_filter=high_pass_filter,
                 )
+                if not pair:
+                    return aec3
+                from .doubletalk import DoubleTalkBackend
+
+                return DoubleTalkBackend(rate, aec3=aec3)
 
         self._factory = backend
         self.headroom_ms = float(headroom_ms)

@@ -74,6 +74,7 @@ NEAR_TEXTS = (
     "Can you tell me about the weather tomorrow?",
 )
 NEAR_AT_S = (4.0, 7.5, 10.5)
+WARM_S = 10.0  # echo-only speech before the double talk in the "warm" runs
 TARGET_ERLE = 25.0
 
 
@@ -122,9 +123,11 @@ def echo_of(far: F32, rate: int, delay_ms: float, seed: int = 0) -> F64:
 # -- cancellers over a whole signal (10 ms frames, as a live stream) ----------------------------
 
 
-def run_stage(far: F32, mic: F64, rate: int) -> tuple[F64, float, EchoCanceller]:
+def run_stage(
+    far: F32, mic: F64, rate: int, double_talk: bool = False
+) -> tuple[F64, float, EchoCanceller]:
     """Through EchoCanceller: reference 100 ms ahead of capture, timestamps on one clock."""
-    ec = EchoCanceller()
+    ec = EchoCanceller(double_talk=double_talk)
     block = rate // 100
     mic32 = mic.astype(np.float32)
     out: list[F32] = []
@@ -267,18 +270,30 @@ def part_synthetic(quick: bool, stt: Stt, tmp: Path) -> dict[str, Any]:
     results: dict[str, Any] = {"cpu": {}}
     header = (
         f"  {'delay':>6} {'canceller':<14} {'ERLE conv.':>10} {'conv. s':>8} "
-        f"{'min 0.5s':>8} {'DT WER':>7}  transcripts (double talk)"
+        f"{'min 0.5s':>8} {'DT WER':>7} {'warm':>5}  transcripts (double talk)"
     )
     print(header)
+    # "warm": the same double talk after WARM_S more of the assistant's speech (echo only)
+    # before it, as later in a conversation, once a slow canceller has converged
+    warm_n = int(WARM_S * RATE)
+    far_w = np.concatenate([far[:warm_n], far])
+    noise_w = np.concatenate([noise[:warm_n], noise])
+
+    def runs_for(fx: F32, delay: float) -> dict[str, Callable[..., tuple[F64, float] | None]]:
+        return {
+            "aec3 (stage)": lambda m: run_stage(fx, m, RATE)[:2],
+            "aec3+speex": lambda m: run_stage(fx, m, RATE, double_talk=True)[:2],
+            "pywebrtc-aec3": lambda m: run_pywebrtc(fx, m, RATE, delay),
+            "speexdsp": lambda m: run_speex(fx, m, RATE, delay),
+            "none": lambda m: (m, 0.0),
+        }
+
     for delay in delays:
         echo = echo_of(far, RATE, delay)
         mic_echo = echo + noise
-        runs: dict[str, Callable[..., tuple[F64, float] | None]] = {
-            "aec3 (stage)": lambda m: run_stage(far, m, RATE)[:2],
-            "pywebrtc-aec3": lambda m, d=delay: run_pywebrtc(far, m, RATE, d),
-            "speexdsp": lambda m, d=delay: run_speex(far, m, RATE, d),
-            "none": lambda m: (m, 0.0),
-        }
+        mic_echo_w = echo_of(far_w, RATE, delay) + noise_w
+        runs = runs_for(far, delay)
+        warm_runs = runs_for(far_w, delay)
         for name, fn in runs.items():
             got = fn(mic_echo)
             if got is None:
@@ -303,11 +318,26 @@ def part_synthetic(quick: bool, stt: Stt, tmp: Path) -> dict[str, Any]:
                 texts.append(heard)
                 errs.append(wer(text, heard))
             dt_wer = float(np.mean(errs))
-            results[(delay, name)] = {"erle": erle, "conv": t_conv, "wer": dt_wer, "min": wmin}
+            warm_errs = []
+            for text, x, at in zip(NEAR_TEXTS, nears, NEAR_AT_S, strict=True):
+                s = warm_n + int(at * RATE)
+                near = np.zeros(len(far_w))
+                near[s : s + len(x)] = x[: len(far_w) - s]
+                yd, _ = warm_runs[name](mic_echo_w + near) or (mic_echo_w + near, 0.0)
+                seg = yd[max(0, s - RATE // 5) : s + len(x) + RATE // 5]
+                warm_errs.append(wer(text, stt(seg, RATE)))
+            warm_wer = float(np.mean(warm_errs))
+            results[(delay, name)] = {
+                "erle": erle,
+                "conv": t_conv,
+                "wer": dt_wer,
+                "warm_wer": warm_wer,
+                "min": wmin,
+            }
             shown = " | ".join(texts)
             print(
                 f"  {delay:>4.0f}ms {name:<14} {erle:>8.1f}dB {t_conv:>8.1f} {wmin:>6.1f}dB "
-                f"{dt_wer:>7.2f}  {shown}"
+                f"{dt_wer:>7.2f} {warm_wer:>5.2f}  {shown}"
             )
     clean = [stt(x, RATE) for x in nears]
     clean_wer = float(np.mean([wer(t, h) for t, h in zip(NEAR_TEXTS, clean, strict=True)]))
@@ -339,11 +369,14 @@ def part_devices(quick: bool, stt: Stt, tmp: Path) -> dict[str, Any]:
         near *= np.float32(0.3 / np.max(np.abs(near)))
         near_wav = tmp / "near_dev.wav"
         write_wav_mono(near_wav, near, MON_RATE)
-        for latency in (60,) if quick else (60, 200):
-            r = asyncio.run(_device_trial(vp, pcm, near_wav, latency, stt))
-            results[latency] = r
+        trials = [(lat, dt) for lat in ((60,) if quick else (60, 200)) for dt in (False, True)]
+        for latency, double_talk in trials:
+            r = asyncio.run(_device_trial(vp, pcm, near_wav, latency, stt, double_talk))
+            results[(latency, double_talk)] = r
+            name = "aec3+speex" if double_talk else "aec3"
             print(
-                f"  loopback {latency:>3} ms: ERLE {r['erle']:.1f} dB after {r['conv']:.1f} s "
+                f"  loopback {latency:>3} ms, {name}: ERLE {r['erle']:.1f} dB "
+                f"after {r['conv']:.1f} s "
                 f"(min 0.5 s window {r['min']:.1f} dB; raw echo {r['echo_db']:.1f} dBFS), "
                 f"stage delay {r['delay']:.0f} ms, drift {r['drift']:+.0f} ppm, realignments "
                 f"{r['realign']}, xruns {r['xruns']}, CPU {r['cpu'] * 1000:.1f} ms/s"
@@ -358,7 +391,7 @@ def part_devices(quick: bool, stt: Stt, tmp: Path) -> dict[str, Any]:
 
 
 async def _device_trial(
-    vp: Any, pcm: bytes, near_wav: Path, latency: int, stt: Stt
+    vp: Any, pcm: bytes, near_wav: Path, latency: int, stt: Stt, double_talk: bool
 ) -> dict[str, Any]:
     from audio.microphone import Microphone
     from audio.speaker import Speaker
@@ -377,7 +410,8 @@ async def _device_trial(
     try:
         async with Speaker() as speaker:
             raw_mic = Microphone(chunk_ms=20, echo="off")
-            aec_mic = Microphone(chunk_ms=20, speaker=speaker, echo="aec")
+            canceller = EchoCanceller(double_talk=double_talk)
+            aec_mic = Microphone(chunk_ms=20, speaker=speaker, echo=canceller)
             async with raw_mic, aec_mic:
                 tasks = [
                     asyncio.ensure_future(cap(raw_mic, raw)),
