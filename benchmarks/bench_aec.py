@@ -498,10 +498,13 @@ def part_e2e(quick: bool, tmp: Path) -> dict[str, Any]:
         for mode, n in (("aec", n_replies), ("off", 3)):
             r = asyncio.run(_e2e(vp, mode, n, 0, user_wav))
             results[mode] = r
+            speex = r.get("speex_ms")
+            used = "" if speex is None else f", SpeexDSP's output used {speex:.0f} ms"
             print(
                 f"  echo={mode}: {r['replies']} replies with only their echo on the mic: "
                 f"{r['false']} speech_started (target 0); xruns {r.get('xruns', 0)}, gaps "
-                f"{r.get('gaps', 0)}, alignment jumps {r.get('jumps', 0)} [load {load_average()}]"
+                f"{r.get('gaps', 0)}, alignment jumps {r.get('jumps', 0)}{used} "
+                f"[load {load_average()}]"
             )
             for line in r.get("why", []):
                 print(f"    {line}")
@@ -661,6 +664,8 @@ async def _e2e(vp: Any, mode: str, replies: int, barge: int, user_wav: Path) -> 
                 out["jumps"], out["xruns"] = state()
                 ec_done = mic.echo_canceller
                 out["gaps"] = 0 if ec_done is None else ec_done.gaps
+                backend = getattr(ec_done, "_backend", None)
+                out["speex_ms"] = getattr(backend, "near_active_ms", None)
                 pumping.cancel()
     finally:
         vp.remove_echo_path(module)

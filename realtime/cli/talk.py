@@ -291,7 +291,8 @@ async def _pump_mic(
         mode = getattr(mic, "echo_mode", "")
         canceller = getattr(mic, "echo_canceller", None)
         if mode == "aec" and canceller is not None:
-            state.echo = f"echo: aec {canceller.delay_ms:.0f} ms"
+            both = " + double talk" if getattr(canceller, "double_talk", False) else ""
+            state.echo = f"echo: aec{both} {canceller.delay_ms:.0f} ms"
         elif mode:
             state.echo = f"echo: {mode}"
         if not ptt or talking.is_set():

@@ -1,0 +1,187 @@
+"""Double talk (issue 13): SpeexDSP taking over from AEC3 while the user talks over a reply.
+
+The real libraries (livekit's AEC3, Debian's libspeexdsp) on a synthetic echo path at
+16 kHz (no resampling inside the stage, so outputs line up with the inputs), plus the parts
+on their own: the delay estimator, SpeexDSP's backend and its absence.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+import audio.speex as speex_module
+from audio.aec import EchoCanceller, LivekitBackend
+from audio.doubletalk import DelayEstimator, DoubleTalkBackend
+from audio.exceptions import AudioError, AudioFormatError, EchoCancellerUnavailable
+from audio.speex import SpeexBackend, speex_available
+from tests.test_audio_aec import speech
+
+RATE = 16000
+F64 = npt.NDArray[np.float64]
+
+
+def room(delay_s: float, seed: int = 3) -> F64:
+    """A decaying random room response ``delay_s`` away (direct path first)."""
+    rng = np.random.default_rng(seed)
+    n = int(0.25 * RATE)
+    ir = rng.standard_normal(n) * np.exp(-np.arange(n) / (0.05 * RATE))
+    ir *= np.sqrt(0.5 / np.sum(ir**2))
+    ir[0] = 1.0
+    return np.concatenate([np.zeros(int(delay_s * RATE)), ir])
+
+
+def scene(delay_s: float = 0.12) -> tuple[F64, F64, F64, int]:
+    """(far, mic, voice-in-mic, voice start): 17 s of the assistant's speech through the
+    room at -26 dBFS, and the user's question at the same level in its last 3.5 s."""
+    far = np.concatenate([speech("long.wav", RATE)] * 2).astype(np.float64)
+    echo = np.convolve(far, room(delay_s))[: len(far)]
+    echo *= 0.05 / np.sqrt(np.mean(echo**2))
+    voice = speech("question.wav", RATE).astype(np.float64)
+    voice *= 0.05 / np.sqrt(np.mean(voice[np.abs(voice) > 1e-3] ** 2))
+    at = len(far) - len(voice) - RATE
+    near = np.zeros(len(far))
+    near[at : at + len(voice)] = voice
+    noise = np.random.default_rng(5).standard_normal(len(far)) * 10 ** (-65 / 20)
+    return far, echo + near + noise, near, at
+
+
+def run(ec: EchoCanceller, far: F64, mic: F64) -> F64:
+    """Through the stage, 10 ms blocks, the reference 50 ms ahead of capture."""
+    assert ec.prepare(RATE) == RATE
+    block = RATE // 100
+    out = []
+    for i in range(0, len(far) - block + 1, block):
+        ec.on_reference(far[i : i + block].astype(np.float32), RATE, i / RATE)
+        if i >= 5 * block:
+            j = i - 5 * block
+            out.append(ec.process(mic[j : j + block].astype(np.float32), RATE, j / RATE))
+    return np.concatenate(out).astype(np.float64)
+
+
+def voice_kept_db(out: F64, voice: F64, at: int) -> float:
+    """How much of the output is the user's voice: scaled voice over what else is there (dB),
+    at the best alignment (the stage delays its output by about a frame)."""
+    v = voice[at : at + int(3.0 * RATE)]
+
+    def fit(lag: int) -> float:
+        y = out[at + lag : at + lag + len(v)]
+        gain = float(np.dot(y, v) / np.dot(v, v))
+        rest = y - gain * v
+        return float(10 * np.log10(np.sum((gain * v) ** 2) / (np.sum(rest**2) + 1e-12)))
+
+    return max(fit(lag) for lag in range(0, int(0.03 * RATE)))
+
+
+# -- the whole stage ---------------------------------------------------------------------------
+
+
+def test_double_talk_keeps_the_voice_and_the_echo_reduction() -> None:
+    """Echo only: the same deep reduction as AEC3 alone (>= 25 dB). The user talking over
+    the reply at the echo's level: AEC3 alone garbles the voice (more distortion than voice);
+    with SpeexDSP taking over, the voice dominates its output by >= 5 dB."""
+    far, mic, voice, at = scene()
+    results = {}
+    for double_talk in (False, True):
+        ec = EchoCanceller(double_talk=double_talk)
+        assert ec.double_talk is double_talk
+        out = run(ec, far, mic)
+        a, b = 3 * RATE, at - RATE
+        erle = 10 * np.log10(np.mean(mic[a:b] ** 2) / np.mean(out[a:b] ** 2))
+        results[double_talk] = (erle, voice_kept_db(out, voice, at), ec)
+    (erle_alone, kept_alone, _), (erle_dt, kept_dt, ec) = results[False], results[True]
+    assert erle_alone >= 25.0 and erle_dt >= 25.0, (erle_alone, erle_dt)
+    assert kept_dt >= 5.0, f"voice {kept_dt:.1f} dB above the rest"
+    assert kept_dt >= kept_alone + 5.0, (kept_alone, kept_dt)
+    backend = ec._backend
+    assert isinstance(backend, DoubleTalkBackend)
+    assert backend.near_active_ms >= 1000.0  # SpeexDSP's output used while the user spoke
+    assert backend.speex_erle_db >= 12.0
+    assert backend.delay_ms == pytest.approx(120 + 50 - 20, abs=15)  # path + lead - margin
+
+
+def test_echo_only_output_is_aec3s() -> None:
+    """Without a voice, SpeexDSP's output is never used (no false near-end detection)."""
+    far, _, _, _ = scene()
+    echo = np.convolve(far, room(0.12))[: len(far)]
+    echo *= 0.05 / np.sqrt(np.mean(echo**2))
+    ec = EchoCanceller()
+    run(ec, far, echo)
+    backend = ec._backend
+    assert isinstance(backend, DoubleTalkBackend)
+    assert backend.near_active_ms <= 100.0
+
+
+def test_without_libspeexdsp_the_stage_is_aec3_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libspeexdsp missing: double_talk is False and the canceller is AEC3 alone."""
+
+    def missing(*_args: Any, **_kwargs: Any) -> Any:
+        raise OSError("libspeexdsp.so.1: cannot open shared object file")
+
+    monkeypatch.setattr(speex_module, "_lib", None)
+    monkeypatch.setattr(ctypes, "CDLL", missing)
+    assert not speex_available()
+    ec = EchoCanceller()
+    assert ec.double_talk is False
+    ec.prepare(RATE)
+    assert isinstance(ec._backend, LivekitBackend)
+    with pytest.raises(EchoCancellerUnavailable, match="apt install libspeexdsp1"):
+        SpeexBackend(RATE)
+
+
+# -- the parts ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_delay_estimator_finds_the_delay(rate: int) -> None:
+    """Noise and its copy 137 ms later (plus noise): the estimate within 1 ms; a silent
+    reference gives none."""
+    rng = np.random.default_rng(1)
+    n = rate // 100
+    far = (rng.standard_normal(3 * rate) * 3000).astype(np.float32)
+    d = int(0.137 * rate)
+    near = np.concatenate([np.zeros(d, np.float32), far[:-d] * 0.3])
+    near += (rng.standard_normal(len(near)) * 100).astype(np.float32)
+    est = DelayEstimator(rate)
+    for i in range(0, len(far) - n + 1, n):
+        est.add(near[i : i + n], far[i : i + n])
+    assert est.delay_ms == pytest.approx(137.0, abs=1.0) and est.estimates >= 3
+    quiet = DelayEstimator(rate)
+    for i in range(0, len(far) - n + 1, n):
+        quiet.add(near[i : i + n], np.zeros(n, np.float32))
+    assert quiet.delay_ms is None
+    with pytest.raises(AudioFormatError, match="8 kHz"):
+        DelayEstimator(44100)
+
+
+def test_speex_backend_converges_and_refuses_bad_input() -> None:
+    """SpeexDSP alone on the echo (its delay compensated): >= 20 dB after 8 s; a bad rate,
+    filter length or a closed state are typed errors."""
+    far, _, _, _ = scene()
+    echo = np.convolve(far, room(0.0))[: len(far)]
+    echo *= 0.05 / np.sqrt(np.mean(echo**2))
+    backend = SpeexBackend(RATE)
+    n = RATE // 100
+    f16 = (far * 32767).astype(np.int16)
+    m16 = (echo * 32767).astype(np.int16)
+    out = np.zeros(len(m16))
+    for i in range(0, len(m16) - n + 1, n):
+        frame = m16[i : i + n].copy()
+        backend.process(frame, f16[i : i + n].copy())
+        out[i : i + n] = frame
+    a = 8 * RATE
+    erle = 10 * np.log10(np.mean(m16[a:].astype(np.float64) ** 2) / np.mean(out[a:] ** 2))
+    assert erle >= 20.0, f"ERLE {erle:.1f} dB"
+    backend.close()
+    with pytest.raises(AudioError, match="closed"):
+        backend.process(np.zeros(n, np.int16), np.zeros(n, np.int16))
+    with pytest.raises(AudioFormatError, match="8/16/32/48 kHz"):
+        SpeexBackend(44100)
+    with pytest.raises(AudioFormatError, match="filter_ms"):
+        SpeexBackend(RATE, filter_ms=10.0)
+    with pytest.raises(AudioFormatError, match="cannot serve"):
+        DoubleTalkBackend(44100, aec3=object(), speex=SpeexBackend(RATE))
