@@ -179,11 +179,9 @@ class Microphone:
         if self.echo_mode == "aec":
             ec = self.echo_canceller
             assert ec is not None
-            return (
-                f"echo cancellation (WebRTC AEC3), delay {ec.delay_ms:.0f} ms"
-                if ec.reference_rate
-                else "echo cancellation (WebRTC AEC3)"
-            )
+            what = "WebRTC AEC3, SpeexDSP for double talk" if ec.double_talk else "WebRTC AEC3"
+            delay = f", delay {ec.delay_ms:.0f} ms" if ec.reference_rate else ""
+            return f"echo cancellation ({what}){delay}"
         if self.echo_mode == "gate":
             note = f" ({self.echo_note})" if self.echo_note else ""
             return f"echo gate: the microphone is muted while the speaker plays{note}"
