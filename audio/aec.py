@@ -245,6 +245,7 @@ class EchoCanceller:
         self._ref_w = 0  # frames written (producer)
         self._next_dac = 0.0  # the DAC time the next block should have (producer)
         self.gaps = 0
+        self._moves = 0  # gaps + resyncs + steps + realignments at the last frame
         """Gaps seen in the timestamps (> 10 ms): output underruns (silence put in the
         reference) and lost input (the reference read skips the same span)."""
         self._ref_rate = 0
@@ -469,6 +470,12 @@ class EchoCanceller:
         np.clip(frame, -32768.0, 32767.0, out=frame)
         near[:] = frame
         self._fill_reference(self._capture_time(index))
+        moves = self.gaps + self.resyncs + self.steps + self.realignments
+        if moves != self._moves:  # the reference moved: tell a backend that cares
+            self._moves = moves
+            realigned = getattr(backend, "realigned", None)
+            if realigned is not None:
+                realigned()
         backend.process(near, self._far)
         out: npt.NDArray[np.float32] = near.astype(np.float32) * np.float32(1.0 / 32768.0)
         return out

@@ -130,6 +130,7 @@ class DoubleTalkBackend:
         margin_ms: float = 20.0,
         max_delay_ms: float = 500.0,
         detect_lag_ms: float = 200.0,
+        holdoff_ms: float = 1000.0,
     ) -> None:
         if aec3 is None:
             from .aec import LivekitBackend
@@ -170,12 +171,23 @@ class DoubleTalkBackend:
         # echo-only frames wait this long before they count (a voice may start in them)
         self._pending = np.zeros((max(1, round(detect_lag_ms / 10.0)), 2), dtype=np.float64)
         self._pending_n = 0
+        self._holdoff_frames = max(1, round(holdoff_ms / 10.0))
+        self._holdoff = 0
+        self.realignments = 0
+        """How many times the stage said the reference moved."""
         self.speex_erle_db = 0.0
         self.near_active_ms = 0.0
         self.delay_ms = 0.0
 
     def set_stream_delay_ms(self, delay_ms: int) -> None:
         self._aec3.set_stream_delay_ms(delay_ms)
+
+    def realigned(self) -> None:
+        """The stage moved the reference (a gap, a step, drift): both cancellers see a new
+        echo path for a moment, which looks like a voice to the detector. AEC3 alone for
+        ``holdoff_ms`` (and no convergence tracking)."""
+        self._holdoff = self._holdoff_frames
+        self.realignments += 1
 
     def _delayed_far(self, far: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
         ring, n, size = self._ring, self._n, len(self._ring)
@@ -211,7 +223,11 @@ class DoubleTalkBackend:
         far_on = float(np.sqrt(np.mean(far.astype(np.float32) ** 2))) > self._floor
         voice = out3 > self._floor and out3 > mic * self._detect
         pending = self._pending
-        if voice:
+        if self._holdoff:
+            self._holdoff -= 1
+            self._active_left = 0
+            self._pending_n = 0
+        elif voice:
             self._active_left = self._hang
             self._pending_n = 0  # the frames before the detection may hold the voice too
         elif self._active_left:

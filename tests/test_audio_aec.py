@@ -246,6 +246,23 @@ def test_an_output_underrun_gap_is_followed() -> None:
     assert abs(before[0]) < 0.1 and abs(after[0]) < 0.1, (before, after)
 
 
+def test_a_backend_is_told_when_the_reference_moves() -> None:
+    """A backend with ``realigned()`` (the double-talk one) is called once per move of the
+    reference (here the underrun's gap), not otherwise."""
+    calls: list[int] = []
+
+    class Told(RecordingBackend):
+        def realigned(self) -> None:
+            calls.append(len(self.near))
+
+    ec = EchoCanceller(backend=Told)
+    drive(ec, 3.0)
+    assert calls == []
+    ec = EchoCanceller(backend=Told)
+    drive(ec, 12.0, gap_at=6.0, gap=0.040)
+    assert ec.gaps == 1 and len(calls) == 1 and 550 <= calls[0] <= 620  # near t = 6 s
+
+
 def test_lost_input_skips_the_same_reference() -> None:
     """30 ms of microphone samples are lost at t = 6 s: the reference read skips 30 ms too."""
     ec, made = recording_canceller()

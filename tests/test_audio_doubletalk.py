@@ -185,3 +185,49 @@ def test_speex_backend_converges_and_refuses_bad_input() -> None:
         SpeexBackend(RATE, filter_ms=10.0)
     with pytest.raises(AudioFormatError, match="cannot serve"):
         DoubleTalkBackend(44100, aec3=object(), speex=SpeexBackend(RATE))
+
+
+class Scaled:
+    """A canceller double that scales the microphone by ``gain`` (a set echo reduction)."""
+
+    def __init__(self, rate: int, gain: float) -> None:
+        self.rate = rate
+        self.gain = gain
+
+    def process(self, near: npt.NDArray[np.int16], far: npt.NDArray[np.int16]) -> None:
+        near[:] = (near * self.gain).astype(np.int16)
+
+    def set_stream_delay_ms(self, delay_ms: int) -> None:
+        pass
+
+
+def test_switching_rules_and_the_holdoff_after_a_realignment() -> None:
+    """Echo only (AEC3 takes 60 dB off): AEC3's output, SpeexDSP's reduction learnt (26 dB).
+    A frame AEC3 barely reduces (a voice): SpeexDSP's output. After the stage says the
+    reference moved, AEC3's output only, for a second, even if it looks like a voice."""
+    aec3, spx = Scaled(RATE, 0.001), Scaled(RATE, 0.05)
+    backend = DoubleTalkBackend(RATE, aec3=aec3, speex=spx)
+    rng = np.random.default_rng(2)
+    n = RATE // 100
+
+    def frames(count: int) -> list[npt.NDArray[np.int16]]:
+        out = []
+        for _ in range(count):
+            x = (rng.standard_normal(n) * 3000).astype(np.int16)
+            near = x.copy()
+            backend.process(near, x)
+            out.append(near)
+        return out
+
+    quiet = frames(300)
+    assert backend.near_active_ms == 0.0 and backend.speex_erle_db == pytest.approx(26, abs=1)
+    assert np.max(np.abs(quiet[-1])) <= 20  # AEC3's (scaled by 0.001)
+    aec3.gain = 1.0  # AEC3 no longer reduces: a voice
+    frames(50)
+    assert backend.near_active_ms >= 400.0
+    used = backend.near_active_ms
+    backend.realigned()
+    frames(100)
+    assert backend.near_active_ms == used and backend.realignments == 1
+    frames(10)
+    assert backend.near_active_ms > used  # the holdoff is over
