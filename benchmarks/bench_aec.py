@@ -495,7 +495,7 @@ def part_e2e(quick: bool, tmp: Path) -> dict[str, Any]:
         user_wav = tmp / "user.wav"
         write_wav_mono(user_wav, user, MON_RATE)
         n_replies = 5 if quick else 20
-        for mode, n in (("aec", n_replies), ("off", 3)):
+        for mode, n in (("aec", n_replies), ("aec+dt", n_replies), ("off", 3)):
             r = asyncio.run(_e2e(vp, mode, n, 0, user_wav))
             results[mode] = r
             speex = r.get("speex_ms")
@@ -536,7 +536,8 @@ async def _e2e(vp: Any, mode: str, replies: int, barge: int, user_wav: Path) -> 
     out: dict[str, Any] = {"barge": []}
     try:
         async with LocalServer(port=0, warm=True) as server, Speaker() as speaker:
-            mic = Microphone(chunk_ms=20, speaker=speaker, echo=mode)  # type: ignore[arg-type]
+            echo: Any = EchoCanceller(double_talk=True) if mode == "aec+dt" else mode
+            mic = Microphone(chunk_ms=20, speaker=speaker, echo=echo)
             config = SessionConfig(
                 output_modalities=["audio"],
                 transcription=InputAudioTranscription(model="whisper-1"),

@@ -76,6 +76,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--headphones", action="store_true", help="no echo handling (same as --echo off)"
     )
+    p.add_argument(
+        "--double-talk",
+        action="store_true",
+        help="with the echo canceller: SpeexDSP takes over from AEC3 while you talk over the "
+        "reply, so your words survive (needs libspeexdsp1; see the README for its trade-off)",
+    )
     p.add_argument("--tools", help="a Python file whose functions become tools")
     p.add_argument("--voice", default=None, help="assistant voice (e.g. alloy, marin)")
     p.add_argument("--instructions", default=None, help="system instructions")
@@ -379,8 +385,12 @@ async def _converse(
 
             speaker = await stack.enter_async_context(Speaker(device=args.output_device))
             echo: EchoMode = "off" if args.headphones else args.echo
+            if args.double_talk and echo in ("gate", "off"):
+                raise CommandError(f"--double-talk needs the echo canceller, not --echo {echo}")
             try:
-                microphone = Microphone(device=args.input_device, speaker=speaker, echo=echo)
+                microphone = Microphone(
+                    device=args.input_device, speaker=speaker, echo=_echo(echo, args.double_talk)
+                )
             except EchoCancellerUnavailable as exc:
                 raise CommandError(f"--echo aec: {exc}") from exc
             mic = await stack.enter_async_context(microphone)
@@ -441,6 +451,22 @@ async def _converse(
             finally:
                 pump.cancel()
     return 0
+
+
+def _echo(mode: str, double_talk: bool) -> Any:
+    """The microphone's ``echo``: the mode, or a double-talk canceller when asked for (with
+    ``auto``, the gate still takes over when the canceller cannot load)."""
+    if not double_talk:
+        return mode
+    from audio.aec import EchoCanceller
+    from audio.exceptions import EchoCancellerUnavailable
+
+    try:
+        return EchoCanceller(double_talk=True)
+    except EchoCancellerUnavailable:
+        if mode == "aec":
+            raise
+        return mode
 
 
 @contextlib.contextmanager

@@ -156,7 +156,7 @@ async def _double_talk_trial(pulse: VirtualPulse, near_wav: Path) -> tuple[float
     try:
         async with Speaker() as speaker:
             alone = Microphone(chunk_ms=20, speaker=speaker, echo=EchoCanceller(double_talk=False))
-            both = Microphone(chunk_ms=20, speaker=speaker, echo=EchoCanceller())
+            both = Microphone(chunk_ms=20, speaker=speaker, echo=EchoCanceller(double_talk=True))
             out_alone: Capture = []
             out_both: Capture = []
             stop = asyncio.Event()
@@ -227,13 +227,16 @@ def _talk(pulse: VirtualPulse, tmp_path: Path, *args: str, shadow: bool = False)
 def test_talk_says_which_echo_handling_is_active(pulse: VirtualPulse, tmp_path: Path) -> None:
     """talk shows the canceller by default, the gate with --echo gate, none with --headphones."""
     for args, words in (
-        ((), "echo: echo cancellation (WebRTC AEC3, SpeexDSP for double talk)"),
+        ((), "echo: echo cancellation (WebRTC AEC3)"),
+        (("--double-talk",), "echo: echo cancellation (WebRTC AEC3, SpeexDSP for double talk)"),
         (("--echo", "gate"), "echo: echo gate"),
         (("--headphones",), "echo: no echo handling"),
     ):
         status, err = _talk(pulse, tmp_path, *args)
         assert status == 2 and words in err, err  # then the URL is unreachable
         assert "cannot connect to ws://127.0.0.1:9/v1" in err
+    status, err = _talk(pulse, tmp_path, "--double-talk", "--echo", "gate")
+    assert status == 2 and "--double-talk needs the echo canceller, not --echo gate" in err
 
 
 def test_talk_without_the_library(pulse: VirtualPulse, tmp_path: Path) -> None:
