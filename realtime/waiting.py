@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
-from typing import Generic, TypeVar
 
 from .events import ServerEvent
 from .exceptions import RequestTimeout
 from .matching import EventMatch, compile_match
 
-__all__ = ["EventMatch", "Expectation", "Mailbox", "Waiters"]
+__all__ = ["EventMatch", "Expectation", "Waiters"]
 
 logger = logging.getLogger("realtime.session")
-T = TypeVar("T")
 
 
 class _Waiter:
@@ -147,57 +144,3 @@ class Expectation:
             self.cancel()
             return
         await self.wait()
-
-
-class Mailbox(Generic[T]):
-    """A FIFO with one async consumer; ``close`` ends it (optionally with an error).
-
-    ``limit`` > 0 keeps only the newest ``limit`` items (used before anyone iterates).
-    """
-
-    __slots__ = ("_closed", "_error", "_items", "_waiter")
-
-    def __init__(self, limit: int = 0) -> None:
-        self._items: deque[T] = deque(maxlen=limit or None)
-        self._waiter: asyncio.Future[None] | None = None
-        self._closed = False
-        self._error: BaseException | None = None
-
-    def unbound(self) -> None:
-        """Keep every item from now on."""
-        if self._items.maxlen is not None:
-            self._items = deque(self._items)
-
-    def put(self, item: T) -> None:
-        """Append ``item`` (ignored once closed)."""
-        if self._closed:
-            return
-        self._items.append(item)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def close(self, error: BaseException | None = None) -> None:
-        """End the box: ``get`` raises ``error`` (or StopAsyncIteration) once empty."""
-        self._closed = True
-        self._error = error
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def get(self) -> T:
-        """Next item; raises ``StopAsyncIteration`` (or the close error) when closed and empty."""
-        while not self._items:
-            if self._closed:
-                if self._error is not None:
-                    raise self._error
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self._items.popleft()
-
-    def __len__(self) -> int:
-        return len(self._items)
