@@ -38,6 +38,10 @@ _EST_RATE = 8000
 SPEEX_RATE = 16000
 
 
+def _rms(x: npt.NDArray[Any]) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float32))))
+
+
 class DelayEstimator:
     """The delay from a reference to its echo in a microphone signal (GCC-PHAT).
 
@@ -64,8 +68,10 @@ class DelayEstimator:
         self._every = int(_EST_RATE * every_s)
         self._active = 10.0 ** (active_dbfs / 20.0)
         self._ratio = min_peak_ratio
+        # rings (written at _w), put in order only when an estimate is made
         self._near = np.zeros(self._len, dtype=np.float32)
         self._far = np.zeros(self._len, dtype=np.float32)
+        self._w = 0
         self._filled = 0
         self._since = 0
         self._n = 1 << int(np.ceil(np.log2(2 * self._len)))
@@ -80,12 +86,10 @@ class DelayEstimator:
         k = len(near) // step
         if k == 0:
             return
-        n8 = near[: k * step].reshape(k, step).mean(axis=1)
-        f8 = far[: k * step].reshape(k, step).mean(axis=1)
-        self._near[:-k] = self._near[k:]
-        self._near[-k:] = n8
-        self._far[:-k] = self._far[k:]
-        self._far[-k:] = f8
+        idx = (self._w + np.arange(k)) % self._len
+        self._near[idx] = near[: k * step].reshape(k, step).mean(axis=1)
+        self._far[idx] = far[: k * step].reshape(k, step).mean(axis=1)
+        self._w = (self._w + k) % self._len
         self._filled = min(self._len, self._filled + k)
         self._since += k
         if self._filled == self._len and self._since >= self._every:
@@ -93,9 +97,11 @@ class DelayEstimator:
             self._estimate()
 
     def _estimate(self) -> None:
-        far, near = self._far, self._near
-        if float(np.sqrt(np.mean(far * far))) < self._active * 32768.0:
+        w = self._w
+        far = np.concatenate((self._far[w:], self._far[:w]))
+        if _rms(far) < self._active * 32768.0:
             return
+        near = np.concatenate((self._near[w:], self._near[:w]))
         spec = np.fft.rfft(near, self._n) * np.conj(np.fft.rfft(far, self._n))
         spec /= np.abs(spec) + 1e-9
         corr = np.fft.irfft(spec, self._n)[: self._max_lag + 1]
@@ -160,6 +166,7 @@ class DoubleTalkBackend:
         self._estimator = DelayEstimator(rate, max_delay_ms=max_delay_ms)
         self._ring = np.zeros(int(rate * max_delay_ms / 1000.0) + self._n, dtype=np.int16)
         self._ring_w = 0
+        self._frame_idx = np.arange(self._n)
         self._a = np.zeros(self._n, dtype=np.int16)
         self._s = np.zeros(self._n, dtype=np.int16)
         self._far_d = np.zeros(self._n, dtype=np.int16)
@@ -191,13 +198,10 @@ class DoubleTalkBackend:
         self.realignments += 1
 
     def _delayed_far(self, far: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
-        ring, n, size = self._ring, self._n, len(self._ring)
-        w = self._ring_w
-        idx = (np.arange(n) + w) % size
-        ring[idx] = far
-        self._ring_w = (w + n) % size
-        start = (w - self._delay) % size
-        self._far_d[:] = ring[(np.arange(n) + start) % size]
+        ring, size, w = self._ring, len(self._ring), self._ring_w
+        ring[(self._frame_idx + w) % size] = far
+        self._ring_w = (w + self._n) % size
+        self._far_d[:] = ring[(self._frame_idx + w - self._delay) % size]
         return self._far_d
 
     def process(self, near: npt.NDArray[np.int16], far: npt.NDArray[np.int16]) -> None:
@@ -219,9 +223,8 @@ class DoubleTalkBackend:
             s[:] = self._up.process(s16)
         else:
             self._speex.process(s, far_d)
-        mic = float(np.sqrt(np.mean(near.astype(np.float32) ** 2)))
-        out3 = float(np.sqrt(np.mean(a.astype(np.float32) ** 2)))
-        far_on = float(np.sqrt(np.mean(far.astype(np.float32) ** 2))) > self._floor
+        mic, out3 = _rms(near), _rms(a)
+        far_on = _rms(far) > self._floor
         # a voice lasts: a single frame AEC3 did not reduce is an echo-path hiccup
         heard = out3 > self._floor and out3 > mic * self._detect
         self._voice_run = self._voice_run + 1 if heard else 0
@@ -237,7 +240,7 @@ class DoubleTalkBackend:
         elif self._active_left:
             self._active_left -= 1
         elif far_on and mic > self._floor:  # echo only: how much does SpeexDSP take off?
-            outs = float(np.sqrt(np.mean(s.astype(np.float32) ** 2)))
+            outs = _rms(s)
             k = self._pending_n % len(pending)
             if self._pending_n >= len(pending):  # old enough: no voice followed it
                 acc = self._erle_acc
