@@ -7,8 +7,8 @@ near end is active) but cancels less and needs seconds to converge. :class:`Doub
 runs both on every 10 ms frame and outputs AEC3's result, except while the near end talks
 and SpeexDSP has converged: then SpeexDSP's.
 
-- **Near-end detection**: with echo only, AEC3 takes 30-40 dB off the microphone; two frames
-  in a row it reduces by less than ``detect_db`` (above the noise floor) hold a voice. The
+- **Near-end detection**: with echo only, AEC3 takes 30-40 dB off the microphone; a frame it
+  reduces by less than ``detect_db`` (above the noise floor) holds a voice. The
   decision holds ``hang_ms`` after the last such frame; switches cross-fade over a frame.
 - **Delay for SpeexDSP**: the stage aligns the reference by the devices' clocks, but what
   they do not report (a Bluetooth or PulseAudio loopback latency, the room) is left to the
@@ -180,7 +180,6 @@ class DoubleTalkBackend:
         self._pending_n = 0
         self._holdoff_frames = max(1, round(holdoff_ms / 10.0))
         self._holdoff = 0
-        self._voice_run = 0
         self.realignments = 0
         """How many times the stage said the reference moved."""
         self.speex_erle_db = 0.0
@@ -225,10 +224,7 @@ class DoubleTalkBackend:
             self._speex.process(s, far_d)
         mic, out3 = _rms(near), _rms(a)
         far_on = _rms(far) > self._floor
-        # a voice lasts: a single frame AEC3 did not reduce is an echo-path hiccup
-        heard = out3 > self._floor and out3 > mic * self._detect
-        self._voice_run = self._voice_run + 1 if heard else 0
-        voice = self._voice_run >= 2
+        voice = out3 > self._floor and out3 > mic * self._detect
         pending = self._pending
         if self._holdoff:
             self._holdoff -= 1
