@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -21,3 +22,26 @@ def spec_beta() -> dict[str, Any]:
 def spec_ga() -> dict[str, Any]:
     """The GA-dialect spec (openapi-2026-08.yaml)."""
     return load_spec("ga")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """With ``REALTIME_NO_SKIPS=1`` (CI sets it) a skipped test is a failure: every skip site
+    names a resource CI installs, so a skip there means something is missing."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("REALTIME_NO_SKIPS") == "1":
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"REALTIME_NO_SKIPS=1 but the test was skipped: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """The same for a whole module skipped at import (``importorskip`` at module level)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("REALTIME_NO_SKIPS") == "1":
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"REALTIME_NO_SKIPS=1 but the module was skipped: {reason}"
