@@ -41,8 +41,13 @@ async def server():
         yield srv
 
 
-def client(srv: LocalServer) -> Any:
-    return openai.AsyncOpenAI(api_key="sk-local", base_url=srv.http_url, websocket_base_url=srv.url)
+@pytest.fixture
+async def sdk(server: LocalServer) -> Any:
+    """The SDK's client for the server, closed after the test (its HTTP pool with it)."""
+    async with openai.AsyncOpenAI(
+        api_key="sk-local", base_url=server.http_url, websocket_base_url=server.url
+    ) as client:
+        yield client
 
 
 async def drain(conn: Any, dialect: str, until: str = "response.done") -> list[Any]:
@@ -62,9 +67,9 @@ def texts(events: list[Any], kind: str) -> str:
     return "".join(e.delta for e in events if e.type == kind)
 
 
-async def test_ga_text_audio_tool_and_cancel(server):
+async def test_ga_text_audio_tool_and_cancel(server, sdk):
     """GA client.realtime: a text turn, an audio turn, a function call turn, a cancel."""
-    async with client(server).realtime.connect(model="gpt-realtime") as conn:
+    async with sdk.realtime.connect(model="gpt-realtime") as conn:
         await conn.session.update(
             session={
                 "type": "realtime",
@@ -139,9 +144,9 @@ async def test_ga_text_audio_tool_and_cancel(server):
         assert events[-1].response.status == "cancelled"
 
 
-async def test_beta_text_audio_tool_and_cancel(server):
+async def test_beta_text_audio_tool_and_cancel(server, sdk):
     """Beta client.beta.realtime: the same four turns in the beta dialect."""
-    async with client(server).beta.realtime.connect(model="gpt-4o-realtime-preview") as conn:
+    async with sdk.beta.realtime.connect(model="gpt-4o-realtime-preview") as conn:
         await conn.session.update(
             session={
                 "modalities": ["text"],
@@ -209,9 +214,9 @@ async def test_beta_text_audio_tool_and_cancel(server):
         assert events[-1].response.status == "cancelled"
 
 
-async def test_sdk_rest_audio(server):
+async def test_sdk_rest_audio(server, sdk):
     """client.audio.transcriptions and client.audio.speech against the local server."""
-    c = client(server)
+    c = sdk
     with (SAMPLES / "question.wav").open("rb") as f:
         result = await c.audio.transcriptions.create(model="whisper-1", file=f)
     assert "paris" in result.text.lower()

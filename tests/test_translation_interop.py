@@ -4,6 +4,7 @@ server: the server speaks the protocol as the official SDK expects it."""
 from __future__ import annotations
 
 import base64
+import contextlib
 from typing import Any
 
 import openai
@@ -16,10 +17,14 @@ from tests.test_translation_session import SECOND, needs_apertium, speech
 async def test_openai_sdk_translation_session() -> None:
     needs_apertium()
     pcm = await speech("Good morning, my friend.")
-    async with LocalServer(engines=shared_engines()) as server:
+    async with (
+        contextlib.AsyncExitStack() as stack,
+        LocalServer(engines=shared_engines()) as server,
+    ):
         client = openai.AsyncOpenAI(
             api_key="sk-local", base_url=server.http_url, websocket_base_url=server.url
         )
+        stack.push_async_callback(client.close)  # its HTTP pool, before the loop ends
         secret = await client.realtime.translations.client_secrets.create(
             session={"model": "gpt-realtime-translate", "audio": {"output": {"language": "es"}}}
         )
