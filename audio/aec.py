@@ -23,17 +23,21 @@ arrives before its reference). The read position then advances by the sample cou
 (cubic interpolation converts the speaker's rate to the canceller's). A block whose DAC
 time is more than 10 ms later than the previous block's end marks an output underrun: the
 device played silence there, so silence goes into the reference too
-(:attr:`EchoCanceller.gaps`); a span captured more than 10 ms later than the previous one's
-end means input samples were lost, and the reference read skips the same span. Otherwise the
-timestamps move the read position only in three
-cases: a step -- the median error of the last 310 ms departs from the long average by more
-than 15 ms (:attr:`EchoCanceller.steps`: samples lost, a gap missed); a lasting error of more
-than 30 ms averaged over about 2.5 s (:attr:`EchoCanceller.realignments`: clock drift between
-two devices, lost input samples); a jump of more than 100 ms (:attr:`EchoCanceller.resyncs`:
-a device restarted), followed at once. Each jump costs AEC3 a short re-convergence, while a
-smaller steady offset costs nothing (AEC3 finds the delay itself); PulseAudio's timestamps
-wander by +-10 ms with spikes, and rates fitted to them were off by up to 1000 ppm, so smaller
-errors are left alone.
+(:attr:`EchoCanceller.gaps`). Capture stamps are less trustworthy: PulseAudio's wander
+against the sample counts in a +-9 ms sawtooth (ramping for ~25 s, jumping back by ~18 ms)
+while the echo's delay in samples stays put, and now and then one span is stamped ~17 ms
+off. So a capture stamp is taken only within 10 ms of where the sample counts put it; one
+further off is held until the next span's stamp confirms the same offset (input samples were
+lost: the reference read skips the same span) or not (a bad stamp, ignored:
+:attr:`EchoCanceller.bad_stamps`). Otherwise the timestamps move the read position only in
+three cases: a step -- the median error of the last 310 ms departs from the long average by
+more than 25 ms (:attr:`EchoCanceller.steps`: samples lost, a gap missed; smaller steps are
+the stamps' own sawtooth); a lasting error of more than 30 ms averaged over about 2.5 s
+(:attr:`EchoCanceller.realignments`: clock drift between two devices); a jump of more than
+100 ms (:attr:`EchoCanceller.resyncs`: a device restarted), followed at once. Each move
+costs AEC3 a short re-convergence (echo leaks for a moment: enough for a false barge-in),
+while a smaller steady offset costs nothing (AEC3 finds the delay itself); rates fitted to
+PulseAudio's stamps were off by up to 1000 ppm, so smaller errors are left alone.
 
 Rates. The canceller runs at the microphone's device rate when that is one of WebRTC's
 native rates (16, 32, 48 kHz), else at 48 kHz with streaming resampling on the way in;
@@ -76,11 +80,14 @@ NATIVE_RATES = (16000, 32000, 48000)
 _MAX_REF_RATE = 96000
 _GAP_S = 0.010  # a block this much later than the previous one's end: an underrun's gap
 _MAX_GAP_S = 0.5
+_CONFIRM_S = 0.005  # a capture stamp's offset the next span's confirms within this much
 _RESYNC_S = 0.1  # an alignment error this large is a restart: follow it at once
 _REALIGN_S = 0.03  # a smoothed alignment error this large is corrected in one step
 _SMOOTH = 0.004  # per 10 ms frame: the alignment error is averaged over about 2.5 s
 _STEP_FRAMES = 31  # the median of this many frames' errors (310 ms) ...
-_STEP_S = 0.015  # ... this far from the average is a step (an underrun's gap): followed
+_STEP_S = 0.025  # ... this far from the average is a step (a gap missed): followed
+_SLEW = 0.002  # the averaged error moves at most 2 ms per second (2000 ppm): drift, not wander
+_FOLLOW_S = 1.0  # after a device discontinuity, steps and lost input are followed this long
 
 
 class Backend(Protocol):
@@ -263,7 +270,14 @@ class EchoCanceller:
         self._pending_start = 0  # canceller-rate index of _pending[0]
         self._mic_tl = DeviceTimeline(48000)
         self._mic_frames = 0
-        self._next_adc = 0.0  # the ADC time the next captured span should have
+        self._adc_base: float | None = None  # ADC time of device frame 0 (accepted stamps)
+        self._adc_held: float | None = None  # a stamp's offset awaiting confirmation (s)
+        self.discontinuities = 0
+        """Device discontinuities reported with :meth:`discontinuity`."""
+        self._follow_until = -1.0
+        self.bad_stamps = 0
+        """Capture stamps more than 10 ms off the sample counts, held for the next span's to
+        confirm (then lost input, also counted in :attr:`gaps`) or not (ignored)."""
         self._last_adc = (0.0, 0.0)  # (device index, ADC time) of the last span's first frame
         self._read_pos: float | None = None  # next reference position (reference frames)
         self._near = np.zeros(0, dtype=np.int16)
@@ -429,15 +443,9 @@ class EchoCanceller:
                 self.reference_rejected,
                 self._ref_rate,
             )
-        expected = self._next_adc
-        self._next_adc = adc_time + len(samples) / rate
-        if expected and _GAP_S < adc_time - expected < _MAX_GAP_S and self._read_pos is not None:
-            # input samples were lost: the reference read skips the same span
-            self._read_pos += (adc_time - expected) * self._ref_tl.rate
-            self.gaps += 1
         self._mic_tl.record(self._mic_frames, float(adc_time))
         self._mic_tl.update()
-        self._last_adc = (float(self._mic_frames), float(adc_time))
+        self._last_adc = (float(self._mic_frames), self._accept_adc(float(adc_time)))
         self._mic_frames += len(samples)
         self.audio_seconds += len(samples) / self.mic_rate
         x = samples if self._in_rs is None else self._in_rs.process(samples)
@@ -455,6 +463,54 @@ class EchoCanceller:
         self._pending_start += used
         self.cpu_seconds += time.thread_time() - t_cpu
         return out
+
+    def discontinuity(self) -> None:
+        """Tell the stage that a device lost or inserted samples (an xrun, an overflow).
+
+        For the next second of capture, steps in the timestamps and lost input are followed
+        (:attr:`steps`, :attr:`gaps`); at other times they are the timestamps' own wander
+        and move nothing. :class:`~audio.microphone.Microphone` calls it when its stream or
+        the speaker's reports an xrun, or its ring drops frames.
+        """
+        self.discontinuities += 1
+        self._follow_until = self.audio_seconds + _FOLLOW_S
+
+    @property
+    def _following(self) -> bool:
+        return self.audio_seconds <= self._follow_until
+
+    def _accept_adc(self, adc_time: float) -> float:
+        """The ADC time taken for the span starting at device frame :attr:`_mic_frames`.
+
+        The sample counts say where a span should start: ``base + frames / rate``. A stamp
+        within 10 ms of that is taken (and the base follows it: PulseAudio's capture stamps
+        wander by +-10 ms in a slow sawtooth the audio itself does not follow). A stamp
+        further off is held: if the next span's stamp is off by the same amount (within
+        5 ms), input samples were really lost (or the clock stepped) and the base moves --
+        a loss also skips the same span of the reference; if not, it was one bad stamp
+        (PulseAudio sends one ~17 ms early now and then), and it is ignored.
+        """
+        rate = self.mic_rate
+        frames = self._mic_frames
+        if self._adc_base is None:
+            self._adc_base = adc_time - frames / rate
+            return adc_time
+        off = adc_time - (self._adc_base + frames / rate)
+        held = self._adc_held
+        if abs(off) <= _GAP_S or abs(off) >= _MAX_GAP_S:
+            self._adc_base += off
+            self._adc_held = None
+        elif held is not None and abs(off - held) <= _CONFIRM_S:
+            self._adc_base += off
+            self._adc_held = None
+            if off > 0 and self._read_pos is not None and self._following:
+                # input samples were lost: the reference read skips the same span
+                self._read_pos += off * self._ref_tl.rate
+                self.gaps += 1
+        else:
+            self._adc_held = off
+            self.bad_stamps += 1
+        return self._adc_base + frames / rate
 
     def _capture_time(self, index: int) -> float:
         """ADC time of canceller-rate frame *index*."""
@@ -527,15 +583,16 @@ class EchoCanceller:
         The audio path's delay is constant and the timestamps are not (PulseAudio's wander
         by +-10 ms, with spikes): follow the sample counts. Two things move the read
         position: a step -- the median error of the last 310 ms departs from the long
-        average by more than 15 ms (an output underrun inserted a gap the reference never
+        average by more than 25 ms (an output underrun inserted a gap the reference never
         had) -- and a lasting error of more than 30 ms (drift, lost input samples).
         """
         if abs(error - self._error) <= _STEP_S * rate:  # spikes and steps: not averaged in
-            self._error += _SMOOTH * (error - self._error)
+            slew = _SLEW * 0.01 * rate
+            self._error += min(slew, max(-slew, _SMOOTH * (error - self._error)))
         recent = self._recent
         recent[self._recent_n % _STEP_FRAMES] = error
         self._recent_n += 1
-        if self._recent_n >= _STEP_FRAMES:
+        if self._recent_n >= _STEP_FRAMES and self._following:
             step = float(np.median(recent)) - self._error
             if abs(step) > _STEP_S * rate:
                 pos += step

@@ -126,6 +126,7 @@ class Microphone:
         self.blocksize = 0
         self.xruns = 0
         """Input overflows reported by PortAudio."""
+        self._xruns_seen = 0  # xruns + overflows + the speaker's xruns told to the canceller
         self.silence_warnings = 0
         """How many times the input stayed all zeros longer than ``silence_warning_s``."""
         self.is_silent = False
@@ -347,6 +348,10 @@ class Microphone:
         self._watch_silence(mono)
         ec = self.echo_canceller
         if ec is not None:
+            xruns = self.xruns + self.overflows + int(getattr(self.speaker, "xruns", 0))
+            if xruns != self._xruns_seen:  # samples lost or inserted: the stamps' steps count
+                self._xruns_seen = xruns
+                ec.discontinuity()
             mono = ec.process(np.ascontiguousarray(mono), self._dev_rate, self._adc.stamp_of(first))
         y = mono.copy() if self._resampler is None else self._resampler.process(mono)
         self._pending = np.concatenate((self._pending, np.asarray(y, dtype=np.float32)))

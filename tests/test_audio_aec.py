@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -86,6 +87,9 @@ def drive(
     gap: float = 0.0,
     mic_gap_at: float = float("inf"),
     mic_gap: float = 0.0,
+    mic_wander: Callable[[int, float], float] | None = None,
+    spk_wander: Callable[[int, float], float] | None = None,
+    xrun: bool = True,
 ) -> None:
     """Run a speaker and a microphone on one clock, with drift, latencies and jitter.
 
@@ -95,6 +99,10 @@ def drive(
     The microphone's samples are zeros (only the reference side is checked). From *gap_at*
     on, the speaker's samples play *gap* seconds later (an underrun inserted silence); from
     *mic_gap_at* on, the microphone's are captured *mic_gap* later (input samples lost).
+    *mic_wander(span, adc)* is added to the stamp of the microphone's span number *span*
+    (stamps that are wrong while the audio is not); *spk_wander* likewise for the speaker's
+    blocks. With *xrun*, the stage is told of a
+    discontinuity when either gap happens (as :class:`Microphone` does on an xrun).
     """
     rng = np.random.default_rng(5)
     spk_eff = spk_rate * (1 + spk_ppm * 1e-6)
@@ -111,16 +119,23 @@ def drive(
         while k_spk / spk_eff - dac_lead <= t:
             dac = k_spk / spk_eff
             if dac >= gap_at:
+                if xrun and dac - spk_block / spk_eff < gap_at:
+                    ec.discontinuity()
                 dac += gap
-            ec.on_reference(
-                chirp_ref(spk_eff, dac, spk_block), spk_rate, dac + rng.normal(0, jitter)
-            )
+            stamp = dac + rng.normal(0, jitter)
+            if spk_wander is not None:
+                stamp += spk_wander(k_spk // spk_block, dac)
+            ec.on_reference(chirp_ref(spk_eff, dac, spk_block), spk_rate, stamp)
             k_spk += spk_block
         # microphone blocks are delivered mic_latency after their last sample
         while (k_mic + mic_block) / mic_eff + mic_latency <= t:
             adc = k_mic / mic_eff
             if adc >= mic_gap_at:
+                if xrun and adc - mic_block / mic_eff < mic_gap_at:
+                    ec.discontinuity()
                 adc += mic_gap
+            if mic_wander is not None:
+                adc += mic_wander(k_mic // mic_block, adc)
             ec.process(np.zeros(mic_block, np.float32), mic_rate, adc + rng.normal(0, jitter))
             k_mic += mic_block
         t += step
@@ -283,6 +298,65 @@ def test_a_step_in_the_timestamps_is_followed() -> None:
     after = alignment(ec, backend, len(backend.far) - 20, 20)
     assert ec.steps == 1 and ec.gaps == 0 and ec.realignments == 0 and ec.resyncs == 0
     assert abs(after[0]) < 0.5, after
+
+
+def pulse_capture_stamps(span: int, adc: float) -> float:
+    """PulseAudio's capture stamps as measured here against the sample counts (the echo's
+    delay in samples did not move meanwhile): a sawtooth falling from +9 to -9 ms over 25 s
+    whose jump back up is split over two steps, and now and then one span stamped 17 ms
+    early or late."""
+    phase = (adc / 25.0) % 1.0
+    wander = 0.0 if phase < 0.002 else 0.009 - 0.018 * phase
+    if span % 150 == 77:
+        wander -= 0.017
+    elif span % 150 == 20:
+        wander += 0.017
+    return wander
+
+
+def test_wandering_capture_stamps_do_not_move_the_reference() -> None:
+    """Capture stamps that wander and jump (the audio does not) move nothing: no gap, no
+    step, no realignment, the alignment stays where it started; the stamps 17 ms off are
+    counted as bad (held for the next span to confirm, which it does not)."""
+    ec, made = recording_canceller()
+    drive(ec, 60.0, mic_wander=pulse_capture_stamps)
+    backend = made[0]
+    early = alignment(ec, backend, 550, 20)
+    late = alignment(ec, backend, len(backend.far) - 20, 20)
+    assert ec.gaps == ec.steps == ec.realignments == ec.resyncs == 0
+    assert ec.bad_stamps == 2 * (6000 // 150), ec.bad_stamps
+    assert abs(early[0]) < 10.0 and abs(late[0] - early[0]) <= 0.5, (early, late)
+
+
+def test_lost_input_is_followed_through_wandering_stamps() -> None:
+    ec, made = recording_canceller()
+    drive(ec, 12.0, mic_gap_at=6.0, mic_gap=0.030, mic_wander=pulse_capture_stamps)
+    backend = made[0]
+    before = alignment(ec, backend, 500, 20)
+    after = alignment(ec, backend, len(backend.far) - 20, 20, around=before[0] + 30.0)
+    assert ec.gaps == 1 and ec.steps == ec.realignments == ec.resyncs == 0
+    assert abs(after[0] - before[0] - 30.0) < 0.5, (before, after)
+
+
+@pytest.mark.parametrize("side", ["speaker", "microphone"])
+def test_a_step_with_no_xrun_is_the_stamps_own(side: str) -> None:
+    """A 30 ms step in one device's stamps with no discontinuity reported, the audio not
+    moving (PulseAudio's capture stamps jump by up to 19 ms, and by 42 ms over the first
+    seconds, while the echo's delay in samples stays put): nothing is moved."""
+    ec, made = recording_canceller()
+
+    def step(_: int, t: float) -> float:
+        return (-0.030 if side == "speaker" else 0.030) if t >= 6.0 else 0.0
+
+    if side == "speaker":
+        drive(ec, 12.0, spk_wander=step)
+    else:
+        drive(ec, 12.0, mic_wander=step)
+    backend = made[0]
+    before = alignment(ec, backend, 500, 20)
+    after = alignment(ec, backend, len(backend.far) - 20, 20)
+    assert ec.gaps == ec.steps == ec.realignments == ec.resyncs == ec.discontinuities == 0
+    assert abs(after[0] - before[0]) < 0.5, (before, after)
 
 
 def test_alignment_tolerates_timestamp_jitter() -> None:
@@ -576,6 +650,30 @@ async def test_microphone_feeds_adc_times_and_cancels(monkeypatch: pytest.Monkey
     far = np.concatenate(backend.far[20:]).astype(np.float64)
     assert np.max(np.abs(near - far)) <= 0.01 * 32768, np.max(np.abs(near - far))
     assert all(len(c) == 480 * 2 for c in chunks)
+
+
+@pytest.mark.usefixtures("fake_devices")
+async def test_microphone_tells_the_canceller_of_xruns() -> None:
+    """An input overflow, or an xrun the speaker counted, reaches the stage as a
+    discontinuity (once each): only then are steps in the stamps followed."""
+    ec, _ = recording_canceller()
+    speaker = ReferenceSpeaker()
+    speaker.xruns = 0  # type: ignore[attr-defined]
+    mic = Microphone(speaker=speaker, echo=ec, chunk_ms=20)
+    async with mic:
+        it = aiter(mic)
+        for k in range(0, 48000, 480):
+            t = 100.0 + k / 48000
+            speaker.listeners[0](np.zeros(480, np.float32), 48000, t)
+            info = SimpleNamespace(inputBufferAdcTime=t, currentTime=0.0)
+            overflow = k == 9600
+            if k == 24000:
+                speaker.xruns += 1  # type: ignore[attr-defined]
+            block = np.zeros((480, 2), np.float32)
+            mic._callback(block, 480, info, SimpleNamespace(input_overflow=overflow))
+            if k % 960 == 480:
+                await anext(it)
+    assert mic.xruns == 1 and ec.discontinuities == 2
 
 
 @pytest.mark.usefixtures("fake_devices")
