@@ -87,7 +87,7 @@ _SMOOTH = 0.004  # per 10 ms frame: the alignment error is averaged over about 2
 _STEP_FRAMES = 31  # the median of this many frames' errors (310 ms) ...
 _STEP_S = 0.025  # ... this far from the average is a step (a gap missed): followed
 _SLEW = 0.002  # the averaged error moves at most 2 ms per second (2000 ppm): drift, not wander
-_FOLLOW_S = 1.0  # after a device discontinuity, steps and lost input are followed this long
+_FOLLOW_S = 0.5  # after a device discontinuity, steps and lost input are followed this long
 
 
 class Backend(Protocol):
@@ -467,7 +467,7 @@ class EchoCanceller:
     def discontinuity(self) -> None:
         """Tell the stage that a device lost or inserted samples (an xrun, an overflow).
 
-        For the next second of capture, steps in the timestamps and lost input are followed
+        For the next 0.5 s of capture, steps in the timestamps and lost input are followed
         (:attr:`steps`, :attr:`gaps`); at other times they are the timestamps' own wander
         and move nothing. :class:`~audio.microphone.Microphone` calls it when its stream or
         the speaker's reports an xrun, or its ring drops frames.

@@ -503,7 +503,8 @@ def part_e2e(quick: bool, tmp: Path) -> dict[str, Any]:
             print(
                 f"  echo={mode}: {r['replies']} replies with only their echo on the mic: "
                 f"{r['false']} speech_started (target 0); xruns {r.get('xruns', 0)}, gaps "
-                f"{r.get('gaps', 0)}, alignment jumps {r.get('jumps', 0)}{used} "
+                f"{r.get('gaps', 0)}, alignment jumps {r.get('jumps', 0)}, capture stamps "
+                f"ignored {r.get('bad_stamps', 0)}{used} "
                 f"[load {load_average()}]"
             )
             for line in r.get("why", []):
@@ -665,6 +666,8 @@ async def _e2e(vp: Any, mode: str, replies: int, barge: int, user_wav: Path) -> 
                 out["jumps"], out["xruns"] = state()
                 ec_done = mic.echo_canceller
                 out["gaps"] = 0 if ec_done is None else ec_done.gaps
+                out["bad_stamps"] = 0 if ec_done is None else ec_done.bad_stamps
+                out["discontinuities"] = 0 if ec_done is None else ec_done.discontinuities
                 backend = getattr(ec_done, "_backend", None)
                 out["speex_ms"] = getattr(backend, "near_active_ms", None)
                 pumping.cancel()
