@@ -537,7 +537,9 @@ async def _e2e(vp: Any, mode: str, replies: int, barge: int, user_wav: Path) -> 
     out: dict[str, Any] = {"barge": []}
     try:
         async with LocalServer(port=0, warm=True) as server, Speaker() as speaker:
-            echo: Any = EchoCanceller(double_talk=True) if mode == "aec+dt" else mode
+            echo: Any = mode
+            if mode.startswith("aec"):
+                echo = EchoCanceller(double_talk=mode == "aec+dt")
             mic = Microphone(chunk_ms=20, speaker=speaker, echo=echo)
             config = SessionConfig(
                 output_modalities=["audio"],

@@ -116,6 +116,36 @@ def test_echo_only_output_is_aec3s() -> None:
     assert backend.near_active_ms <= 100.0
 
 
+def test_double_talk_is_the_default_when_libspeexdsp_is_there() -> None:
+    """``EchoCanceller()`` and the microphone's ``echo="auto"`` pair AEC3 with SpeexDSP;
+    ``double_talk=False`` is AEC3 alone."""
+    assert speex_available()
+    ec = EchoCanceller()
+    assert ec.double_talk is True
+    ec.prepare(RATE)
+    assert isinstance(ec._backend, DoubleTalkBackend)
+    alone = EchoCanceller(double_talk=False)
+    alone.prepare(RATE)
+    assert alone.double_talk is False and isinstance(alone._backend, LivekitBackend)
+
+
+def test_speex_is_used_once_it_takes_6_db_off() -> None:
+    """A voice while SpeexDSP takes 8 dB off the echo: its output is used (at 12 dB, the
+    threshold before, a user talking in the first seconds of the first reply was garbled);
+    at 3 dB it is not."""
+    n = RATE // 100
+    for gain, used in ((0.4, True), (0.7, False)):  # 8 dB, 3 dB
+        aec3, spx = Scaled(RATE, 0.001), Scaled(RATE, gain)
+        backend = DoubleTalkBackend(RATE, aec3=aec3, speex=spx)
+        rng = np.random.default_rng(4)
+        for k in range(350):
+            if k == 300:
+                aec3.gain = 1.0  # AEC3 no longer reduces: a voice
+            x = (rng.standard_normal(n) * 3000).astype(np.int16)
+            backend.process(x.copy(), x)
+        assert (backend.near_active_ms > 0.0) is used, (gain, backend.speex_erle_db)
+
+
 def test_without_libspeexdsp_the_stage_is_aec3_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     """libspeexdsp missing: double_talk is False and the canceller is AEC3 alone."""
 

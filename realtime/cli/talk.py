@@ -78,9 +78,11 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--double-talk",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="with the echo canceller: SpeexDSP takes over from AEC3 while you talk over the "
-        "reply, so your words survive (needs libspeexdsp1; see the README for its trade-off)",
+        "reply, so your words survive (the default when libspeexdsp1 is installed); "
+        "--no-double-talk: AEC3 alone",
     )
     p.add_argument("--tools", help="a Python file whose functions become tools")
     p.add_argument("--voice", default=None, help="assistant voice (e.g. alloy, marin)")
@@ -453,16 +455,16 @@ async def _converse(
     return 0
 
 
-def _echo(mode: str, double_talk: bool) -> Any:
-    """The microphone's ``echo``: the mode, or a double-talk canceller when asked for (with
+def _echo(mode: str, double_talk: bool | None) -> Any:
+    """The microphone's ``echo``: the mode, or AEC3 alone with ``--no-double-talk`` (with
     ``auto``, the gate still takes over when the canceller cannot load)."""
-    if not double_talk:
+    if double_talk is not False or mode in ("gate", "off"):
         return mode
     from audio.aec import EchoCanceller
     from audio.exceptions import EchoCancellerUnavailable
 
     try:
-        return EchoCanceller(double_talk=True)
+        return EchoCanceller(double_talk=False)
     except EchoCancellerUnavailable:
         if mode == "aec":
             raise
