@@ -1,7 +1,8 @@
 """Benchmark acoustic echo cancellation (issue 13): ERLE, convergence, double talk, CPU.
 
-Run from the repository root: ``python benchmarks/bench_aec.py`` (about 4 minutes;
-``--part synthetic|devices|e2e`` runs one part; ``--quick`` fewer cases). Needs the ``aec``
+Run from the repository root: ``python benchmarks/bench_aec.py`` (about 12 minutes;
+``--part synthetic|devices|e2e`` runs one part; ``--quick`` fewer cases; ``--stress N`` runs N
+busy processes meanwhile, a loaded machine). Needs the ``aec``
 extra (``livekit``); the devices and e2e parts need PulseAudio (as the real-device tests).
 
 1. **Synthetic echo path** at 48 kHz: the assistant's speech (``share/samples``, Piper) through
@@ -383,7 +384,7 @@ def part_devices(quick: bool, stt: Stt, tmp: Path) -> dict[str, Any]:
             )
             print(
                 f"    double talk: canceller WER {r['wer']:.2f} '{r['heard']}'; raw mic WER "
-                f"{r['raw_wer']:.2f} '{r['raw_heard']}'"
+                f"{r['raw_wer']:.2f} '{r['raw_heard']}'{r['speex']}"
             )
     finally:
         vp.stop()
@@ -470,7 +471,19 @@ async def _device_trial(
         "wer": wer(NEAR_TEXTS[0], heard),
         "raw_heard": raw_heard,
         "raw_wer": wer(NEAR_TEXTS[0], raw_heard),
+        "speex": _speex_state(ec),
     }
+
+
+def _speex_state(ec: EchoCanceller) -> str:
+    """What the double-talk backend did: SpeexDSP's delay, its echo reduction, its use."""
+    backend: Any = getattr(ec, "_backend", None)
+    if not hasattr(backend, "near_active_ms"):
+        return ""
+    return (
+        f"; SpeexDSP delay {backend.delay_ms:.0f} ms, {backend.speex_erle_db:.1f} dB off the "
+        f"echo, its output used {backend.near_active_ms:.0f} ms"
+    )
 
 
 # -- part 3 ------------------------------------------------------------------------------------
@@ -684,11 +697,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=("synthetic", "devices", "e2e", "all"), default="all")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--stress",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run N busy processes meanwhile (a loaded machine: xruns)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("espeak-ng") is None:
         print("espeak-ng is needed for the near-end voice (apt-get install espeak-ng)")
         return 2
     print(f"bench_aec: load average {load_average()}, {os.cpu_count()} CPUs")
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.stress)
+    ]
+    if hogs:
+        print(f"  with {len(hogs)} busy processes running meanwhile (--stress)")
+    try:
+        return _run(args)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
+def _run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         stt = Stt() if args.part in ("synthetic", "devices", "all") else None
