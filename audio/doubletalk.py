@@ -8,8 +8,11 @@ runs both on every 10 ms frame and outputs AEC3's result, except while the near 
 and SpeexDSP has converged: then SpeexDSP's.
 
 - **Near-end detection**: with echo only, AEC3 takes 30-40 dB off the microphone; a frame it
-  reduces by less than ``detect_db`` (above the noise floor) holds a voice. The
-  decision holds ``hang_ms`` after the last such frame; switches cross-fade over a frame.
+  reduces by less than ``detect_db`` (above the noise floor) holds a voice -- unless
+  SpeexDSP takes that frame off within ``confirm_db`` of what it takes off echo: then it was
+  echo AEC3 lost hold of for a moment (under load, one such frame let SpeexDSP's weaker
+  cancellation through and the server took it for speech). The decision holds ``hang_ms``
+  after the last such frame; switches cross-fade over a frame.
 - **Delay for SpeexDSP**: the stage aligns the reference by the devices' clocks, but what
   they do not report (a Bluetooth or PulseAudio loopback latency, the room) is left to the
   canceller. AEC3 finds it itself; SpeexDSP's filter only spans ``filter_ms``. A
@@ -140,6 +143,7 @@ class DoubleTalkBackend:
         max_delay_ms: float = 500.0,
         detect_lag_ms: float = 200.0,
         holdoff_ms: float = 1000.0,
+        confirm_db: float = 3.0,
     ) -> None:
         if aec3 is None:
             from .aec import LivekitBackend
@@ -164,6 +168,7 @@ class DoubleTalkBackend:
         self._detect = 10.0 ** (-detect_db / 20.0)
         self._hang = max(1, round(hang_ms / 10.0))
         self._min_erle = min_erle_db
+        self._confirm_db = confirm_db
         self._floor = 10.0 ** (floor_dbfs / 20.0) * 32768.0
         self._margin = margin_ms
         self._estimator = DelayEstimator(rate, max_delay_ms=max_delay_ms)
@@ -225,9 +230,13 @@ class DoubleTalkBackend:
             s[:] = self._up.process(s16)
         else:
             self._speex.process(s, far_d)
-        mic, out3 = _rms(near), _rms(a)
+        mic, out3, outs = _rms(near), _rms(a), _rms(s)
         far_on = _rms(far) > self._floor
         voice = out3 > self._floor and out3 > mic * self._detect
+        if voice and self.speex_erle_db >= self._min_erle:
+            # SpeexDSP must not take the frame off as it takes echo off: if it does, that
+            # was echo AEC3 lost hold of for a moment, and SpeexDSP's output would let it by
+            voice = outs > mic * 10.0 ** ((self._confirm_db - self.speex_erle_db) / 20.0)
         pending = self._pending
         if self._holdoff:
             self._holdoff -= 1
@@ -239,7 +248,6 @@ class DoubleTalkBackend:
         elif self._active_left:
             self._active_left -= 1
         elif far_on and mic > self._floor:  # echo only: how much does SpeexDSP take off?
-            outs = _rms(s)
             k = self._pending_n % len(pending)
             if self._pending_n >= len(pending):  # old enough: no voice followed it
                 acc = self._erle_acc

@@ -140,7 +140,7 @@ def test_speex_is_used_once_it_takes_6_db_off() -> None:
         rng = np.random.default_rng(4)
         for k in range(350):
             if k == 300:
-                aec3.gain = 1.0  # AEC3 no longer reduces: a voice
+                aec3.gain = spx.gain = 1.0  # neither reduces the frames: a voice
             x = (rng.standard_normal(n) * 3000).astype(np.int16)
             backend.process(x.copy(), x)
         assert (backend.near_active_ms > 0.0) is used, (gain, backend.speex_erle_db)
@@ -233,7 +233,8 @@ class Scaled:
 
 def test_switching_rules_and_the_holdoff_after_a_realignment() -> None:
     """Echo only (AEC3 takes 60 dB off): AEC3's output, SpeexDSP's reduction learnt (26 dB).
-    A frame AEC3 barely reduces (a voice): SpeexDSP's output. After the stage says the
+    A frame AEC3 barely reduces while SpeexDSP takes it off as echo: echo AEC3 lost hold of
+    (AEC3's output still); a frame neither reduces (a voice): SpeexDSP's. After the stage says the
     reference moved, AEC3's output only, for a second, even if it looks like a voice."""
     aec3, spx = Scaled(RATE, 0.001), Scaled(RATE, 0.05)
     backend = DoubleTalkBackend(RATE, aec3=aec3, speex=spx)
@@ -252,7 +253,10 @@ def test_switching_rules_and_the_holdoff_after_a_realignment() -> None:
     quiet = frames(300)
     assert backend.near_active_ms == 0.0 and backend.speex_erle_db == pytest.approx(26, abs=1)
     assert np.max(np.abs(quiet[-1])) <= 20  # AEC3's (scaled by 0.001)
-    aec3.gain = 1.0  # AEC3 no longer reduces: a voice
+    aec3.gain = 1.0  # AEC3 loses hold of the echo, SpeexDSP still takes it off: echo
+    frames(50)
+    assert backend.near_active_ms == 0.0
+    spx.gain = 1.0  # neither reduces the frames: a voice
     frames(50)
     assert backend.near_active_ms >= 400.0
     used = backend.near_active_ms
