@@ -24,20 +24,23 @@ arrives before its reference). The read position then advances by the sample cou
 time is more than 10 ms later than the previous block's end marks an output underrun: the
 device played silence there, so silence goes into the reference too
 (:attr:`EchoCanceller.gaps`). Capture stamps are less trustworthy: PulseAudio's wander
-against the sample counts in a +-9 ms sawtooth (ramping for ~25 s, jumping back by ~18 ms)
-while the echo's delay in samples stays put, and now and then one span is stamped ~17 ms
-off. So a capture stamp is taken only within 10 ms of where the sample counts put it; one
-further off is held until the next span's stamp confirms the same offset (input samples were
-lost: the reference read skips the same span) or not (a bad stamp, ignored:
-:attr:`EchoCanceller.bad_stamps`). Otherwise the timestamps move the read position only in
-three cases: a step -- the median error of the last 310 ms departs from the long average by
-more than 25 ms (:attr:`EchoCanceller.steps`: samples lost, a gap missed; smaller steps are
-the stamps' own sawtooth); a lasting error of more than 30 ms averaged over about 2.5 s
-(:attr:`EchoCanceller.realignments`: clock drift between two devices); a jump of more than
-100 ms (:attr:`EchoCanceller.resyncs`: a device restarted), followed at once. Each move
-costs AEC3 a short re-convergence (echo leaks for a moment: enough for a false barge-in),
-while a smaller steady offset costs nothing (AEC3 finds the delay itself); rates fitted to
-PulseAudio's stamps were off by up to 1000 ppm, so smaller errors are left alone.
+against the sample counts in a +-9 ms sawtooth (ramping for ~25 s, jumping back by ~18 ms),
+run up to 42 ms off in the first seconds, and now and then stamp one span ~17 ms off, while
+the echo's delay in samples stays put (measured against the echo itself). So a capture stamp
+is taken only within 10 ms of where the sample counts put it; one further off is held until
+the next span's stamp confirms the same offset, else it is ignored
+(:attr:`EchoCanceller.bad_stamps`). Samples are really lost or inserted only with an xrun or
+an overflow, which the devices report: :meth:`EchoCanceller.discontinuity` (the microphone
+calls it) opens 0.5 s in which a confirmed capture offset skips the same span of the
+reference (lost input, :attr:`EchoCanceller.gaps`) and a step is followed -- the median error
+of the last 310 ms departing from the long average by more than 25 ms
+(:attr:`EchoCanceller.steps`). At any time, two more cases move the read position: a lasting
+error of more than 30 ms averaged over about 2.5 s, the average slewing at most 2 ms per
+second (:attr:`EchoCanceller.realignments`: clock drift between two devices, which is slower;
+the stamps' wander is faster and never lasts), and a jump of more than 100 ms
+(:attr:`EchoCanceller.resyncs`: a device restarted), followed at once. Each move costs AEC3
+a short re-convergence (echo leaks for a moment: enough for a false barge-in), while a
+steady offset within the headroom costs nothing (AEC3 finds the delay itself).
 
 Rates. The canceller runs at the microphone's device rate when that is one of WebRTC's
 native rates (16, 32, 48 kHz), else at 48 kHz with streaming resampling on the way in;
@@ -583,8 +586,9 @@ class EchoCanceller:
         The audio path's delay is constant and the timestamps are not (PulseAudio's wander
         by +-10 ms, with spikes): follow the sample counts. Two things move the read
         position: a step -- the median error of the last 310 ms departs from the long
-        average by more than 25 ms (an output underrun inserted a gap the reference never
-        had) -- and a lasting error of more than 30 ms (drift, lost input samples).
+        average by more than 25 ms, within 0.5 s of a device discontinuity (an underrun's
+        gap missed) -- and a lasting error of more than 30 ms (drift), the average moving at
+        most 2 ms per second.
         """
         if abs(error - self._error) <= _STEP_S * rate:  # spikes and steps: not averaged in
             slew = _SLEW * 0.01 * rate
