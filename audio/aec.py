@@ -255,7 +255,7 @@ class EchoCanceller:
         self._ref_w = 0  # frames written (producer)
         self._next_dac = 0.0  # the DAC time the next block should have (producer)
         self.gaps = 0
-        self._moves = 0  # gaps + resyncs + steps + realignments at the last frame
+        self._moves = 0  # gaps + resyncs + steps + realignments + discontinuities so far
         """Gaps seen in the timestamps (> 10 ms): output underruns (silence put in the
         reference) and lost input (the reference read skips the same span)."""
         self._ref_rate = 0
@@ -529,8 +529,8 @@ class EchoCanceller:
         np.clip(frame, -32768.0, 32767.0, out=frame)
         near[:] = frame
         self._fill_reference(self._capture_time(index))
-        moves = self.gaps + self.resyncs + self.steps + self.realignments
-        if moves != self._moves:  # the reference moved: tell a backend that cares
+        moves = self.gaps + self.resyncs + self.steps + self.realignments + self.discontinuities
+        if moves != self._moves:  # the reference or the echo moved: tell a backend that cares
             self._moves = moves
             realigned = getattr(backend, "realigned", None)
             if realigned is not None:

@@ -198,9 +198,10 @@ class DoubleTalkBackend:
         self._aec3.set_stream_delay_ms(delay_ms)
 
     def realigned(self) -> None:
-        """The stage moved the reference (a gap, a step, drift): both cancellers see a new
-        echo path for a moment, which looks like a voice to the detector. AEC3 alone for
-        ``holdoff_ms`` (and no convergence tracking)."""
+        """The stage moved the reference (a gap, a step, drift) or a device reported an xrun:
+        both cancellers see a new echo path for a moment, which looks like a voice to the
+        detector, and AEC3 re-converges far faster. AEC3 alone for ``holdoff_ms`` (and no
+        convergence tracking)."""
         self._holdoff = self._holdoff_frames
         self.realignments += 1
 

@@ -264,7 +264,7 @@ def test_an_output_underrun_gap_is_followed() -> None:
 
 def test_a_backend_is_told_when_the_reference_moves() -> None:
     """A backend with ``realigned()`` (the double-talk one) is called once per move of the
-    reference (here the underrun's gap), not otherwise."""
+    reference (here the underrun's gap) and per discontinuity reported, not otherwise."""
     calls: list[int] = []
 
     class Told(RecordingBackend):
@@ -275,8 +275,11 @@ def test_a_backend_is_told_when_the_reference_moves() -> None:
     drive(ec, 3.0)
     assert calls == []
     ec = EchoCanceller(backend=Told)
-    drive(ec, 12.0, gap_at=6.0, gap=0.040)
+    drive(ec, 12.0, gap_at=6.0, gap=0.040, xrun=False)
     assert ec.gaps == 1 and len(calls) == 1 and 550 <= calls[0] <= 620  # near t = 6 s
+    ec.discontinuity()  # an xrun: the echo may have moved too
+    ec.process(np.zeros(480, np.float32), 48000, 12.5)
+    assert len(calls) == 2
 
 
 def test_lost_input_skips_the_same_reference() -> None:
