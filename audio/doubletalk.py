@@ -19,7 +19,10 @@ and SpeexDSP has converged: then SpeexDSP's.
   :class:`DelayEstimator` (GCC-PHAT between the microphone and the reference, decimated to
   8 kHz, over 1 s windows every 0.25 s while the far end talks) gives the bulk delay, and
   SpeexDSP's reference is delayed by it (less a margin).
-- **Convergence**: SpeexDSP's echo reduction is tracked on echo-only frames; below
+- **Convergence**: SpeexDSP's echo reduction is tracked on echo-only frames (known after
+  0.3 s of them, and measured afresh at the first reply after a voice -- the far end back
+  after 0.5 s of silence, the voice over -- since SpeexDSP adapts to a user's voice and may
+  lose the echo path: under load, a reply after a barge-in once went through it); below
   ``min_erle_db`` (6 dB) its output is never used. 6 dB is reached in the first seconds of
   assistant speech; waiting for 12 dB garbled a user who talked 4 s into the first reply
   (word error rate 0.42-0.77 against 0.23-0.44 at 40-250 ms, ``bench_aec.py``), while once
@@ -41,6 +44,8 @@ from .resample import StreamResampler
 __all__ = ["SPEEX_RATE", "DelayEstimator", "DoubleTalkBackend"]
 
 _EST_RATE = 8000
+_ERLE_FRAMES = 30  # SpeexDSP's echo reduction is known after this many echo-only frames
+_NEW_REPLY_FRAMES = 50  # the far end back after this much silence: a new reply
 SPEEX_RATE = 16000
 
 
@@ -183,6 +188,9 @@ class DoubleTalkBackend:
         self._active_left = 0
         self._using = False
         self._erle_acc = np.zeros(2, dtype=np.float64)  # echo-only energy: mic, speex out
+        self._erle_n = 0  # echo-only frames in it
+        self._far_quiet = 0  # frames since the far end was last heard
+        self._voice_seen = False  # a voice since SpeexDSP's echo reduction was last measured
         # echo-only frames wait this long before they count (a voice may start in them)
         self._pending = np.zeros((max(1, round(detect_lag_ms / 10.0)), 2), dtype=np.float64)
         self._pending_n = 0
@@ -233,6 +241,17 @@ class DoubleTalkBackend:
             self._speex.process(s, far_d)
         mic, out3, outs = _rms(near), _rms(a), _rms(s)
         far_on = _rms(far) > self._floor
+        if not far_on:
+            self._far_quiet += 1
+        elif self._far_quiet:
+            if self._far_quiet >= _NEW_REPLY_FRAMES and self._voice_seen and not self._active_left:
+                # a new reply after a voice: SpeexDSP may have adapted to the voice and lost
+                # the echo path, so its echo reduction is measured afresh before it is used
+                self._voice_seen = False
+                self._erle_acc[:] = 0.0
+                self._erle_n = 0
+                self.speex_erle_db = 0.0
+            self._far_quiet = 0
         voice = out3 > self._floor and out3 > mic * self._detect
         if voice and self.speex_erle_db >= self._min_erle:
             # SpeexDSP must not take the frame off as it takes echo off: if it does, that
@@ -245,6 +264,7 @@ class DoubleTalkBackend:
             self._pending_n = 0
         elif voice:
             self._active_left = self._hang
+            self._voice_seen = True
             self._pending_n = 0  # the frames before the detection may hold the voice too
         elif self._active_left:
             self._active_left -= 1
@@ -254,7 +274,10 @@ class DoubleTalkBackend:
                 acc = self._erle_acc
                 acc *= 0.95
                 acc += pending[k]
-                self.speex_erle_db = float(10.0 * np.log10((acc[0] + 1e-9) / (acc[1] + 1e-9)))
+                self._erle_n += 1
+                if self._erle_n >= _ERLE_FRAMES:
+                    ratio = (acc[0] + 1e-9) / (acc[1] + 1e-9)
+                    self.speex_erle_db = float(10.0 * np.log10(ratio))
             pending[k] = (mic * mic, outs * outs)
             self._pending_n += 1
         use = bool(self._active_left) and self.speex_erle_db >= self._min_erle

@@ -265,3 +265,35 @@ def test_switching_rules_and_the_holdoff_after_a_realignment() -> None:
     assert backend.near_active_ms == used and backend.realignments == 1
     frames(10)
     assert backend.near_active_ms > used  # the holdoff is over
+
+
+def test_the_first_reply_after_a_voice_measures_speex_afresh() -> None:
+    """SpeexDSP adapts to a user's voice and may lose the echo path: once the voice is over
+    and the far end comes back after a silence (the next reply), its echo reduction is
+    measured again before its output is used (not the figure from before the voice)."""
+    aec3, spx = Scaled(RATE, 0.001), Scaled(RATE, 0.05)
+    backend = DoubleTalkBackend(RATE, aec3=aec3, speex=spx)
+    rng = np.random.default_rng(6)
+    n = RATE // 100
+
+    def frames(count: int, far_on: bool = True) -> None:
+        for _ in range(count):
+            x = (rng.standard_normal(n) * 3000).astype(np.int16)
+            backend.process(x.copy(), x if far_on else np.zeros(n, np.int16))
+
+    frames(300)
+    assert backend.speex_erle_db == pytest.approx(26, abs=1)
+    aec3.gain = spx.gain = 1.0  # the user barges in
+    frames(50)
+    assert backend.near_active_ms >= 400.0
+    aec3.gain, spx.gain = 0.001, 0.05
+    frames(60, far_on=False)  # the reply was cut; the server thinks
+    frames(1)  # the next reply starts
+    assert backend.speex_erle_db == 0.0
+    used = backend.near_active_ms
+    aec3.gain = spx.gain = 1.0  # a voice-like frame before SpeexDSP proved itself again
+    frames(10)
+    assert backend.near_active_ms == used
+    aec3.gain, spx.gain = 0.001, 0.05
+    frames(100)  # 1 s of echo only: measured again
+    assert backend.speex_erle_db == pytest.approx(26, abs=1)
