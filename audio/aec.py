@@ -194,11 +194,12 @@ class EchoCanceller:
     """An echo-cancelling stage between a microphone and its consumer.
 
     ``EchoCanceller(headroom_ms=40.0, noise_suppression=False, auto_gain_control=False,
-    high_pass_filter=True, reference_seconds=2.0, backend=None, double_talk=True)``.
+    high_pass_filter=True, reference_seconds=2.0, backend=None, double_talk=False)``.
     *backend* is a factory ``rate -> Backend`` (default: :class:`LivekitBackend` with the
-    options given, paired with SpeexDSP for double talk unless *double_talk* is False or
-    ``libspeexdsp`` is missing: :class:`~audio.doubletalk.DoubleTalkBackend`;
-    :attr:`double_talk` says whether it is). Raises
+    options given, paired with SpeexDSP for double talk when *double_talk* is asked for and
+    ``libspeexdsp`` is there: :class:`~audio.doubletalk.DoubleTalkBackend`;
+    :attr:`double_talk` says whether it is; opt-in: under load it let echo through at the
+    start of replies, which AEC3 alone never did, see the README). Raises
     :class:`~audio.exceptions.EchoCancellerUnavailable` when the library is missing.
 
     Wiring: ``speaker.add_reference_listener(ec.on_reference, timed=True)``; then for each
@@ -215,7 +216,7 @@ class EchoCanceller:
         high_pass_filter: bool = True,
         reference_seconds: float = 2.0,
         backend: Any = None,
-        double_talk: bool = True,
+        double_talk: bool = False,
     ) -> None:
         if not 0.0 <= float(headroom_ms) <= 80.0:
             raise AudioFormatError(f"headroom_ms must be in [0, 80], got {headroom_ms!r}")

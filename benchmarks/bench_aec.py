@@ -523,7 +523,7 @@ def part_e2e(quick: bool, tmp: Path) -> dict[str, Any]:
             for line in r.get("why", []):
                 print(f"    {line}")
         n_barge = 2 if quick else 3
-        r = asyncio.run(_e2e(vp, "aec+dt", 0, n_barge, user_wav))  # the default canceller
+        r = asyncio.run(_e2e(vp, "aec", 0, n_barge, user_wav))  # the default canceller
         results["barge"] = r
         for b in r["barge"]:
             print(

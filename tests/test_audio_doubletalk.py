@@ -116,17 +116,17 @@ def test_echo_only_output_is_aec3s() -> None:
     assert backend.near_active_ms <= 100.0
 
 
-def test_double_talk_is_the_default_when_libspeexdsp_is_there() -> None:
-    """``EchoCanceller()`` and the microphone's ``echo="auto"`` pair AEC3 with SpeexDSP;
-    ``double_talk=False`` is AEC3 alone."""
+def test_double_talk_is_asked_for() -> None:
+    """``EchoCanceller()`` (what the microphone's ``echo="auto"`` builds) is AEC3 alone;
+    ``double_talk=True`` pairs it with SpeexDSP."""
     assert speex_available()
     ec = EchoCanceller()
-    assert ec.double_talk is True
+    assert ec.double_talk is False
     ec.prepare(RATE)
-    assert isinstance(ec._backend, DoubleTalkBackend)
-    alone = EchoCanceller(double_talk=False)
-    alone.prepare(RATE)
-    assert alone.double_talk is False and isinstance(alone._backend, LivekitBackend)
+    assert isinstance(ec._backend, LivekitBackend)
+    both = EchoCanceller(double_talk=True)
+    both.prepare(RATE)
+    assert both.double_talk is True and isinstance(both._backend, DoubleTalkBackend)
 
 
 def test_speex_is_used_once_it_takes_6_db_off() -> None:

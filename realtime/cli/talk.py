@@ -81,8 +81,8 @@ def add_parser(sub: Any) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="with the echo canceller: SpeexDSP takes over from AEC3 while you talk over the "
-        "reply, so your words survive (the default when libspeexdsp1 is installed); "
-        "--no-double-talk: AEC3 alone",
+        "reply, so your words survive (needs libspeexdsp1; see the README for its trade-off); "
+        "--no-double-talk (the default): AEC3 alone",
     )
     p.add_argument("--tools", help="a Python file whose functions become tools")
     p.add_argument("--voice", default=None, help="assistant voice (e.g. alloy, marin)")
@@ -456,15 +456,15 @@ async def _converse(
 
 
 def _echo(mode: str, double_talk: bool | None) -> Any:
-    """The microphone's ``echo``: the mode, or AEC3 alone with ``--no-double-talk`` (with
+    """The microphone's ``echo``: the mode, or a double-talk canceller when asked for (with
     ``auto``, the gate still takes over when the canceller cannot load)."""
-    if double_talk is not False or mode in ("gate", "off"):
+    if not double_talk or mode in ("gate", "off"):
         return mode
     from audio.aec import EchoCanceller
     from audio.exceptions import EchoCancellerUnavailable
 
     try:
-        return EchoCanceller(double_talk=False)
+        return EchoCanceller(double_talk=True)
     except EchoCancellerUnavailable:
         if mode == "aec":
             raise
