@@ -256,9 +256,9 @@ class EchoCanceller:
         self._ref_w = 0  # frames written (producer)
         self._next_dac = 0.0  # the DAC time the next block should have (producer)
         self.gaps = 0
-        self._moves = 0  # gaps + resyncs + steps + realignments + discontinuities so far
         """Gaps seen in the timestamps (> 10 ms): output underruns (silence put in the
         reference) and lost input (the reference read skips the same span)."""
+        self._moves = 0  # gaps + resyncs + steps + realignments + discontinuities so far
         self._ref_rate = 0
         self._ref_tl = DeviceTimeline(48000)
         self.reference_rejected = 0

@@ -157,7 +157,8 @@ class DoubleTalkBackend:
         if speex is None:
             from .speex import SpeexBackend
 
-            # 16 kHz: it converges far faster than at 48; 200 ms: the bulk delay is taken out
+            # 16 kHz: it converges far faster than at 48; 300 ms: the room's tail (the bulk
+            # delay is taken out by the delay estimator)
             speex = SpeexBackend(SPEEX_RATE, filter_ms=300.0)
         self.rate = rate
         srate = int(speex.rate)

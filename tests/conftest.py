@@ -29,19 +29,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """With ``REALTIME_NO_SKIPS=1`` (CI sets it) a skipped test is a failure: every skip site
     names a resource CI installs, so a skip there means something is missing."""
     outcome = yield
-    report = outcome.get_result()
-    if report.skipped and os.environ.get("REALTIME_NO_SKIPS") == "1":
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
-        report.outcome = "failed"
-        report.longrepr = f"REALTIME_NO_SKIPS=1 but the test was skipped: {reason}"
+    _fail_if_skipped(outcome.get_result(), "test")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_make_collect_report(collector: pytest.Collector) -> Any:
     """The same for a whole module skipped at import (``importorskip`` at module level)."""
     outcome = yield
-    report = outcome.get_result()
+    _fail_if_skipped(outcome.get_result(), "module")
+
+
+def _fail_if_skipped(report: pytest.TestReport | pytest.CollectReport, what: str) -> None:
     if report.skipped and os.environ.get("REALTIME_NO_SKIPS") == "1":
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
-        report.longrepr = f"REALTIME_NO_SKIPS=1 but the module was skipped: {reason}"
+        report.longrepr = f"REALTIME_NO_SKIPS=1 but the {what} was skipped: {reason}"
